@@ -1,0 +1,54 @@
+"""One error hierarchy for the whole product; the API and CLI map these to 4xx/exit codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class IdrError(Exception):
+    """Base class. ``status`` is the HTTP status the API answers with."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.details = details
+
+
+class ConfigError(IdrError):
+    """Bad configuration (YAML or API); names the offending field."""
+
+    status = 422
+    code = "invalid_config"
+
+    def __init__(self, message: str, *, field: str | None = None, errors: list[dict[str, str]] | None = None):
+        super().__init__(message, field=field, details=errors)
+        self.errors = errors or ([{"field": field, "message": message}] if field else [])
+
+
+class NotFoundError(IdrError):
+    status = 404
+    code = "not_found"
+
+
+class ConflictError(IdrError):
+    status = 409
+    code = "conflict"
+
+
+class PipelineError(IdrError):
+    """A run failed in a stage; production tables are untouched."""
+
+    status = 500
+    code = "pipeline_failed"
+
+    def __init__(self, message: str, *, stage: str | None = None):
+        super().__init__(message)
+        self.stage = stage
+
+
+class ComponentCapExceeded(PipelineError):
+    """The component loop hit ``max_cc_rounds``: fail rather than return a wrong partition."""

@@ -1,0 +1,55 @@
+"""What a run reports back: the same object feeds run_history, metrics, CLI and API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+RunMode = Literal["FULL", "INCR"]
+RunStatus = Literal["RUNNING", "SUCCESS", "SUCCESS_WITH_WARNINGS", "FAILED", "DRY_RUN_COMPLETE"]
+
+
+@dataclass
+class StageResult:
+    name: str
+    order: int
+    started_at: datetime
+    ended_at: datetime | None = None
+    seconds: float = 0.0
+    rows_in: int = 0
+    rows_out: int = 0
+    notes: str | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    mode: RunMode
+    dry_run: bool
+    platform: str
+    started_at: datetime
+    status: RunStatus = "RUNNING"
+    ended_at: datetime | None = None
+    duration_seconds: float = 0.0
+    entities_processed: int = 0
+    edges_created: int = 0
+    edges_updated: int = 0
+    edges_removed: int = 0
+    clusters_impacted: int = 0
+    lp_iterations: int = 0
+    source_tables_processed: int = 0
+    groups_skipped: int = 0
+    values_excluded: int = 0
+    large_clusters: int = 0
+    warnings: list[str] = field(default_factory=list)
+    watermarks: dict[str, str | None] = field(default_factory=dict)
+    stages: list[StageResult] = field(default_factory=list)
+    error_message: str | None = None
+    error_stage: str | None = None
+    # per rule_id: {"edges": n, "entities_matched": n, "groups_matched": n, "groups_skipped": n}
+    rule_stats: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("SUCCESS", "SUCCESS_WITH_WARNINGS", "DRY_RUN_COMPLETE")

@@ -1,0 +1,122 @@
+"""The one interface every warehouse adapter implements.
+
+Pipeline code writes canonical SQL (DuckDB dialect, named ``$param`` placeholders)
+and never asks which platform it runs on; an adapter transpiles, binds and executes.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any, ClassVar
+
+import sqlglot
+from sqlglot import exp
+
+Params = Mapping[str, Any] | None
+
+_SAFE_TAG = re.compile(r"^[a-z0-9_]{1,40}$")
+
+
+@lru_cache(maxsize=4096)
+def _transpile(sql: str, read: str, write: str) -> tuple[str, ...]:
+    return tuple(sqlglot.transpile(sql, read=read, write=write))
+
+
+def quote_ident(name: str, dialect: str = "duckdb") -> str:
+    """Quote one identifier safely for ``dialect``."""
+    return exp.to_identifier(name, quoted=True).sql(dialect=dialect)
+
+
+class Adapter(ABC):
+    platform: ClassVar[str]
+    dialect: ClassVar[str]
+    canonical_dialect: ClassVar[str] = "duckdb"
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        self._connect = connect
+        self._conn: Any = None
+
+    # ------------------------------------------------------------ connection
+    @property
+    def conn(self) -> Any:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Adapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ SQL
+    def translate(self, sql: str) -> list[str]:
+        """Canonical SQL text -> statements for this platform."""
+        if self.dialect == self.canonical_dialect:
+            return [sql]
+        return list(_transpile(sql, self.canonical_dialect, self.dialect))
+
+    def ident(self, name: str) -> str:
+        return quote_ident(name, self.canonical_dialect)
+
+    def table(self, schema: str, name: str) -> str:
+        return f"{self.ident(schema)}.{self.ident(name)}"
+
+    def work_table(self, tag: str, name: str) -> str:
+        """A run-scoped scratch table: concurrent runs never share one."""
+        if not _SAFE_TAG.match(tag):
+            raise ValueError(f"bad work tag {tag!r}")
+        return self.table("idr_work", f"{tag}_{name}")
+
+    @abstractmethod
+    def execute(self, sql: str, params: Params = None) -> None: ...
+
+    @abstractmethod
+    def fetchall(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]: ...
+
+    def fetchone(self, sql: str, params: Params = None) -> tuple[Any, ...] | None:
+        rows = self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Params = None) -> Any:
+        row = self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    def fetch_dicts(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
+        cols, rows = self.fetch_with_columns(sql, params)
+        return [dict(zip(cols, r, strict=True)) for r in rows]
+
+    @abstractmethod
+    def fetch_with_columns(self, sql: str, params: Params = None) -> tuple[list[str], list[tuple]]: ...
+
+    def executemany(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.execute(sql, row)
+
+    @abstractmethod
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All statements inside commit together or not at all."""
+
+    # ------------------------------------------------------------ catalog
+    @abstractmethod
+    def columns(self, schema: str, table: str) -> list[str]:
+        """Column names of a table, lower-cased; [] if the table does not exist."""
+
+    def table_exists(self, schema: str, table: str) -> bool:
+        return bool(self.columns(schema, table))
+
+    @abstractmethod
+    def list_tables(self, schema: str, prefix: str = "") -> list[str]: ...
+
+    def drop_table(self, fqn: str) -> None:
+        self.execute(f"DROP TABLE IF EXISTS {fqn}")

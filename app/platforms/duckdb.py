@@ -1,0 +1,114 @@
+"""DuckDB: the embedded default and the reference every other platform must match."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from app.core.settings import Settings, get_settings
+from app.platforms.base import Adapter, Params
+
+
+def duckdb_connector(path: str, settings: Settings | None = None):
+    """A connection factory (adapters get factories, never connections)."""
+    settings = settings or get_settings()
+
+    def connect() -> duckdb.DuckDBPyConnection:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = duckdb.connect(path)
+        conn.execute("SET memory_limit = $v", {"v": settings.duckdb_memory_limit})
+        tmp = settings.duckdb_temp_directory or (f"{path}.tmp" if path != ":memory:" else None)
+        if tmp:
+            conn.execute("SET temp_directory = $v", {"v": tmp})
+        if settings.duckdb_threads:
+            conn.execute(f"SET threads = {int(settings.duckdb_threads)}")
+        conn.execute("SET preserve_insertion_order = false")
+        return conn
+
+    return connect
+
+
+class DuckDBAdapter(Adapter):
+    platform = "duckdb"
+    dialect = "duckdb"
+
+    def __init__(self, connect) -> None:
+        super().__init__(connect)
+        self._lock = threading.RLock()
+        self._tx_depth = 0
+
+    @classmethod
+    def from_path(cls, path: str, settings: Settings | None = None) -> DuckDBAdapter:
+        return cls(duckdb_connector(path, settings))
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        with self._lock:
+            self.conn.execute(sql, dict(params) if params else None)
+
+    def fetch_with_columns(self, sql: str, params: Params = None) -> tuple[list[str], list[tuple]]:
+        with self._lock:
+            cur = self.conn.execute(sql, dict(params) if params else None)
+            cols = [d[0] for d in cur.description] if cur.description else []
+            return cols, cur.fetchall()
+
+    def fetchall(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        return self.fetch_with_columns(sql, params)[1]
+
+    def executemany(self, sql, rows) -> None:
+        if not rows:
+            return
+        with self._lock:
+            self.conn.executemany(sql, [dict(r) for r in rows])
+
+    def arrow(self, sql: str, params: Params = None):
+        with self._lock:
+            return self.conn.execute(sql, dict(params) if params else None).fetch_arrow_table()
+
+    def register_arrow(self, name: str, table) -> None:
+        self.conn.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        self.conn.unregister(name)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            if self._tx_depth:
+                self._tx_depth += 1
+                try:
+                    yield
+                finally:
+                    self._tx_depth -= 1
+                return
+            self.conn.execute("BEGIN TRANSACTION")
+            self._tx_depth = 1
+            try:
+                yield
+            except BaseException:
+                self._tx_depth = 0
+                self.conn.execute("ROLLBACK")
+                raise
+            self._tx_depth = 0
+            self.conn.execute("COMMIT")
+
+    def columns(self, schema: str, table: str) -> list[str]:
+        rows = self.fetchall(
+            "SELECT lower(column_name) FROM information_schema.columns "
+            "WHERE table_schema = $s AND table_name = $t ORDER BY ordinal_position",
+            {"s": schema, "t": table},
+        )
+        return [r[0] for r in rows]
+
+    def list_tables(self, schema: str, prefix: str = "") -> list[str]:
+        rows = self.fetchall(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $s "
+            "AND starts_with(table_name, $p) ORDER BY table_name",
+            {"s": schema, "p": prefix},
+        )
+        return [r[0] for r in rows]

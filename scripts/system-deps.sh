@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# System packages the test-suite needs (installed once; a no-op when present).
+set -euo pipefail
+need=()
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+if ((${#need[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "missing system packages: ${need[*]} (install them with apt-get)" >&2
+    exit 1
+  fi
+fi

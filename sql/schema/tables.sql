@@ -1,0 +1,254 @@
+-- Canonical DDL (DuckDB dialect; transpiled for other platforms by the adapter).
+-- Every statement is idempotent. Column names of the predecessor are kept; added
+-- columns all have defaults so existing warehouses can be upgraded in place by
+-- `idr init` (missing columns are added).
+
+CREATE SCHEMA IF NOT EXISTS idr_meta;
+CREATE SCHEMA IF NOT EXISTS idr_out;
+CREATE SCHEMA IF NOT EXISTS idr_work;
+
+-- ---------------------------------------------------------------- idr_meta
+CREATE TABLE IF NOT EXISTS idr_meta.source_table (
+    table_id VARCHAR NOT NULL PRIMARY KEY,
+    table_fqn VARCHAR NOT NULL,
+    entity_type VARCHAR DEFAULT 'PERSON',
+    entity_key_expr VARCHAR NOT NULL,
+    watermark_column VARCHAR,
+    watermark_lookback_minutes INTEGER DEFAULT 0,
+    is_active BOOLEAN DEFAULT TRUE
+);
+
+CREATE TABLE IF NOT EXISTS idr_meta.source (
+    table_id VARCHAR NOT NULL PRIMARY KEY,
+    source_name VARCHAR,
+    trust_rank INTEGER DEFAULT 100,
+    is_active BOOLEAN DEFAULT TRUE
+);
+
+CREATE TABLE IF NOT EXISTS idr_meta.rule (
+    rule_id VARCHAR NOT NULL PRIMARY KEY,
+    rule_name VARCHAR,
+    is_active BOOLEAN DEFAULT TRUE,
+    priority INTEGER DEFAULT 100,
+    identifier_type VARCHAR NOT NULL,
+    canonicalize VARCHAR DEFAULT 'NONE',
+    allow_hashed BOOLEAN DEFAULT TRUE,
+    require_non_null BOOLEAN DEFAULT TRUE,
+    max_group_size INTEGER DEFAULT 10000
+);
+
+CREATE TABLE IF NOT EXISTS idr_meta.identifier_mapping (
+    table_id VARCHAR NOT NULL,
+    identifier_type VARCHAR NOT NULL,
+    identifier_value_expr VARCHAR NOT NULL,
+    is_hashed BOOLEAN DEFAULT FALSE
+);
+
+CREATE TABLE IF NOT EXISTS idr_meta.identifier_exclusion (
+    identifier_type VARCHAR NOT NULL,
+    identifier_value_pattern VARCHAR NOT NULL,
+    match_type VARCHAR DEFAULT 'EXACT',
+    reason VARCHAR,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    created_by VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS idr_meta.entity_attribute_mapping (
+    table_id VARCHAR NOT NULL,
+    attribute_name VARCHAR NOT NULL,
+    attribute_expr VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS idr_meta.survivorship_rule (
+    attribute_name VARCHAR NOT NULL PRIMARY KEY,
+    strategy VARCHAR DEFAULT 'RECENCY',
+    source_priority_list VARCHAR,
+    recency_field VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS idr_meta.run_state (
+    table_id VARCHAR NOT NULL PRIMARY KEY,
+    last_watermark_value TIMESTAMP,
+    last_run_id VARCHAR,
+    last_run_ts TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS idr_meta.config (
+    config_key VARCHAR NOT NULL PRIMARY KEY,
+    config_value VARCHAR,
+    description VARCHAR,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    updated_by VARCHAR
+);
+
+-- The next resolved_id number: ids are never reused, so the high-water mark is state
+-- that changes in the same publish transaction as membership.
+CREATE TABLE IF NOT EXISTS idr_meta.resolved_id_sequence (
+    sequence_name VARCHAR NOT NULL PRIMARY KEY,
+    next_value BIGINT NOT NULL
+);
+
+-- ---------------------------------------------------------------- idr_out (production state)
+CREATE TABLE IF NOT EXISTS idr_out.identifiers_current (
+    entity_key VARCHAR NOT NULL,
+    identifier_type VARCHAR NOT NULL,
+    identifier_value_norm VARCHAR NOT NULL,
+    updated_ts TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS idr_out.identity_edges_current (
+    rule_id VARCHAR,
+    left_entity_key VARCHAR NOT NULL,
+    right_entity_key VARCHAR NOT NULL,
+    identifier_type VARCHAR NOT NULL,
+    identifier_value_norm VARCHAR NOT NULL,
+    first_seen_ts TIMESTAMP,
+    last_seen_ts TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS idr_out.identity_resolved_membership_current (
+    entity_key VARCHAR NOT NULL PRIMARY KEY,
+    resolved_id VARCHAR NOT NULL,
+    updated_ts TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS idr_out.identity_clusters_current (
+    resolved_id VARCHAR NOT NULL PRIMARY KEY,
+    cluster_size BIGINT NOT NULL,
+    updated_ts TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS idr_out.entity_attributes_current (
+    entity_key VARCHAR NOT NULL,
+    table_id VARCHAR NOT NULL,
+    attribute_name VARCHAR NOT NULL,
+    attribute_value VARCHAR,
+    record_ts TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS idr_out.golden_profile_current (
+    resolved_id VARCHAR NOT NULL,
+    attribute_name VARCHAR NOT NULL,
+    attribute_value VARCHAR,
+    source_entity_key VARCHAR,
+    source_table_id VARCHAR,
+    strategy VARCHAR,
+    updated_ts TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS idr_out.rule_match_audit_current (
+    rule_id VARCHAR NOT NULL,
+    identifier_type VARCHAR,
+    edges BIGINT DEFAULT 0,
+    entities_matched BIGINT DEFAULT 0,
+    groups_matched BIGINT DEFAULT 0,
+    groups_skipped BIGINT DEFAULT 0,
+    last_run_id VARCHAR,
+    updated_ts TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS idr_out.skipped_identifier_groups (
+    run_id VARCHAR NOT NULL,
+    identifier_type VARCHAR,
+    identifier_value_norm VARCHAR,
+    group_size BIGINT,
+    max_allowed BIGINT,
+    sample_entity_keys VARCHAR,
+    reason VARCHAR,
+    skipped_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+
+-- ---------------------------------------------------------------- idr_out (history, audit)
+CREATE TABLE IF NOT EXISTS idr_out.run_history (
+    run_id VARCHAR NOT NULL PRIMARY KEY,
+    run_mode VARCHAR,
+    status VARCHAR,
+    started_at TIMESTAMP,
+    ended_at TIMESTAMP,
+    duration_seconds DOUBLE,
+    entities_processed BIGINT DEFAULT 0,
+    edges_created BIGINT DEFAULT 0,
+    edges_updated BIGINT DEFAULT 0,
+    clusters_impacted BIGINT DEFAULT 0,
+    lp_iterations INTEGER DEFAULT 0,
+    source_tables_processed INTEGER DEFAULT 0,
+    groups_skipped BIGINT DEFAULT 0,
+    values_excluded BIGINT DEFAULT 0,
+    large_clusters BIGINT DEFAULT 0,
+    warnings VARCHAR,
+    watermarks_json VARCHAR,
+    error_message VARCHAR,
+    error_stage VARCHAR,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    dry_run BOOLEAN DEFAULT FALSE,
+    platform VARCHAR,
+    config_fingerprint VARCHAR,
+    input_fingerprint VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS idr_out.stage_metrics (
+    run_id VARCHAR NOT NULL,
+    stage_name VARCHAR NOT NULL,
+    stage_order INTEGER,
+    started_at TIMESTAMP,
+    ended_at TIMESTAMP,
+    duration_seconds DOUBLE,
+    rows_in BIGINT,
+    rows_out BIGINT,
+    notes VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS idr_out.dry_run_results (
+    run_id VARCHAR NOT NULL,
+    entity_key VARCHAR NOT NULL,
+    current_resolved_id VARCHAR,
+    proposed_resolved_id VARCHAR,
+    change_type VARCHAR,
+    current_cluster_size INTEGER,
+    proposed_cluster_size INTEGER,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (run_id, entity_key)
+);
+
+CREATE TABLE IF NOT EXISTS idr_out.dry_run_summary (
+    run_id VARCHAR NOT NULL PRIMARY KEY,
+    total_entities INTEGER,
+    new_entities INTEGER,
+    moved_entities INTEGER,
+    merged_clusters INTEGER,
+    split_clusters INTEGER,
+    largest_proposed_cluster INTEGER,
+    edges_would_create INTEGER,
+    groups_would_skip INTEGER,
+    values_would_exclude INTEGER,
+    execution_time_seconds INTEGER,
+    created_at TIMESTAMP,
+    unchanged_entities INTEGER DEFAULT 0,
+    merged_entities INTEGER DEFAULT 0,
+    split_entities INTEGER DEFAULT 0,
+    removed_entities INTEGER DEFAULT 0,
+    run_mode VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS idr_out.dry_run_cluster_changes (
+    run_id VARCHAR NOT NULL,
+    current_resolved_id VARCHAR,
+    proposed_resolved_id VARCHAR,
+    members_moved INTEGER,
+    current_cluster_size INTEGER,
+    proposed_cluster_size INTEGER,
+    change_type VARCHAR,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS idr_out.metrics_export (
+    metric_id VARCHAR DEFAULT uuid(),
+    run_id VARCHAR,
+    metric_name VARCHAR NOT NULL,
+    metric_value DOUBLE NOT NULL,
+    metric_type VARCHAR DEFAULT 'gauge',
+    dimensions VARCHAR,
+    recorded_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    exported_at TIMESTAMP,
+    PRIMARY KEY (metric_id)
+);
