@@ -116,7 +116,8 @@ class Adapter(ABC):
         return bool(self.columns(schema, table))
 
     @abstractmethod
-    def list_tables(self, schema: str, prefix: str = "") -> list[str]: ...
+    def list_tables(self, schema: str, prefix: str = "", views: bool = False) -> list[str]:
+        """Tables (or, with ``views``, views) in ``schema`` whose name starts with ``prefix``."""
 
     def drop_table(self, fqn: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {fqn}")

@@ -105,10 +105,10 @@ class DuckDBAdapter(Adapter):
         )
         return [r[0] for r in rows]
 
-    def list_tables(self, schema: str, prefix: str = "") -> list[str]:
+    def list_tables(self, schema: str, prefix: str = "", views: bool = False) -> list[str]:
         rows = self.fetchall(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = $s "
-            "AND starts_with(table_name, $p) ORDER BY table_name",
-            {"s": schema, "p": prefix},
+            "AND starts_with(table_name, $p) AND (table_type = 'VIEW') = $v ORDER BY table_name",
+            {"s": schema, "p": prefix, "v": views},
         )
         return [r[0] for r in rows]

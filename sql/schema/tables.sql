@@ -107,13 +107,15 @@ CREATE TABLE IF NOT EXISTS idr_out.identity_edges_current (
 );
 
 CREATE TABLE IF NOT EXISTS idr_out.identity_resolved_membership_current (
-    entity_key VARCHAR NOT NULL PRIMARY KEY,
+    -- No PRIMARY KEY on the large state tables: index upkeep on millions of rows
+    -- costs more than the whole resolution; the pipeline guarantees uniqueness.
+    entity_key VARCHAR NOT NULL,
     resolved_id VARCHAR NOT NULL,
     updated_ts TIMESTAMP
 );
 
 CREATE TABLE IF NOT EXISTS idr_out.identity_clusters_current (
-    resolved_id VARCHAR NOT NULL PRIMARY KEY,
+    resolved_id VARCHAR NOT NULL,
     cluster_size BIGINT NOT NULL,
     updated_ts TIMESTAMP
 );

@@ -1,0 +1,185 @@
+"""The pipeline's stages between extraction and publish. Each returns (rows_in, rows_out)."""
+
+from __future__ import annotations
+
+from app.config.model import Canonicalize
+from app.pipeline import components
+from app.pipeline.context import RunContext
+from app.pipeline.extract import active_rules, canonical_sql, lit
+
+G = "graph"
+R = "resolve"
+
+
+def identifiers(ctx: RunContext) -> tuple[int, int]:
+    """Exclusion list (EXACT / LIKE on the normalized value) over the delta's identifiers."""
+    a = ctx.adapter
+    rules = active_rules(ctx)
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('excl_raw')} (identifier_type VARCHAR, pattern VARCHAR, match_type VARCHAR)"
+    )
+    a.executemany(
+        f"INSERT INTO {ctx.w('excl_raw')} VALUES ($t, $p, $m)",
+        [
+            {"t": x.identifier_type, "p": x.identifier_value_pattern, "m": str(x.match_type)}
+            for x in ctx.config.exclusions
+        ],
+    )
+    # EXACT patterns are canonicalized like the values they are compared with.
+    cases = " ".join(
+        f"WHEN {lit(t)} THEN {canonical_sql('pattern', r.canonicalize)}"
+        for t, r in rules.items()
+        if r.canonicalize != Canonicalize.NONE
+    )
+    v = f"CASE identifier_type {cases} ELSE pattern END" if cases else "pattern"
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('excl_norm')} AS SELECT identifier_type, pattern, match_type, {v} AS v "
+        f"FROM {ctx.w('excl_raw')}"
+    )
+    ctx.run(G, "exclusions_exact")
+    ctx.run(G, "identifiers")
+    excluded = int(a.scalar(ctx.stmt(G, "excluded_count")) or 0)
+    ctx.result.values_excluded = excluded
+    return ctx.count(ctx.w("ident_raw")), ctx.count(ctx.w("identifiers"))
+
+
+def rules_table(ctx: RunContext) -> None:
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('rules')} (identifier_type VARCHAR, rule_id VARCHAR, max_group_size BIGINT)"
+    )
+    ctx.adapter.executemany(
+        f"INSERT INTO {ctx.w('rules')} VALUES ($t, $r, $m)",
+        [{"t": t, "r": r.rule_id, "m": r.max_group_size} for t, r in active_rules(ctx).items()],
+    )
+
+
+def groups(ctx: RunContext) -> tuple[int, int]:
+    """Group members per identifier value; oversized groups are skipped and audited."""
+    rules_table(ctx)
+    if ctx.full:
+        ctx.exec(f"CREATE VIEW {ctx.w('members')} AS SELECT * FROM {ctx.w('identifiers')}")
+    else:
+        for name in ("incr_old_ident", "incr_lost", "incr_gained", "incr_values", "incr_members_old", "incr_members"):
+            ctx.run(G, name)
+        ctx.run(G, "groups_old")
+    ctx.run(G, "groups")
+    ctx.run(G, "skipped")
+    ctx.result.groups_skipped = ctx.count(ctx.w("skipped"))
+    return ctx.count(ctx.w("members")), ctx.count(ctx.w("groups"))
+
+
+def edges(ctx: RunContext) -> tuple[int, int]:
+    ctx.run(G, "edges_new")
+    n_new = ctx.count(ctx.w("edges_new"))
+    a = ctx.adapter
+    if ctx.full:
+        # Edges that already existed (same link, same value) are "updated", the rest new.
+        existing = int(
+            a.scalar(
+                f"SELECT count(*) FROM {ctx.w('edges_new')} AS n JOIN idr_out.identity_edges_current AS o "
+                "ON o.identifier_type = n.identifier_type AND o.identifier_value_norm = n.identifier_value_norm "
+                "AND o.left_entity_key = n.left_entity_key AND o.right_entity_key = n.right_entity_key"
+            )
+            or 0
+        )
+        old_total = ctx.count("idr_out.identity_edges_current")
+    else:
+        ctx.run(G, "incr_old_edges")
+        existing = int(
+            a.scalar(
+                f"SELECT count(*) FROM {ctx.w('edges_new')} AS n JOIN {ctx.w('edges_old')} AS o "
+                "ON o.identifier_type = n.identifier_type AND o.identifier_value_norm = n.identifier_value_norm "
+                "AND o.left_entity_key = n.left_entity_key AND o.right_entity_key = n.right_entity_key"
+            )
+            or 0
+        )
+        old_total = ctx.count(ctx.w("edges_old"))
+    ctx.result.edges_created = n_new - existing
+    ctx.result.edges_updated = existing
+    ctx.result.edges_removed = old_total - existing
+    _rule_stats(ctx)
+    return ctx.count(ctx.w("members")), n_new
+
+
+def _rule_stats(ctx: RunContext) -> None:
+    """Per-rule counts of this run's new state (FULL) or of its change (INCR)."""
+    a = ctx.adapter
+    stats: dict[str, dict[str, int]] = {}
+    q = (
+        "SELECT rule_id, count(*) FILTER (WHERE n >= 2 AND n <= max_group_size), "
+        "coalesce(sum(n) FILTER (WHERE n >= 2 AND n <= max_group_size), 0), "
+        "count(*) FILTER (WHERE n > max_group_size) FROM {t} GROUP BY rule_id"
+    )
+    for rule_id, matched, ents, skipped in a.fetchall(q.format(t=ctx.w("groups"))):
+        stats[rule_id] = {
+            "groups_matched": int(matched),
+            "entities_matched": int(ents),
+            "groups_skipped": int(skipped),
+            "edges": 0,
+        }
+    for rule_id, n in a.fetchall(f"SELECT rule_id, count(*) FROM {ctx.w('edges_new')} GROUP BY rule_id"):
+        stats.setdefault(rule_id, {"groups_matched": 0, "entities_matched": 0, "groups_skipped": 0, "edges": 0})
+        stats[rule_id]["edges"] = int(n)
+    if not ctx.full:
+        ctx.facts["rule_stats_old"] = {
+            rule_id: {"groups_matched": int(m), "entities_matched": int(e), "groups_skipped": int(s)}
+            for rule_id, m, e, s in a.fetchall(q.format(t=ctx.w("groups_old")))
+        }
+        ctx.facts["rule_edges_old"] = dict(
+            a.fetchall(f"SELECT rule_id, count(*) FROM {ctx.w('edges_old')} GROUP BY rule_id")
+        )
+    for r in active_rules(ctx).values():
+        stats.setdefault(r.rule_id, {"groups_matched": 0, "entities_matched": 0, "groups_skipped": 0, "edges": 0})
+    ctx.result.rule_stats = stats
+
+
+def connected_components(ctx: RunContext) -> tuple[int, int]:
+    if ctx.full:
+        ctx.run(G, "full_scope")
+        ctx.run(G, "full_nodes")
+    else:
+        ctx.run(G, "incr_broken")
+        ctx.run(G, "incr_impacted")
+        ctx.run(G, "incr_scope")
+        ctx.run(G, "incr_nodes")
+    ctx.run(G, "cc_edges")
+    if not ctx.full:
+        ctx.run(G, "incr_cc_edges_kept")
+    n_edges = ctx.count(ctx.w("cc_edges"))
+    max_rounds = int(ctx.config.settings.get("max_cc_rounds", ctx.settings.max_cc_rounds))
+    ctx.result.lp_iterations = components.sql_components(ctx, max_rounds)
+    ctx.run(G, "proposed")
+    n_comps = int(ctx.adapter.scalar(f"SELECT count(DISTINCT comp) FROM {ctx.w('proposed')}") or 0)
+    return n_edges, n_comps
+
+
+def resolve_ids(ctx: RunContext) -> tuple[int, int]:
+    """Stable ids (see README: Stable resolved ids), proposed membership and clusters."""
+    a = ctx.adapter
+    for name in ("overlap", "comps", "keep"):
+        ctx.run(R, name)
+    next_no = int(
+        a.scalar("SELECT next_value FROM idr_meta.resolved_id_sequence WHERE sequence_name = 'resolved_id'") or 1
+    )
+    ctx.run(R, "comp_ids", {"next": next_no})
+    ctx.run(R, "finalize_ids")
+    new_ids = int(a.scalar(f"SELECT count(*) FROM {ctx.w('comp_ids')} WHERE new_no IS NOT NULL") or 0)
+    ctx.facts["next_id"] = next_no + new_ids
+    ctx.facts["new_ids"] = new_ids
+    ctx.run(R, "new_membership")
+    ctx.run(R, "removed" if ctx.full else "removed_empty")
+    ctx.run(R, "changed_ids")
+    ctx.result.clusters_impacted = ctx.count(ctx.w("changed_ids"))
+    threshold = int(ctx.config.settings.get("large_cluster_threshold", "5000"))
+    # Large clusters after this run: proposed ones in scope + untouched current ones.
+    ctx.result.large_clusters = int(
+        a.scalar(
+            f"SELECT (SELECT count(*) FROM {ctx.w('comp_ids')} WHERE size > $t) + "
+            "(SELECT count(*) FROM idr_out.identity_clusters_current AS c WHERE c.cluster_size > $t "
+            f"AND c.resolved_id NOT IN (SELECT resolved_id FROM {ctx.w('comp_ids')}) "
+            f"AND c.resolved_id NOT IN (SELECT resolved_id FROM {ctx.w('changed_ids')}))",
+            {"t": threshold},
+        )
+        or 0
+    )
+    return ctx.count(ctx.w("proposed")), ctx.count(ctx.w("comp_ids"))

@@ -1,0 +1,191 @@
+-- Identifier graph stages. Canonical dialect: DuckDB. {{w.x}} = run-scoped scratch table.
+-- FULL runs: {{w.members}} is every identifier row of the new state.
+-- INCR runs: {{w.members}} is the new membership of the values the delta touched.
+
+-- name: exclusions_exact
+CREATE TABLE {{w.excl_exact}} AS
+SELECT DISTINCT identifier_type, v FROM {{w.excl_norm}} WHERE match_type = 'EXACT'
+
+-- name: identifiers
+-- The delta's identifier rows after the exclusion list (EXACT on the normalized
+-- value, LIKE on the normalized value); one row per (entity, type, value).
+CREATE TABLE {{w.identifiers}} AS
+SELECT DISTINCT r.entity_key, r.identifier_type, r.identifier_value_norm
+FROM {{w.ident_raw}} AS r
+WHERE NOT EXISTS (
+        SELECT 1 FROM {{w.excl_exact}} AS x
+        WHERE x.identifier_type = r.identifier_type AND x.v = r.identifier_value_norm)
+  AND NOT EXISTS (
+        SELECT 1 FROM {{w.excl_norm}} AS x
+        WHERE x.match_type = 'LIKE' AND x.identifier_type = r.identifier_type
+          AND r.identifier_value_norm LIKE x.pattern)
+
+-- name: excluded_count
+SELECT (SELECT count(*) FROM (SELECT DISTINCT * FROM {{w.ident_raw}})) - (SELECT count(*) FROM {{w.identifiers}})
+
+-- name: incr_old_ident
+CREATE TABLE {{w.old_ident}} AS
+SELECT c.entity_key, c.identifier_type, c.identifier_value_norm
+FROM idr_out.identifiers_current AS c
+WHERE EXISTS (SELECT 1 FROM {{w.entities}} AS e WHERE e.entity_key = c.entity_key)
+
+-- name: incr_lost
+CREATE TABLE {{w.lost}} AS
+SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.old_ident}}
+EXCEPT
+SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.identifiers}}
+
+-- name: incr_gained
+CREATE TABLE {{w.gained}} AS
+SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.identifiers}}
+EXCEPT
+SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.old_ident}}
+
+-- name: incr_values
+CREATE TABLE {{w.vals}} AS
+SELECT DISTINCT identifier_type, identifier_value_norm FROM (
+    SELECT identifier_type, identifier_value_norm FROM {{w.lost}}
+    UNION ALL
+    SELECT identifier_type, identifier_value_norm FROM {{w.gained}}) AS t
+
+-- name: incr_members_old
+CREATE TABLE {{w.members_old}} AS
+SELECT c.entity_key, c.identifier_type, c.identifier_value_norm
+FROM idr_out.identifiers_current AS c
+JOIN {{w.vals}} AS v
+  ON v.identifier_type = c.identifier_type AND v.identifier_value_norm = c.identifier_value_norm
+
+-- name: incr_members
+CREATE TABLE {{w.members}} AS
+SELECT * FROM (
+    SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.members_old}}
+    EXCEPT
+    SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.lost}}) AS kept
+UNION ALL
+SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.gained}}
+
+-- name: groups
+CREATE TABLE {{w.groups}} AS
+SELECT m.identifier_type, m.identifier_value_norm, count(*) AS n, min(m.entity_key) AS anchor,
+       r.rule_id, r.max_group_size
+FROM {{w.members}} AS m
+JOIN {{w.rules}} AS r ON r.identifier_type = m.identifier_type
+GROUP BY m.identifier_type, m.identifier_value_norm, r.rule_id, r.max_group_size
+
+-- name: groups_old
+CREATE TABLE {{w.groups_old}} AS
+SELECT m.identifier_type, m.identifier_value_norm, count(*) AS n, r.rule_id, r.max_group_size
+FROM {{w.members_old}} AS m
+JOIN {{w.rules}} AS r ON r.identifier_type = m.identifier_type
+GROUP BY m.identifier_type, m.identifier_value_norm, r.rule_id, r.max_group_size
+
+-- name: edges_new
+-- Star edges: every member links to the group's smallest key, so edges grow
+-- linearly with group size; oversized groups (max_group_size) link nothing.
+CREATE TABLE {{w.edges_new}} AS
+SELECT g.rule_id, g.anchor AS left_entity_key, m.entity_key AS right_entity_key,
+       m.identifier_type, m.identifier_value_norm
+FROM {{w.members}} AS m
+JOIN {{w.groups}} AS g
+  ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
+WHERE g.n >= 2 AND g.n <= g.max_group_size AND m.entity_key <> g.anchor
+
+-- name: skipped
+CREATE TABLE {{w.skipped}} AS
+SELECT g.identifier_type, g.identifier_value_norm, g.n AS group_size, g.max_group_size AS max_allowed,
+       array_to_string(list_slice(list(m.entity_key ORDER BY m.entity_key), 1, 5), ',') AS sample_entity_keys
+FROM {{w.groups}} AS g
+JOIN {{w.members}} AS m
+  ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
+WHERE g.n > g.max_group_size
+GROUP BY g.identifier_type, g.identifier_value_norm, g.n, g.max_group_size
+
+-- name: incr_old_edges
+CREATE TABLE {{w.edges_old}} AS
+SELECT e.* FROM idr_out.identity_edges_current AS e
+JOIN {{w.vals}} AS v
+  ON v.identifier_type = e.identifier_type AND v.identifier_value_norm = e.identifier_value_norm
+
+-- name: incr_broken
+-- Current clusters that may split: a member lost a value, or a linking value's group
+-- outgrew max_group_size. Every other impacted cluster only gains links and is
+-- contracted to one node.
+CREATE TABLE {{w.broken}} AS
+SELECT DISTINCT m.resolved_id
+FROM idr_out.identity_resolved_membership_current AS m
+WHERE m.entity_key IN (SELECT entity_key FROM {{w.lost}})
+   OR m.entity_key IN (
+        SELECT mo.entity_key
+        FROM {{w.members_old}} AS mo
+        JOIN {{w.groups_old}} AS go
+          ON go.identifier_type = mo.identifier_type AND go.identifier_value_norm = mo.identifier_value_norm
+        JOIN {{w.groups}} AS gn
+          ON gn.identifier_type = mo.identifier_type AND gn.identifier_value_norm = mo.identifier_value_norm
+        WHERE go.n >= 2 AND go.n <= go.max_group_size AND gn.n > gn.max_group_size)
+
+-- name: incr_impacted
+CREATE TABLE {{w.impacted}} AS
+SELECT DISTINCT m.resolved_id
+FROM idr_out.identity_resolved_membership_current AS m
+WHERE m.entity_key IN (
+    SELECT entity_key FROM {{w.members_old}}
+    UNION ALL
+    SELECT entity_key FROM {{w.entities}})
+
+-- name: incr_scope
+CREATE TABLE {{w.scope}} AS
+SELECT m.entity_key, m.resolved_id AS old_id, m.updated_ts AS old_ts,
+       (b.resolved_id IS NOT NULL) AS broken
+FROM idr_out.identity_resolved_membership_current AS m
+JOIN {{w.impacted}} AS i ON i.resolved_id = m.resolved_id
+LEFT JOIN {{w.broken}} AS b ON b.resolved_id = m.resolved_id
+UNION ALL
+SELECT e.entity_key, CAST(NULL AS VARCHAR), CAST(NULL AS TIMESTAMP), TRUE
+FROM {{w.entities}} AS e
+WHERE NOT EXISTS (
+    SELECT 1 FROM idr_out.identity_resolved_membership_current AS m WHERE m.entity_key = e.entity_key)
+
+-- name: full_scope
+CREATE TABLE {{w.scope}} AS
+SELECT e.entity_key, m.resolved_id AS old_id, m.updated_ts AS old_ts, TRUE AS broken
+FROM {{w.entities}} AS e
+LEFT JOIN idr_out.identity_resolved_membership_current AS m ON m.entity_key = e.entity_key
+
+-- name: full_nodes
+CREATE TABLE {{w.nodes}} AS
+SELECT entity_key, CAST(row_number() OVER () - 1 AS BIGINT) AS node FROM {{w.scope}}
+
+-- name: incr_nodes
+-- Untouched-by-removal clusters become one node each; the rest stay per entity.
+CREATE TABLE {{w.nodes}} AS
+SELECT entity_key, CAST(dense_rank() OVER (ORDER BY nkey) - 1 AS BIGINT) AS node
+FROM (SELECT entity_key,
+             CASE WHEN broken THEN 'e' || entity_key ELSE 'c' || old_id END AS nkey
+      FROM {{w.scope}}) AS t
+
+-- name: cc_edges
+CREATE TABLE {{w.cc_edges}} AS
+SELECT a.node AS u, b.node AS v
+FROM {{w.edges_new}} AS e
+JOIN {{w.nodes}} AS a ON a.entity_key = e.left_entity_key
+JOIN {{w.nodes}} AS b ON b.entity_key = e.right_entity_key
+WHERE a.node <> b.node
+
+-- name: incr_cc_edges_kept
+-- Links of clusters that may split, minus the values being re-derived.
+INSERT INTO {{w.cc_edges}}
+SELECT a.node, b.node
+FROM idr_out.identity_edges_current AS e
+JOIN {{w.scope}} AS s ON s.entity_key = e.left_entity_key AND s.broken
+JOIN {{w.nodes}} AS a ON a.entity_key = e.left_entity_key
+JOIN {{w.nodes}} AS b ON b.entity_key = e.right_entity_key
+WHERE a.node <> b.node
+  AND NOT EXISTS (
+    SELECT 1 FROM {{w.vals}} AS v
+    WHERE v.identifier_type = e.identifier_type AND v.identifier_value_norm = e.identifier_value_norm)
+
+-- name: proposed
+CREATE TABLE {{w.proposed}} AS
+SELECT n.entity_key, coalesce(l.label, -1 - n.node) AS comp
+FROM {{w.nodes}} AS n
+LEFT JOIN {{w.cc_labels}} AS l ON l.node = n.node

@@ -1,0 +1,116 @@
+-- Atomic publish of a real run. Everything here runs in ONE transaction; the inputs are
+-- work tables prepared before it, so a failure anywhere earlier leaves production as is.
+
+-- name: membership_delete
+DELETE FROM idr_out.identity_resolved_membership_current
+WHERE entity_key IN (
+    SELECT entity_key FROM {{w.membership}} WHERE old_id IS DISTINCT FROM resolved_id
+    UNION ALL
+    SELECT entity_key FROM {{w.removed}})
+
+-- name: membership_insert
+INSERT INTO idr_out.identity_resolved_membership_current (entity_key, resolved_id, updated_ts)
+SELECT entity_key, resolved_id, $now FROM {{w.membership}} WHERE old_id IS DISTINCT FROM resolved_id
+
+-- name: clusters_delete
+DELETE FROM idr_out.identity_clusters_current
+WHERE resolved_id IN (SELECT resolved_id FROM {{w.changed_ids}})
+
+-- name: clusters_insert
+INSERT INTO idr_out.identity_clusters_current (resolved_id, cluster_size, updated_ts)
+SELECT c.resolved_id, c.size, $now
+FROM {{w.comp_ids}} AS c
+WHERE c.resolved_id IN (SELECT resolved_id FROM {{w.changed_ids}})
+
+-- name: golden_delete_incr
+DELETE FROM idr_out.golden_profile_current
+WHERE resolved_id IN (SELECT resolved_id FROM {{w.comp_ids}} UNION ALL SELECT resolved_id FROM {{w.changed_ids}})
+
+-- name: golden_delete_full
+DELETE FROM idr_out.golden_profile_current
+
+-- name: golden_insert
+INSERT INTO idr_out.golden_profile_current
+    (resolved_id, attribute_name, attribute_value, source_entity_key, source_table_id, strategy, updated_ts)
+SELECT resolved_id, attribute_name, attribute_value, source_entity_key, source_table_id, strategy, $now
+FROM {{w.golden}}
+
+-- name: edges_final_full
+CREATE TABLE {{w.edges_final}} AS
+SELECT n.rule_id, n.left_entity_key, n.right_entity_key, n.identifier_type, n.identifier_value_norm,
+       coalesce(o.first_seen_ts, $now) AS first_seen_ts, CAST($now AS TIMESTAMP) AS last_seen_ts
+FROM {{w.edges_new}} AS n
+LEFT JOIN idr_out.identity_edges_current AS o
+  ON o.identifier_type = n.identifier_type AND o.identifier_value_norm = n.identifier_value_norm
+ AND o.left_entity_key = n.left_entity_key AND o.right_entity_key = n.right_entity_key
+
+-- name: edges_final_incr
+CREATE TABLE {{w.edges_final}} AS
+SELECT n.rule_id, n.left_entity_key, n.right_entity_key, n.identifier_type, n.identifier_value_norm,
+       coalesce(o.first_seen_ts, $now) AS first_seen_ts, CAST($now AS TIMESTAMP) AS last_seen_ts
+FROM {{w.edges_new}} AS n
+LEFT JOIN {{w.edges_old}} AS o
+  ON o.identifier_type = n.identifier_type AND o.identifier_value_norm = n.identifier_value_norm
+ AND o.left_entity_key = n.left_entity_key AND o.right_entity_key = n.right_entity_key
+
+-- name: edges_delete_full
+DELETE FROM idr_out.identity_edges_current
+
+-- name: edges_delete_incr
+DELETE FROM idr_out.identity_edges_current AS e
+WHERE EXISTS (
+    SELECT 1 FROM {{w.vals}} AS v
+    WHERE v.identifier_type = e.identifier_type AND v.identifier_value_norm = e.identifier_value_norm)
+
+-- name: edges_insert
+INSERT INTO idr_out.identity_edges_current
+    (rule_id, left_entity_key, right_entity_key, identifier_type, identifier_value_norm, first_seen_ts, last_seen_ts)
+SELECT rule_id, left_entity_key, right_entity_key, identifier_type, identifier_value_norm, first_seen_ts, last_seen_ts
+FROM {{w.edges_final}}
+
+-- name: identifiers_delete_full
+DELETE FROM idr_out.identifiers_current
+
+-- name: identifiers_insert_full
+INSERT INTO idr_out.identifiers_current (entity_key, identifier_type, identifier_value_norm, updated_ts)
+SELECT entity_key, identifier_type, identifier_value_norm, $now FROM {{w.identifiers}}
+
+-- name: identifiers_delete_incr
+DELETE FROM idr_out.identifiers_current AS c
+WHERE EXISTS (
+    SELECT 1 FROM {{w.lost}} AS l
+    WHERE l.entity_key = c.entity_key AND l.identifier_type = c.identifier_type
+      AND l.identifier_value_norm = c.identifier_value_norm)
+
+-- name: identifiers_insert_incr
+INSERT INTO idr_out.identifiers_current (entity_key, identifier_type, identifier_value_norm, updated_ts)
+SELECT entity_key, identifier_type, identifier_value_norm, $now FROM {{w.gained}}
+
+-- name: attributes_delete_full
+DELETE FROM idr_out.entity_attributes_current
+
+-- name: attributes_delete_incr
+DELETE FROM idr_out.entity_attributes_current AS c
+WHERE EXISTS (SELECT 1 FROM {{w.entities}} AS e WHERE e.entity_key = c.entity_key)
+
+-- name: attributes_insert
+INSERT INTO idr_out.entity_attributes_current (entity_key, table_id, attribute_name, attribute_value, record_ts)
+SELECT entity_key, table_id, attribute_name, attribute_value, record_ts FROM {{w.attributes}}
+
+
+-- name: skipped_insert
+INSERT INTO idr_out.skipped_identifier_groups
+    (run_id, identifier_type, identifier_value_norm, group_size, max_allowed, sample_entity_keys, reason, skipped_at)
+SELECT $run_id, identifier_type, identifier_value_norm, group_size, max_allowed, sample_entity_keys,
+       'max_group_size exceeded', $now
+FROM {{w.skipped}}
+
+-- name: sequence_update
+UPDATE idr_meta.resolved_id_sequence SET next_value = $next WHERE sequence_name = 'resolved_id'
+
+-- name: run_state_delete
+DELETE FROM idr_meta.run_state WHERE table_id = $table_id
+
+-- name: run_state_insert
+INSERT INTO idr_meta.run_state (table_id, last_watermark_value, last_run_id, last_run_ts)
+VALUES ($table_id, CAST($wm AS TIMESTAMP), $run_id, $now)

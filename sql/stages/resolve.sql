@@ -1,0 +1,77 @@
+-- Stable resolved ids, membership and cluster proposal, change detection.
+
+-- name: overlap
+CREATE TABLE {{w.overlap}} AS
+SELECT p.comp, s.old_id, count(*) AS n
+FROM {{w.proposed}} AS p
+JOIN {{w.scope}} AS s ON s.entity_key = p.entity_key
+WHERE s.old_id IS NOT NULL
+GROUP BY p.comp, s.old_id
+
+-- name: comps
+CREATE TABLE {{w.comps}} AS
+SELECT comp, min(entity_key) AS min_key, count(*) AS size
+FROM {{w.proposed}}
+GROUP BY comp
+
+-- name: keep
+-- A current cluster's id goes to the proposed cluster holding most of its members
+-- (ties: the one with the smallest member key). A proposed cluster that inherits
+-- several ids keeps the one of the largest current cluster (ties: smallest id).
+CREATE TABLE {{w.keep}} AS
+WITH heir AS (
+    SELECT o.old_id, o.comp
+    FROM {{w.overlap}} AS o
+    JOIN {{w.comps}} AS c ON c.comp = o.comp
+    QUALIFY row_number() OVER (PARTITION BY o.old_id ORDER BY o.n DESC, c.min_key) = 1
+)
+SELECT h.comp, h.old_id AS resolved_id
+FROM heir AS h
+JOIN idr_out.identity_clusters_current AS cc ON cc.resolved_id = h.old_id
+QUALIFY row_number() OVER (PARTITION BY h.comp ORDER BY cc.cluster_size DESC, h.old_id) = 1
+
+-- name: comp_ids
+-- New ids: numbered from the sequence in order of each cluster's smallest member key,
+-- so the same input always gets the same ids.
+CREATE TABLE {{w.comp_ids}} AS
+SELECT c.comp, c.size, k.resolved_id,
+       CASE WHEN k.resolved_id IS NULL
+            THEN $next + row_number() OVER (PARTITION BY k.resolved_id IS NULL ORDER BY c.min_key) - 1
+       END AS new_no
+FROM {{w.comps}} AS c
+LEFT JOIN {{w.keep}} AS k ON k.comp = c.comp
+
+-- name: finalize_ids
+UPDATE {{w.comp_ids}}
+SET resolved_id = 'R' || lpad(CAST(new_no AS VARCHAR), 11, '0')
+WHERE resolved_id IS NULL
+
+-- name: new_membership
+-- Proposed membership of the scope, with the current id beside it.
+CREATE TABLE {{w.membership}} AS
+SELECT p.entity_key, c.resolved_id, s.old_id, s.old_ts, c.size AS cluster_size
+FROM {{w.proposed}} AS p
+JOIN {{w.comp_ids}} AS c ON c.comp = p.comp
+JOIN {{w.scope}} AS s ON s.entity_key = p.entity_key
+
+-- name: removed
+-- FULL only: current members no longer present in any active source.
+CREATE TABLE {{w.removed}} AS
+SELECT m.entity_key, m.resolved_id AS old_id
+FROM idr_out.identity_resolved_membership_current AS m
+WHERE NOT EXISTS (SELECT 1 FROM {{w.entities}} AS e WHERE e.entity_key = m.entity_key)
+
+-- name: removed_empty
+CREATE TABLE {{w.removed}} (entity_key VARCHAR, old_id VARCHAR)
+
+-- name: changed_ids
+-- Every id whose member set changes: the old and new id of each moved entity, and
+-- the old id of each removed entity.
+CREATE TABLE {{w.changed_ids}} AS
+SELECT DISTINCT resolved_id FROM (
+    SELECT old_id AS resolved_id FROM {{w.membership}} WHERE old_id IS DISTINCT FROM resolved_id
+    UNION ALL
+    SELECT resolved_id FROM {{w.membership}} WHERE old_id IS DISTINCT FROM resolved_id
+    UNION ALL
+    SELECT old_id FROM {{w.removed}}) AS t
+WHERE resolved_id IS NOT NULL
