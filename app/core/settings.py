@@ -19,9 +19,7 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str = Field(
         "8GB", description="DuckDB memory_limit; larger runs spill to duckdb_temp_directory."
     )
-    duckdb_temp_directory: str | None = Field(
-        None, description="Where DuckDB spills; default: '<duckdb_path>.tmp'."
-    )
+    duckdb_temp_directory: str | None = Field(None, description="Where DuckDB spills; default: '<duckdb_path>.tmp'.")
     duckdb_threads: int | None = Field(None, description="DuckDB threads; default: all cores.")
 
     # Pipeline.

@@ -68,11 +68,13 @@ def sql_components(ctx: RunContext, max_rounds: int) -> int:
         out = f"{map_name}_f"
         if final is None:
             ctx.exec(
-                f"CREATE TABLE {ctx.w(out)} AS SELECT node, {r} * {P} + p AS label FROM {ctx.w(map_name)}"
+                f"CREATE TABLE {ctx.w(out)} AS SELECT node, CAST({r} AS BIGINT) * {P} + p AS label "
+                f"FROM {ctx.w(map_name)}"
             )
         else:
             ctx.exec(
-                f"CREATE TABLE {ctx.w(out)} AS SELECT m.node, coalesce(f.label, {r} * {P} + m.p) AS label "
+                f"CREATE TABLE {ctx.w(out)} AS SELECT m.node, "
+                f"coalesce(f.label, CAST({r} AS BIGINT) * {P} + m.p) AS label "
                 f"FROM {ctx.w(map_name)} AS m LEFT JOIN {ctx.w(final)} AS f ON f.node = m.p"
             )
             a.drop_table(ctx.w(final))

@@ -120,9 +120,7 @@ def extract(ctx: RunContext) -> tuple[int, int]:
         prev = ctx.facts["run_state"].get(src.table_id)
         newest = max([t for t in (max_ts, prev) if t is not None], default=None)
         watermarks[src.table_id] = newest.isoformat(sep=" ") if newest else None
-        ctx.exec(
-            f"INSERT INTO {ctx.w('entities')} SELECT entity_key, {lit(src.table_id)}, record_ts FROM {srct}"
-        )
+        ctx.exec(f"INSERT INTO {ctx.w('entities')} SELECT entity_key, {lit(src.table_id)}, record_ts FROM {srct}")
         for j, m in enumerate(maps):
             rule = rules[m.identifier_type]
             norm = canonical_sql(f"i{j}", rule.canonicalize)

@@ -57,24 +57,21 @@ def build_golden(ctx: RunContext) -> int:
         else "x.record_ts"
     )
     rf_join = (
-        f"LEFT JOIN {ctx.w('attr_scope')} AS rf ON rf.entity_key = x.entity_key "
-        "AND rf.attribute_name = s.recency_field"
+        f"LEFT JOIN {ctx.w('attr_scope')} AS rf ON rf.entity_key = x.entity_key AND rf.attribute_name = s.recency_field"
         if uses_recency_field
         else ""
     )
-    freq = (
-        "count(*) OVER (PARTITION BY resolved_id, attribute_name, attribute_value)" if uses_freq else "1"
-    )
+    freq = "count(*) OVER (PARTITION BY resolved_id, attribute_name, attribute_value)" if uses_freq else "1"
     ctx.exec(
         f"""
-        CREATE TABLE {ctx.w('golden')} AS
+        CREATE TABLE {ctx.w("golden")} AS
         WITH base AS (
             SELECT m.resolved_id, x.entity_key, x.table_id, x.attribute_name, x.attribute_value,
                    s.strategy, coalesce(r.src_rank, 1000000) AS src_rank, {recency} AS recency
-            FROM {ctx.w('attr_scope')} AS x
-            JOIN {ctx.w('membership')} AS m ON m.entity_key = x.entity_key
-            JOIN {ctx.w('surv')} AS s ON s.attribute_name = x.attribute_name
-            LEFT JOIN {ctx.w('src_rank')} AS r
+            FROM {ctx.w("attr_scope")} AS x
+            JOIN {ctx.w("membership")} AS m ON m.entity_key = x.entity_key
+            JOIN {ctx.w("surv")} AS s ON s.attribute_name = x.attribute_name
+            LEFT JOIN {ctx.w("src_rank")} AS r
               ON r.attribute_name = x.attribute_name AND r.table_id = x.table_id
             {rf_join}
         ), ranked AS (

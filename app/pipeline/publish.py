@@ -82,7 +82,9 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> int:
         if ctx.full:
             a.execute("DELETE FROM idr_out.rule_match_audit_current")
         for row in audit:
-            a.execute("DELETE FROM idr_out.rule_match_audit_current WHERE rule_id = $rule_id", {"rule_id": row["rule_id"]})
+            a.execute(
+                "DELETE FROM idr_out.rule_match_audit_current WHERE rule_id = $rule_id", {"rule_id": row["rule_id"]}
+            )
         a.executemany(
             "INSERT INTO idr_out.rule_match_audit_current (rule_id, identifier_type, edges, entities_matched, "
             "groups_matched, groups_skipped, last_run_id, updated_ts) VALUES "

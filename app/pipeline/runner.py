@@ -64,7 +64,14 @@ def _insert_history(adapter: Adapter, r: RunResult, fingerprint: str) -> None:
     adapter.execute(
         "INSERT INTO idr_out.run_history (run_id, run_mode, status, started_at, dry_run, platform, "
         "config_fingerprint, created_at) VALUES ($id, $mode, 'RUNNING', $ts, $dry, $platform, $fp, $ts)",
-        {"id": r.run_id, "mode": r.mode, "ts": r.started_at, "dry": r.dry_run, "platform": r.platform, "fp": fingerprint},
+        {
+            "id": r.run_id,
+            "mode": r.mode,
+            "ts": r.started_at,
+            "dry": r.dry_run,
+            "platform": r.platform,
+            "fp": fingerprint,
+        },
     )
 
 
@@ -191,7 +198,7 @@ def run_pipeline(
             result.status = "DRY_RUN_COMPLETE"
             _finish_history(adapter, result)
         else:
-            result.status = "SUCCESS_WITH_WARNINGS" if result.warnings or result.groups_skipped else "SUCCESS"
+            result.status = "SUCCESS_WITH_WARNINGS" if result.warnings else "SUCCESS"
             stage_name = "publish"
             order = len(steps) + 1
             _run_stage(
@@ -234,8 +241,15 @@ def _run_stage(ctx: RunContext, order: int, name: str, fn: Callable[[RunContext]
         raise
     except Exception as e:
         raise PipelineError(f"{type(e).__name__}: {e}", stage=name) from e
-    s = StageResult(name=name, order=order, started_at=started, ended_at=utcnow(), seconds=time.perf_counter() - t,
-                    rows_in=int(rows_in), rows_out=int(rows_out))
+    s = StageResult(
+        name=name,
+        order=order,
+        started_at=started,
+        ended_at=utcnow(),
+        seconds=time.perf_counter() - t,
+        rows_in=int(rows_in),
+        rows_out=int(rows_out),
+    )
     ctx.result.stages.append(s)
     _record_stage(ctx.adapter, ctx.run_id, s)
     if ctx.progress:

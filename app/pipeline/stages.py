@@ -15,9 +15,7 @@ def identifiers(ctx: RunContext) -> tuple[int, int]:
     """Exclusion list (EXACT / LIKE on the normalized value) over the delta's identifiers."""
     a = ctx.adapter
     rules = active_rules(ctx)
-    ctx.exec(
-        f"CREATE TABLE {ctx.w('excl_raw')} (identifier_type VARCHAR, pattern VARCHAR, match_type VARCHAR)"
-    )
+    ctx.exec(f"CREATE TABLE {ctx.w('excl_raw')} (identifier_type VARCHAR, pattern VARCHAR, match_type VARCHAR)")
     a.executemany(
         f"INSERT INTO {ctx.w('excl_raw')} VALUES ($t, $p, $m)",
         [
@@ -44,9 +42,7 @@ def identifiers(ctx: RunContext) -> tuple[int, int]:
 
 
 def rules_table(ctx: RunContext) -> None:
-    ctx.exec(
-        f"CREATE TABLE {ctx.w('rules')} (identifier_type VARCHAR, rule_id VARCHAR, max_group_size BIGINT)"
-    )
+    ctx.exec(f"CREATE TABLE {ctx.w('rules')} (identifier_type VARCHAR, rule_id VARCHAR, max_group_size BIGINT)")
     ctx.adapter.executemany(
         f"INSERT INTO {ctx.w('rules')} VALUES ($t, $r, $m)",
         [{"t": t, "r": r.rule_id, "m": r.max_group_size} for t, r in active_rules(ctx).items()],
@@ -65,6 +61,11 @@ def groups(ctx: RunContext) -> tuple[int, int]:
     ctx.run(G, "groups")
     ctx.run(G, "skipped")
     ctx.result.groups_skipped = ctx.count(ctx.w("skipped"))
+    if ctx.result.groups_skipped:
+        ctx.result.warnings.append(
+            f"{ctx.result.groups_skipped} identifier group(s) exceeded max_group_size and were skipped "
+            "(see idr_out.skipped_identifier_groups)"
+        )
     return ctx.count(ctx.w("members")), ctx.count(ctx.w("groups"))
 
 
@@ -182,4 +183,8 @@ def resolve_ids(ctx: RunContext) -> tuple[int, int]:
         )
         or 0
     )
+    if ctx.result.large_clusters:
+        ctx.result.warnings.append(
+            f"{ctx.result.large_clusters} cluster(s) larger than large_cluster_threshold={threshold}"
+        )
     return ctx.count(ctx.w("proposed")), ctx.count(ctx.w("comp_ids"))

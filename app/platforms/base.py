@@ -26,6 +26,7 @@ def _transpile(sql: str, read: str, write: str) -> tuple[str, ...]:
     return tuple(sqlglot.transpile(sql, read=read, write=write))
 
 
+@lru_cache(maxsize=8192)
 def quote_ident(name: str, dialect: str = "duckdb") -> str:
     """Quote one identifier safely for ``dialect``."""
     return exp.to_identifier(name, quoted=True).sql(dialect=dialect)

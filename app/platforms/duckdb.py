@@ -68,7 +68,10 @@ class DuckDBAdapter(Adapter):
 
     def arrow(self, sql: str, params: Params = None):
         with self._lock:
-            return self.conn.execute(sql, dict(params) if params else None).fetch_arrow_table()
+            rel = self.conn.sql(sql, params=dict(params) if params else None)
+            # duckdb 2.x renamed fetch_arrow_table -> to_arrow_table
+            fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
+            return fetch()
 
     def register_arrow(self, name: str, table) -> None:
         self.conn.register(name, table)

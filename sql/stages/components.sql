@@ -15,8 +15,8 @@ SELECT DISTINCT u, v FROM (
 
 -- name: hook
 CREATE TABLE {{w.cc_par}} AS
-SELECT (u * $a + $b) % $p AS x,
-       least((u * $a + $b) % $p, min((v * $a + $b) % $p)) AS p,
+SELECT (u * CAST($a AS BIGINT) + $b) % $p AS x,
+       least((u * CAST($a AS BIGINT) + $b) % $p, min((v * CAST($a AS BIGINT) + $b) % $p)) AS p,
        u AS node
 FROM {{w.cc_cur}}
 GROUP BY u

@@ -1,0 +1,214 @@
+"""`idr` command line: init, config, demo, run (and dry runs), metrics.
+
+For people who schedule idr from Airflow or cron: exit code 0 on success, 1 on a failed
+run, 2 on bad input; progress on a terminal, plain lines otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.core.errors import ConfigError, IdrError
+from app.core.settings import get_settings
+from app.pipeline.result import RunResult
+from app.platforms import open_adapter
+
+app = typer.Typer(help="idr: identity resolution inside your warehouse.", no_args_is_help=True)
+config_app = typer.Typer(help="Load and show the configuration (idr_meta).", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+DbOpt = Annotated[str | None, typer.Option("--db", help="DuckDB file (default: IDR_DUCKDB_PATH or idr.duckdb).")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _config_error(e: ConfigError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {e.message}")
+    for item in e.errors:
+        err.print(f"  - [bold]{item.get('field')}[/]: {item.get('message')}")
+    return typer.Exit(2)
+
+
+@app.command()
+def init(db: DbOpt = None) -> None:
+    """Create (or upgrade) the idr_meta, idr_out and idr_work schemas. Idempotent."""
+    from app.schema import init_schema
+
+    with open_adapter(db) as a:
+        changes = init_schema(a)
+    console.print(f"schema ready ({len(changes)} change(s))")
+    for c in changes:
+        console.print(f"  {c}")
+
+
+@config_app.command("apply")
+def config_apply(file: Path, db: DbOpt = None) -> None:
+    """Validate FILE (YAML or JSON) and replace the configuration in one transaction."""
+    from app.config.apply import apply_config
+    from app.config.yaml_io import load_config_file
+    from app.schema import init_schema
+
+    try:
+        doc = load_config_file(file)
+        with open_adapter(db) as a:
+            init_schema(a)
+            summary = apply_config(a, doc, actor=os.environ.get("USER", "cli"))
+    except ConfigError as e:
+        raise _config_error(e) from None
+    parts = ", ".join(f"{n} {k}" for k, n in summary.counts.items())
+    console.print(f"configuration applied: {parts}")
+
+
+@config_app.command("show")
+def config_show(
+    db: DbOpt = None,
+    fmt: Annotated[str, typer.Option("--format", help="yaml or json")] = "yaml",
+) -> None:
+    """Print the active configuration."""
+    from app.config.apply import show_config
+    from app.config.yaml_io import dump_config
+
+    with open_adapter(db) as a:
+        cfg = show_config(a)
+    if fmt == "json":
+        typer.echo(json.dumps(cfg.model_dump(mode="json", exclude_none=True), indent=2))
+    else:
+        typer.echo(dump_config(cfg), nl=False)
+
+
+@app.command()
+def demo(
+    db: DbOpt = None,
+    records: Annotated[int, typer.Option(help="Source records to generate.")] = 2000,
+    seed: int = 42,
+    force: Annotated[bool, typer.Option(help="Replace an existing database file.")] = False,
+) -> None:
+    """Create a small multi-source demo dataset and its configuration in a DuckDB file."""
+    from app.config.apply import apply_config
+    from app.demo.generator import demo_config, generate
+    from app.schema import init_schema
+
+    path = db or get_settings().duckdb_path
+    if Path(path).exists():
+        if not force:
+            raise _fail(f"{path} exists; use --force to replace it")
+        Path(path).unlink()
+        Path(path + ".wal").unlink(missing_ok=True)
+    with open_adapter(path) as a:
+        stats = generate(a, records, seed=seed)
+        init_schema(a)
+        apply_config(a, demo_config(records=records), actor="idr demo")
+    rows = {k.removeprefix("rows_"): v for k, v in stats.items() if k.startswith("rows_")}
+    console.print(f"demo data written to {path}: " + ", ".join(f"{t} {n:,}" for t, n in rows.items()))
+    console.print(f"next: idr run --mode FULL --db {path}")
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@app.command()
+def run(
+    mode: Annotated[str, typer.Option(help="FULL or INCR.", case_sensitive=False)] = "INCR",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Preview: never touches production tables.")] = False,
+    db: DbOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Run the pipeline. DRY_RUN=true in the environment also makes it a dry run."""
+    from app.pipeline.runner import run_pipeline
+
+    mode = mode.upper()
+    if mode not in ("FULL", "INCR"):
+        raise _fail(f"--mode must be FULL or INCR, not {mode!r}")
+    dry_run = dry_run or _env_flag("DRY_RUN")
+    try:
+        with open_adapter(db) as a:
+            result = _run_with_progress(lambda p: run_pipeline(a, mode, dry_run=dry_run, progress=p), quiet)
+            if result.dry_run and result.ok:
+                from app.pipeline.dryrun import render_summary
+
+                console.print(render_summary(a, result))
+            elif not quiet:
+                _print_summary(result)
+    except IdrError as e:
+        raise _fail(e.message) from None
+    if not result.ok:
+        err.print(f"[bold red]run {result.run_id} FAILED[/] in stage {result.error_stage}: {result.error_message}")
+        raise typer.Exit(1)
+
+
+def _run_with_progress(fn, quiet: bool) -> RunResult:
+    if quiet:
+        return fn(None)
+    if not sys.stdout.isatty():
+
+        def plain(stage: str, event: str) -> None:
+            if event == "start":
+                print(f"stage {stage} ...", flush=True)
+
+        return fn(plain)
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as prog:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, event: str) -> None:
+            if event == "start":
+                tasks[stage] = prog.add_task(stage, total=1)
+            else:
+                prog.update(tasks[stage], completed=1, description=f"[green]✓[/] {stage}")
+
+        return fn(update)
+
+
+def _print_summary(r: RunResult) -> None:
+    t = Table(title=f"run {r.run_id} ({r.mode}) — {r.status}", show_lines=False)
+    for col in ("stage", "seconds", "rows in", "rows out"):
+        t.add_column(col, justify="right" if col != "stage" else "left")
+    for s in r.stages:
+        t.add_row(s.name, f"{s.seconds:.3f}", f"{s.rows_in:,}", f"{s.rows_out:,}")
+    console.print(t)
+    console.print(
+        f"entities processed {r.entities_processed:,} · edges created {r.edges_created:,} "
+        f"· updated {r.edges_updated:,} · removed {r.edges_removed:,} · clusters impacted {r.clusters_impacted:,}"
+    )
+    console.print(
+        f"component rounds {r.lp_iterations} · groups skipped {r.groups_skipped:,} "
+        f"· values excluded {r.values_excluded:,} · large clusters {r.large_clusters:,} "
+        f"· {r.duration_seconds:.2f} s"
+    )
+    for w in r.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+
+
+def _mount_optional() -> None:
+    try:
+        from app.metrics.cli import metrics_app
+    except ImportError:  # pragma: no cover - metrics extra missing
+        return
+    app.add_typer(metrics_app, name="metrics")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
