@@ -135,10 +135,11 @@ def snapshot(adapter: Adapter) -> list[Metric]:
         series = latest[name]
         spec = SPECS.get(name)
         help_ = spec.help if spec else f"{name} (from idr_out.metrics_export)"
-        label_names = sorted({lk for key in series for lk, _ in key})
-        fam = GaugeMetricFamily(spec.exposed_name if spec else name, help_, labels=label_names)
+        # Label sets may differ inside a family (per-rule series next to their aggregate):
+        # an absent label is emitted as absent, not as label="".
+        fam = Metric(spec.exposed_name if spec else name, help_, "gauge")
         for _, g in sorted(series.items()):
-            fam.add_metric([g.labels.get(ln, "") for ln in label_names], g.last_value)
+            fam.add_sample(fam.name, dict(g.labels), g.last_value)
         families.append(fam)
 
     families += _cumulative_families(groups)
@@ -155,13 +156,9 @@ def _cumulative_families(groups: list[_Group]) -> list[Metric]:
             slot[_key(g.labels)] = slot.get(_key(g.labels), 0.0) + g.total
     out: list[Metric] = []
     for name in sorted(sums):
-        label_names = sorted({lk for key in sums[name] for lk, _ in key})
-        fam = CounterMetricFamily(
-            cumulative_name(name), f"Sum of {name} over all recorded runs.", labels=label_names
-        )
+        fam = Metric(cumulative_name(name), f"Sum of {name} over all recorded runs.", "counter")
         for key, value in sorted(sums[name].items()):
-            labels = dict(key)
-            fam.add_metric([labels.get(ln, "") for ln in label_names], value)
+            fam.add_sample(fam.name + "_total", dict(key), value)
         out.append(fam)
     return out
 
