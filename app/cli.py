@@ -195,6 +195,84 @@ def _print_summary(r: RunResult) -> None:
         console.print(f"[yellow]warning:[/] {w}")
 
 
+dry_app = typer.Typer(help="Review, apply and clean up dry runs.", no_args_is_help=True)
+app.add_typer(dry_app, name="dry-runs")
+
+
+@dry_app.command("list")
+def dry_list(db: DbOpt = None, limit: int = 20) -> None:
+    """The newest dry runs with their summary."""
+    with open_adapter(db) as a:
+        rows = a.fetchall(
+            "SELECT h.run_id, h.run_mode, h.status, h.started_at, s.total_entities, s.merged_clusters, "
+            "s.split_clusters FROM idr_out.run_history AS h LEFT JOIN idr_out.dry_run_summary AS s "
+            "ON s.run_id = h.run_id WHERE h.dry_run ORDER BY h.started_at DESC LIMIT $n",
+            {"n": limit},
+        )
+    t = Table(title="dry runs")
+    for col in ("run id", "mode", "status", "started", "entities", "merges", "splits"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    console.print(t)
+
+
+@dry_app.command("show")
+def dry_show(run_id: str, db: DbOpt = None) -> None:
+    """Print a dry run's summary in the console format."""
+    from app.pipeline.dryrun import get_dry_run, render_summary
+
+    try:
+        with open_adapter(db) as a:
+            info = get_dry_run(a, run_id)
+            fake = RunResult(run_id=run_id, mode=info.mode, dry_run=True, platform=a.platform,  # type: ignore[arg-type]
+                             started_at=info.started_at, status=info.status)  # type: ignore[arg-type]
+            console.print(render_summary(a, fake))
+    except IdrError as e:
+        raise _fail(e.message, 1 if e.status == 404 else 2) from None
+
+
+@dry_app.command("apply")
+def dry_apply(run_id: str, db: DbOpt = None) -> None:
+    """Publish exactly the reviewed proposal, unless its inputs changed since."""
+    from app.pipeline.dryrun import apply_dry_run
+
+    try:
+        with open_adapter(db) as a:
+            result = _run_with_progress(lambda p: apply_dry_run(a, run_id, progress=p), False)
+    except IdrError as e:
+        raise _fail(e.message, 1) from None
+    _print_summary(result)
+    if not result.ok:
+        err.print(f"[bold red]apply failed[/] in stage {result.error_stage}: {result.error_message}")
+        raise typer.Exit(1)
+
+
+@dry_app.command("delete")
+def dry_delete(run_id: str, db: DbOpt = None) -> None:
+    """Delete one dry run's results (its run_history row stays as the audit trail)."""
+    from app.pipeline.dryrun import delete_dry_run
+
+    try:
+        with open_adapter(db) as a:
+            had = delete_dry_run(a, run_id)
+    except IdrError as e:
+        raise _fail(e.message, 1) from None
+    console.print(f"dry run {run_id}: " + ("results deleted" if had else "nothing left to delete"))
+
+
+@dry_app.command("cleanup")
+def dry_cleanup(db: DbOpt = None) -> None:
+    """Delete dry-run results older than dry_run_retention_days (keeping dry_run_keep_last)."""
+    from app.pipeline.dryrun import cleanup
+
+    with open_adapter(db) as a:
+        removed = cleanup(a)
+    console.print(f"removed {len(removed)} expired dry run(s)")
+    for rid in removed:
+        console.print(f"  {rid}")
+
+
 def _mount_optional() -> None:
     try:
         from app.metrics.cli import metrics_app

@@ -107,7 +107,7 @@ def extract(ctx: RunContext) -> tuple[int, int]:
         where = [f"({key}) IS NOT NULL"]
         since = _since(ctx, src)
         if since is not None and wm:
-            where.append(f"{wm} >= {ts_lit(since)}")
+            where.append(f"{wm} > {ts_lit(since)}")  # lookback covers late arrivals
         srct = ctx.w(f"src{i}")
         # One scan per source; duplicate keys keep their latest record.
         ctx.exec(

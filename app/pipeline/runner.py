@@ -138,6 +138,7 @@ def run_pipeline(
     progress: ProgressFn | None = None,
     settings: Settings | None = None,
     run_id: str | None = None,
+    apply_of: str | None = None,
 ) -> RunResult:
     """Run FULL or INCR (optionally dry). Never raises for a pipeline failure: the
     returned result has status FAILED with the stage and message; production tables are
@@ -175,7 +176,20 @@ def run_pipeline(
         progress=progress,
     )
     ctx.facts["run_state"] = _run_state(adapter)
+    expected_fp = None
+    if apply_of:
+        from app.pipeline.dryrun import get_dry_run
+
+        expected_fp = get_dry_run(adapter, apply_of).fingerprint
     _insert_history(adapter, result, fingerprint)
+    if dry_run or apply_of:
+        from app.pipeline.dryrun import input_fingerprint
+
+        ctx.facts["input_fingerprint"] = input_fingerprint(adapter, fingerprint)
+        adapter.execute(
+            "UPDATE idr_out.run_history SET input_fingerprint = $fp, applied_dry_run_id = $d WHERE run_id = $r",
+            {"fp": json.dumps(ctx.facts["input_fingerprint"]), "d": apply_of, "r": result.run_id},
+        )
     t0 = time.perf_counter()
     stage_name = "init"
     try:
@@ -189,6 +203,12 @@ def run_pipeline(
 
             steps.append(("dry_run_diff", dryrun.write_diff))
         else:
+            if apply_of:
+                from app.pipeline.dryrun import verify_proposal
+
+                steps.append(
+                    ("apply_check", lambda c: (verify_proposal(c, apply_of, expected_fp), (0, 0))[1])
+                )
             steps.append(("publish_prepare", lambda c: (0, publish.prepare(c) or 0)))
         for order, (stage_name, fn) in enumerate(steps, start=1):
             _run_stage(ctx, order, stage_name, fn)

@@ -19,6 +19,15 @@ from sqlglot import exp
 Params = Mapping[str, Any] | None
 
 _SAFE_TAG = re.compile(r"^[a-z0-9_]{1,40}$")
+_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
+
+
+def used_params(sql: str, params: Params) -> dict[str, Any] | None:
+    """Only the ``$name`` parameters the statement uses (drivers reject extras)."""
+    if not params:
+        return None
+    names = set(_PARAM.findall(sql))
+    return {k: v for k, v in params.items() if k in names} or None
 
 
 @lru_cache(maxsize=4096)
@@ -119,6 +128,10 @@ class Adapter(ABC):
     @abstractmethod
     def list_tables(self, schema: str, prefix: str = "", views: bool = False) -> list[str]:
         """Tables (or, with ``views``, views) in ``schema`` whose name starts with ``prefix``."""
+
+    @abstractmethod
+    def table_fingerprint(self, table_fqn: str) -> str:
+        """Order-independent checksum of a table's whole content (row count + hash)."""
 
     def drop_table(self, fqn: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {fqn}")

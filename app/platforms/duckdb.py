@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 
 from app.core.settings import Settings, get_settings
-from app.platforms.base import Adapter, Params
+from app.platforms.base import Adapter, Params, used_params
 
 
 def duckdb_connector(path: str, settings: Settings | None = None):
@@ -49,11 +49,11 @@ class DuckDBAdapter(Adapter):
 
     def execute(self, sql: str, params: Params = None) -> None:
         with self._lock:
-            self.conn.execute(sql, dict(params) if params else None)
+            self.conn.execute(sql, used_params(sql, params))
 
     def fetch_with_columns(self, sql: str, params: Params = None) -> tuple[list[str], list[tuple]]:
         with self._lock:
-            cur = self.conn.execute(sql, dict(params) if params else None)
+            cur = self.conn.execute(sql, used_params(sql, params))
             cols = [d[0] for d in cur.description] if cur.description else []
             return cols, cur.fetchall()
 
@@ -64,11 +64,11 @@ class DuckDBAdapter(Adapter):
         if not rows:
             return
         with self._lock:
-            self.conn.executemany(sql, [dict(r) for r in rows])
+            self.conn.executemany(sql, [used_params(sql, r) or {} for r in rows])
 
     def arrow(self, sql: str, params: Params = None):
         with self._lock:
-            rel = self.conn.sql(sql, params=dict(params) if params else None)
+            rel = self.conn.sql(sql, params=used_params(sql, params))
             # duckdb 2.x renamed fetch_arrow_table -> to_arrow_table
             fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
             return fetch()
@@ -99,6 +99,13 @@ class DuckDBAdapter(Adapter):
                 raise
             self._tx_depth = 0
             self.conn.execute("COMMIT")
+
+    def table_fingerprint(self, table_fqn: str) -> str:
+        from app.config.validate import parse_table_fqn
+
+        fqn = parse_table_fqn(table_fqn).sql(dialect="duckdb", identify=True)
+        n, h = self.fetchone(f"SELECT count(*), sum(hash(t)) FROM {fqn} AS t") or (0, 0)
+        return f"{n}:{h}"
 
     def columns(self, schema: str, table: str) -> list[str]:
         rows = self.fetchall(

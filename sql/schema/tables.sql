@@ -185,7 +185,8 @@ CREATE TABLE IF NOT EXISTS idr_out.run_history (
     dry_run BOOLEAN DEFAULT FALSE,
     platform VARCHAR,
     config_fingerprint VARCHAR,
-    input_fingerprint VARCHAR
+    input_fingerprint VARCHAR,
+    applied_dry_run_id VARCHAR
 );
 
 CREATE TABLE IF NOT EXISTS idr_out.stage_metrics (
@@ -253,4 +254,13 @@ CREATE TABLE IF NOT EXISTS idr_out.metrics_export (
     recorded_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
     exported_at TIMESTAMP,
     PRIMARY KEY (metric_id)
+);
+
+-- Per-provider bookkeeping of pushed metrics, so no provider gets a row twice.
+CREATE TABLE IF NOT EXISTS idr_out.metrics_export_log (
+    metric_id VARCHAR NOT NULL,
+    provider VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    exported_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (metric_id, provider)
 );

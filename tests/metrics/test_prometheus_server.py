@@ -134,7 +134,9 @@ def test_real_prometheus_scrapes_and_alerts(stack):
     run_failed = [a for a in alerts if a["labels"]["alertname"] == "IDRRunFailed"]
     assert run_failed[0]["annotations"]["summary"] == "IDR run failed: run_incr_bad"
 
-    # the Grafana dashboard's queries are valid PromQL over series that exist
+    # the Grafana dashboard's queries are valid PromQL over series that exist; rate() and
+    # increase() need two samples of a series, which a loaded machine may not have yet.
+    poll(base, "count_over_time(idr_runs_total[1h]) >= 3", deadline)
     dash = json.loads((PROM_DIR.parent / "grafana" / "idr-dashboard.json").read_text())
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
     assert len(exprs) > 10

@@ -1,0 +1,315 @@
+"""Dry runs: the whole pipeline into work tables, then a diff instead of publish.
+
+Change types per entity (first that applies):
+NEW (no current membership) · REMOVED (current, but gone from the sources; FULL only) ·
+SPLIT (its current cluster's members land in several proposed clusters) · MERGED (its
+proposed cluster combines members of several current clusters) · MOVED (its id changes
+for any other reason) · UNCHANGED.
+
+Also here: review helpers (summary, changes, cluster changes), retention cleanup, delete
+and apply-what-you-reviewed, guarded by an input fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.config.store import read_config
+from app.core.errors import ConflictError, IdrError, NotFoundError
+from app.pipeline.context import RunContext, utcnow
+from app.pipeline.result import RunResult
+from app.platforms.base import Adapter
+
+D = "dryrun"
+CHANGE_TYPES = ("NEW", "MOVED", "MERGED", "SPLIT", "REMOVED", "UNCHANGED")
+DRY_RUN_TABLES = ("dry_run_results", "dry_run_summary", "dry_run_cluster_changes", "skipped_identifier_groups")
+
+
+# ----------------------------------------------------------------------------- diff phase
+def write_diff(ctx: RunContext) -> tuple[int, int]:
+    """The dry run's final stage: dry_run_results, dry_run_cluster_changes, summary."""
+    a = ctx.adapter
+    p = {"run_id": ctx.run_id, "now": ctx.now}
+    for name in ("flows", "split_old", "merged_new"):
+        ctx.run(D, name)
+    with a.transaction():  # a reviewer sees all of a dry run's rows or none
+        ctx.run(D, "results", p)
+        ctx.run(D, "cluster_changes", p)
+        ctx.run(D, "skipped_insert", p)
+        total, new, moved, merged_e, split_e, removed, unchanged = a.fetchone(ctx.stmt(D, "counts"), p) or (0,) * 7
+        merged_clusters = int(a.scalar(ctx.stmt(D, "merged_clusters")) or 0)
+        split_clusters = ctx.count(ctx.w("split_old"))
+        largest = int(a.scalar(ctx.stmt(D, "largest")) or 0)
+        r = ctx.result
+        a.execute(
+            """INSERT INTO idr_out.dry_run_summary (run_id, total_entities, new_entities, moved_entities,
+               merged_clusters, split_clusters, largest_proposed_cluster, edges_would_create, groups_would_skip,
+               values_would_exclude, execution_time_seconds, created_at, unchanged_entities, merged_entities,
+               split_entities, removed_entities, run_mode)
+               VALUES ($run_id, $total, $new, $moved, $mc, $sc, $largest, $edges, $skip, $excl, $secs, $now,
+                       $unchanged, $me, $se, $removed, $mode)""",
+            {
+                **p,
+                "total": total,
+                "new": new,
+                "moved": moved,
+                "mc": merged_clusters,
+                "sc": split_clusters,
+                "largest": largest,
+                "edges": r.edges_created,
+                "skip": r.groups_skipped,
+                "excl": r.values_excluded,
+                "secs": int(round((utcnow() - r.started_at).total_seconds())),
+                "unchanged": unchanged,
+                "me": merged_e,
+                "se": split_e,
+                "removed": removed,
+                "mode": r.mode,
+            },
+        )
+    return ctx.count(ctx.w("membership")), int(total)
+
+
+# ----------------------------------------------------------------------------- fingerprint
+def input_fingerprint(adapter: Adapter, config_fp: str) -> dict[str, Any]:
+    """What a proposal was computed from: configuration, every active source's content,
+    and production state (last real run, watermarks, id sequence)."""
+    cfg = read_config(adapter)
+    sources = {
+        s.table_id: adapter.table_fingerprint(s.table_fqn)
+        for s in sorted(cfg.sources, key=lambda s: s.table_id)
+        if s.is_active
+    }
+    state_rows = [
+        adapter.scalar(
+            "SELECT run_id FROM idr_out.run_history WHERE NOT dry_run AND status IN ('SUCCESS', "
+            "'SUCCESS_WITH_WARNINGS') ORDER BY started_at DESC LIMIT 1"
+        ),
+        sorted(map(repr, adapter.fetchall("SELECT * FROM idr_meta.run_state"))),
+        adapter.scalar("SELECT next_value FROM idr_meta.resolved_id_sequence WHERE sequence_name = 'resolved_id'"),
+        adapter.scalar("SELECT count(*) FROM idr_out.identity_resolved_membership_current"),
+    ]
+    state = hashlib.sha256(json.dumps(state_rows, default=str).encode()).hexdigest()
+    return {"config": config_fp, "sources": sources, "state": state}
+
+
+def fingerprint_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    out = []
+    if old.get("config") != new.get("config"):
+        out.append("the configuration (rules, mappings, exclusions, sources) changed")
+    old_s, new_s = old.get("sources", {}), new.get("sources", {})
+    for t in sorted(set(old_s) | set(new_s)):
+        if t not in new_s:
+            out.append(f"source {t} is no longer active")
+        elif t not in old_s:
+            out.append(f"source {t} was added")
+        elif old_s[t] != new_s[t]:
+            out.append(f"source {t} changed (rows added, updated or deleted)")
+    if old.get("state") != new.get("state"):
+        out.append("production state changed (another run was published since)")
+    return out
+
+
+# ----------------------------------------------------------------------------- review
+@dataclass
+class DryRunInfo:
+    run_id: str
+    mode: str
+    status: str
+    started_at: datetime
+    summary: dict[str, Any] | None
+    fingerprint: dict[str, Any] | None
+
+
+def get_dry_run(adapter: Adapter, run_id: str) -> DryRunInfo:
+    row = adapter.fetchone(
+        "SELECT run_id, run_mode, status, started_at, input_fingerprint FROM idr_out.run_history "
+        "WHERE run_id = $r AND dry_run",
+        {"r": run_id},
+    )
+    if row is None:
+        raise NotFoundError(f"dry run {run_id!r} not found")
+    summaries = adapter.fetch_dicts("SELECT * FROM idr_out.dry_run_summary WHERE run_id = $r", {"r": run_id})
+    return DryRunInfo(
+        run_id=row[0],
+        mode=row[1],
+        status=row[2],
+        started_at=row[3],
+        summary=summaries[0] if summaries else None,
+        fingerprint=json.loads(row[4]) if row[4] else None,
+    )
+
+
+def get_summary(adapter: Adapter, run_id: str) -> dict[str, Any]:
+    info = get_dry_run(adapter, run_id)
+    if info.summary is None:
+        raise NotFoundError(f"dry run {run_id!r} has no results (status {info.status}; deleted or failed)")
+    return info.summary
+
+
+def list_changes(
+    adapter: Adapter, run_id: str, change_type: str | None = None, cursor: str | None = None, limit: int = 100
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Keyset pagination by entity_key; returns (rows, next_cursor)."""
+    get_summary(adapter, run_id)
+    if change_type is not None and change_type not in CHANGE_TYPES:
+        raise IdrError(f"change_type must be one of {', '.join(CHANGE_TYPES)}", field="change_type")
+    rows = adapter.fetch_dicts(
+        "SELECT entity_key, current_resolved_id, proposed_resolved_id, change_type, current_cluster_size, "
+        "proposed_cluster_size FROM idr_out.dry_run_results WHERE run_id = $r "
+        "AND ($t IS NULL OR change_type = $t) AND ($c IS NULL OR entity_key > $c) "
+        "ORDER BY entity_key LIMIT $n",
+        {"r": run_id, "t": change_type, "c": cursor, "n": limit + 1},
+    )
+    nxt = rows[limit - 1]["entity_key"] if len(rows) > limit else None
+    return rows[:limit], nxt
+
+
+def list_cluster_changes(adapter: Adapter, run_id: str) -> list[dict[str, Any]]:
+    get_summary(adapter, run_id)
+    return adapter.fetch_dicts(
+        "SELECT current_resolved_id, proposed_resolved_id, members_moved, current_cluster_size, "
+        "proposed_cluster_size, change_type FROM idr_out.dry_run_cluster_changes WHERE run_id = $r "
+        "ORDER BY proposed_resolved_id NULLS LAST, current_resolved_id NULLS FIRST",
+        {"r": run_id},
+    )
+
+
+# ----------------------------------------------------------------------------- retention
+def _delete_rows(adapter: Adapter, run_ids: list[str]) -> None:
+    with adapter.transaction():
+        for rid in run_ids:
+            for table in DRY_RUN_TABLES:
+                adapter.execute(f"DELETE FROM {adapter.table('idr_out', table)} WHERE run_id = $r", {"r": rid})
+
+
+def delete_dry_run(adapter: Adapter, run_id: str) -> bool:
+    """Remove one dry run's results (its run_history row stays as the audit trail).
+    Refuses real runs; idempotent: False when there was nothing left to delete."""
+    info = get_dry_run(adapter, run_id)  # raises NotFound for real runs too
+    had = info.summary is not None or bool(
+        adapter.scalar("SELECT count(*) FROM idr_out.dry_run_results WHERE run_id = $r", {"r": run_id})
+    )
+    _delete_rows(adapter, [info.run_id])
+    return had
+
+
+def cleanup(adapter: Adapter, now: datetime | None = None) -> list[str]:
+    """Delete dry-run rows older than dry_run_retention_days, keeping the newest
+    dry_run_keep_last dry runs regardless of age. Returns the run ids cleaned."""
+    cfg = dict(adapter.fetchall("SELECT config_key, config_value FROM idr_meta.config"))
+    days = int(cfg.get("dry_run_retention_days") or 7)
+    keep_last = int(cfg.get("dry_run_keep_last") or 0)
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    runs = adapter.fetchall(
+        "SELECT h.run_id, h.started_at FROM idr_out.run_history AS h WHERE h.dry_run "
+        "AND EXISTS (SELECT 1 FROM idr_out.dry_run_summary AS s WHERE s.run_id = h.run_id) "
+        "ORDER BY h.started_at DESC, h.run_id DESC"
+    )
+    kept = {r[0] for r in runs[:keep_last]}
+    expired = [rid for rid, started in runs if rid not in kept and started < cutoff]
+    # Results whose summary is missing (a failed dry run's partial rows cannot exist,
+    # the diff is one transaction) are covered by the summary check above.
+    _delete_rows(adapter, expired)
+    return expired
+
+
+# ----------------------------------------------------------------------------- apply
+def apply_dry_run(adapter: Adapter, run_id: str, progress=None) -> RunResult:
+    """Publish exactly the reviewed proposal as a real run, or refuse (409) when its
+    inputs changed. The real run recomputes deterministically from identical inputs and
+    is checked against the stored proposal before anything is published."""
+    from app.pipeline.runner import run_pipeline
+
+    info = get_dry_run(adapter, run_id)
+    if info.status != "DRY_RUN_COMPLETE" or info.summary is None:
+        raise ConflictError(
+            f"dry run {run_id} cannot be applied: status {info.status}, results present: {info.summary is not None}"
+        )
+    if info.fingerprint is None:
+        raise ConflictError(f"dry run {run_id} has no input fingerprint; run a new dry run")
+    # Refuse up front (nothing written); the run re-checks right before publishing.
+    from app.pipeline.runner import config_fingerprint
+
+    diffs = fingerprint_differences(
+        info.fingerprint, input_fingerprint(adapter, config_fingerprint(read_config(adapter)))
+    )
+    if diffs:
+        raise ConflictError(f"dry run {run_id} is stale: " + "; ".join(diffs))
+    result = run_pipeline(adapter, info.mode, dry_run=False, progress=progress, apply_of=run_id)
+    if result.status == "FAILED" and result.error_stage == "apply_check":
+        raise ConflictError(result.error_message or "inputs changed")
+    return result
+
+
+def verify_proposal(ctx: RunContext, dry_run_id: str, expected_fp: dict[str, Any] | None) -> None:
+    """Inside an apply run, before publish: inputs unchanged and the proposal identical."""
+    now_fp = ctx.facts["input_fingerprint"]
+    diffs = fingerprint_differences(expected_fp or {}, now_fp)
+    if diffs:
+        raise ConflictError(f"dry run {dry_run_id} is stale: " + "; ".join(diffs))
+    a = ctx.adapter
+    mismatches = int(
+        a.scalar(
+            f"""SELECT count(*) FROM (
+                SELECT entity_key, resolved_id FROM {ctx.w("membership")}
+                UNION ALL SELECT entity_key, CAST(NULL AS VARCHAR) FROM {ctx.w("removed")}
+                EXCEPT
+                SELECT entity_key, proposed_resolved_id FROM idr_out.dry_run_results WHERE run_id = $r) AS t""",
+            {"r": dry_run_id},
+        )
+        or 0
+    )
+    stored = int(a.scalar("SELECT count(*) FROM idr_out.dry_run_results WHERE run_id = $r", {"r": dry_run_id}) or 0)
+    if mismatches or stored != ctx.count(ctx.w("membership")) + ctx.count(ctx.w("removed")):
+        raise ConflictError(f"dry run {dry_run_id} no longer matches what a run would publish; run a new dry run")
+
+
+# ----------------------------------------------------------------------------- console
+def render_summary(adapter: Adapter, result: RunResult) -> str:
+    s = get_summary(adapter, result.run_id)
+    affected = s["total_entities"]
+    line = "=" * 60
+    n = "{:>10,}".format
+    return "\n".join(
+        [
+            line,
+            "DRY RUN SUMMARY",
+            line,
+            f"Run ID:           {result.run_id}",
+            f"Mode:             {result.mode} (Dry Run)",
+            f"Status:           {result.status}",
+            "",
+            "IMPACT PREVIEW:",
+            f"  Entities Affected:  {n(affected)}",
+            f"  └─ New Entities:    {n(s['new_entities'])}",
+            f"  └─ Moved Entities:  {n(s['moved_entities'])}",
+            f"  └─ Merged:          {n(s['merged_entities'])}",
+            f"  └─ Split:           {n(s['split_entities'])}",
+            f"  └─ Removed:         {n(s['removed_entities'])}",
+            f"  └─ Unchanged:       {n(s['unchanged_entities'])}",
+            "",
+            "CLUSTER CHANGES:",
+            f"  Merges:             {n(s['merged_clusters'])}  (clusters combining)",
+            f"  Splits:             {n(s['split_clusters'])}  (clusters breaking apart)",
+            f"  Largest Proposed:   {n(s['largest_proposed_cluster'])}  entities",
+            "",
+            "EDGES:",
+            f"  Would Create:       {n(s['edges_would_create'])}",
+            f"  Would Skip:         {n(s['groups_would_skip'])}  (max_group_size)",
+            f"  Would Exclude:      {n(s['values_would_exclude'])}  (exclusion list)",
+            "",
+            "⚠️  THIS WAS A DRY RUN - NO CHANGES COMMITTED",
+            "    Review: SELECT * FROM idr_out.dry_run_results",
+            f"            WHERE run_id = '{result.run_id}'",
+            "            AND change_type <> 'UNCHANGED'",
+            "    Clusters: SELECT * FROM idr_out.dry_run_cluster_changes",
+            f"              WHERE run_id = '{result.run_id}'",
+            f"    Apply:  idr dry-runs apply {result.run_id}",
+            line,
+        ]
+    )
