@@ -54,15 +54,14 @@ class RunContext:
         return sqltext.render(sqltext.load(self.settings.sql_dir, stage)[name], self.w)
 
     def run(self, stage: str, name: str, params: Params = None) -> None:
-        for sql in self.adapter.translate(self.stmt(stage, name)):
-            self.adapter.execute(sql, params)
+        # Canonical SQL: the adapter translates (and caches) for its platform.
+        self.adapter.execute(self.stmt(stage, name), params)
 
     def q(self, stage: str, name: str, params: Params = None) -> list[tuple]:
         return self.adapter.fetchall(self.stmt(stage, name), params)
 
     def exec(self, sql: str, params: Params = None) -> None:
-        for s in self.adapter.translate(sql):
-            self.adapter.execute(s, params)
+        self.adapter.execute(sql, params)
 
     def count(self, table_fqn: str) -> int:
         return int(self.adapter.scalar(f"SELECT count(*) FROM {table_fqn}") or 0)

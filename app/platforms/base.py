@@ -2,6 +2,8 @@
 
 Pipeline code writes canonical SQL (DuckDB dialect, named ``$param`` placeholders)
 and never asks which platform it runs on; an adapter transpiles, binds and executes.
+Every statement-taking method (``execute``, ``fetch*``, ``scalar``, ``executemany``)
+takes canonical SQL: translation happens inside the adapter, once per distinct text.
 """
 
 from __future__ import annotations
@@ -70,7 +72,17 @@ class Adapter(ABC):
 
     # ------------------------------------------------------------ SQL
     def translate(self, sql: str) -> list[str]:
-        """Canonical SQL text -> statements for this platform."""
+        """Canonical SQL text -> its single canonical statements, ready for ``execute``.
+
+        Execution translates by itself, so this only splits a script; kept so callers
+        that loop ``for s in translate(sql): execute(s)`` stay correct on every platform.
+        """
+        if self.dialect == self.canonical_dialect:
+            return [sql]
+        return [e.sql(dialect=self.canonical_dialect) for e in sqlglot.parse(sql, read=self.canonical_dialect) if e]
+
+    def to_platform(self, sql: str) -> list[str]:
+        """The platform's own SQL for canonical ``sql`` (what ``execute`` sends, unbound)."""
         if self.dialect == self.canonical_dialect:
             return [sql]
         return list(_transpile(sql, self.canonical_dialect, self.dialect))

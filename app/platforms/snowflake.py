@@ -1,0 +1,120 @@
+"""Snowflake through snowflake-connector-python (4.x).
+
+What differs from the canonical SQL, all declared as flags of ``TranspilingAdapter``:
+- identifiers: every name is upper-cased and quoted, which is what an unquoted name
+  means in Snowflake, so ``idr_out.identity_clusters_current`` created by idr and the
+  same name typed by a user in a worksheet are one table;
+- parameters: ``qmark`` with server-side binding (no client-side interpolation);
+- ``regexp_replace(x, p, r, 'g')``: Snowflake replaces every match by default and would
+  read DuckDB's ``'g'`` as a position, so the flag is dropped;
+- ``ALTER TABLE ... RENAME TO`` needs a qualified target (else it moves the table to
+  the session's current schema);
+- transactions: ``BEGIN`` / ``COMMIT`` / ``ROLLBACK``. Snowflake commits implicitly
+  on DDL, so nothing inside ``transaction()`` may be DDL (publish and config apply
+  are DML only); ``_run`` refuses DDL inside a transaction to keep that true.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlglot import exp
+
+from app.platforms.transpiled import Bound, TranspilingAdapter
+
+
+def snowflake_connector(params: dict[str, Any]) -> Callable[[], Any]:
+    """Connection factory. ``params`` are snowflake.connector.connect keyword arguments
+    (account, user, password or private_key_file, database, warehouse, role, host...)."""
+
+    def connect() -> Any:
+        import snowflake.connector  # looked up at call time: fakesnow patches it
+
+        kwargs = {k: v for k, v in params.items() if v not in (None, "")}
+        kwargs["paramstyle"] = "qmark"
+        kwargs.setdefault("autocommit", True)
+        return snowflake.connector.connect(**kwargs)
+
+    return connect
+
+
+class SnowflakeAdapter(TranspilingAdapter):
+    platform = "snowflake"
+    dialect = "snowflake"
+    param_style = "qmark"
+    upper_identifiers = True
+    qualify_rename_target = True
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        super().__init__(connect)
+        self._tx_depth = 0
+
+    def _rewrite_node(self, node: exp.Expression) -> exp.Expression:
+        node = super()._rewrite_node(node)
+        if isinstance(node, exp.RegexpReplace) and node.args.get("single_replace") and not node.args.get("modifiers"):
+            # DuckDB's single-replace default no longer applies once 'g' was dropped.
+            node.set("single_replace", None)
+        return node
+
+    def _run(self, stmt: Bound, fetch: bool) -> tuple[list[str], list[tuple]]:
+        if self._tx_depth and stmt.kind == "ddl":
+            raise RuntimeError("DDL inside a Snowflake transaction would commit it implicitly")
+        cur = self.conn.cursor()
+        try:
+            cur.execute(stmt.sql, stmt.params)
+            if not fetch:
+                return [], []
+            cols = [d[0] for d in cur.description] if cur.description else []
+            return cols, cur.fetchall()
+        finally:
+            cur.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            if self._tx_depth:
+                self._tx_depth += 1
+                try:
+                    yield
+                finally:
+                    self._tx_depth -= 1
+                return
+            cur = self.conn.cursor()
+            cur.execute("BEGIN")
+            self._tx_depth = 1
+            try:
+                yield
+            except BaseException:
+                self._tx_depth = 0
+                cur.execute("ROLLBACK")
+                raise
+            self._tx_depth = 0
+            cur.execute("COMMIT")
+
+    # ------------------------------------------------------------ catalog
+    def columns(self, schema: str, table: str) -> list[str]:
+        rows = self.fetchall(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = $s AND table_name = $t "
+            "ORDER BY ordinal_position",
+            {"s": schema.upper(), "t": table.upper()},
+        )
+        return [str(r[0]).lower() for r in rows]
+
+    def list_tables(self, schema: str, prefix: str = "", views: bool = False) -> list[str]:
+        rows = self.fetchall(
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = $s "
+            "ORDER BY table_name",
+            {"s": schema.upper()},
+        )
+        want_view = "VIEW" if views else "BASE TABLE"
+        names = [str(n).lower() for n, kind in rows if str(kind).upper() == want_view]
+        return [n for n in names if n.startswith(prefix.lower())]
+
+    def table_fingerprint(self, table_fqn: str) -> str:
+        from app.config.validate import parse_table_fqn
+
+        fqn = parse_table_fqn(table_fqn).sql(dialect="duckdb", identify=True)
+        n, h = self.fetchone(f"SELECT count(*), hash_agg(*) FROM {fqn}") or (0, 0)
+        return f"{n}:{h}"

@@ -1,0 +1,294 @@
+"""Shared machinery of every adapter whose warehouse does not speak DuckDB SQL.
+
+A canonical statement is parsed once (sqlglot, DuckDB dialect), rewritten by the
+adapter's flags and small overrides (``rewrite``), rendered in the platform's dialect
+and cached; parameters are bound in the driver's own style at execution time. Subclasses
+implement the driver calls (``_run``) and the catalog.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+import sqlglot
+from sqlglot import exp
+
+from app.platforms.base import Adapter, Params
+
+_CACHE_MAX = 4096
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One platform statement ready for the driver: text plus parameters in driver style."""
+
+    sql: str
+    params: Any  # dict (named styles), list (qmark) or None
+    kind: str  # "select" | "dml" | "ddl" | "other"
+    target: exp.Table | None = None  # written table, for DML
+
+
+def _kind(e: exp.Expression) -> str:
+    if isinstance(e, exp.Query):
+        return "select"
+    if isinstance(e, exp.Insert | exp.Update | exp.Delete | exp.Merge):
+        return "dml"
+    if isinstance(e, exp.Create | exp.Drop | exp.Alter | exp.TruncateTable):
+        return "ddl"
+    return "other"
+
+
+def dml_target(e: exp.Expression) -> exp.Table | None:
+    if isinstance(e, exp.Insert):
+        t = e.this
+        return t.this if isinstance(t, exp.Schema) else t
+    if isinstance(e, exp.Update | exp.Delete):
+        return e.this if isinstance(e.this, exp.Table) else None
+    return None
+
+
+def table_key(t: exp.Table) -> tuple[str, str]:
+    """(schema, table), lower-cased: how statements name the same table."""
+    return (t.db or "").lower(), t.name.lower()
+
+
+class TranspilingAdapter(Adapter):
+    # ---- flags (what differs, declared, not coded) --------------------------
+    param_style: ClassVar[str] = "named"  # "named": the dialect's :name / @name; "qmark": ?
+    upper_identifiers: ClassVar[bool] = False  # Snowflake: unquoted names fold to upper case
+    qualify_rename_target: ClassVar[bool] = False  # RENAME TO needs schema.name
+    regexp_replace_all_by_default: ClassVar[bool] = True  # drop DuckDB's 'g' flag
+    delete_needs_where: ClassVar[bool] = False  # BigQuery: DELETE/UPDATE require WHERE
+    timestamp_now: ClassVar[str | None] = None  # function for CURRENT_TIMESTAMP into naive columns
+    keep_primary_keys: ClassVar[bool] = True
+    keep_not_null: ClassVar[bool] = True
+    sort_ordered_aggregates: ClassVar[bool] = False  # ARRAY_AGG(x ORDER BY x) -> sort(agg(x))
+
+    def __init__(self, connect) -> None:
+        super().__init__(connect)
+        self._lock = threading.RLock()
+        self._parsed: dict[str, tuple[exp.Expression, ...]] = {}
+        self._rendered: dict[tuple[int, frozenset[str]], tuple[str, tuple[str, ...]]] = {}
+
+    # ------------------------------------------------------------ translation
+    def statements(self, sql: str) -> tuple[exp.Expression, ...]:
+        """Canonical text -> rewritten ASTs (cached; treat as read-only)."""
+        hit = self._parsed.get(sql)
+        if hit is None:
+            out: list[exp.Expression] = []
+            for e in sqlglot.parse(sql, read=self.canonical_dialect):
+                if e is not None:
+                    out.extend(self.rewrite(e))
+            hit = tuple(out)
+            if len(self._parsed) > _CACHE_MAX:
+                self._parsed.clear()
+                self._rendered.clear()
+            self._parsed[sql] = hit
+        return hit
+
+    def to_platform(self, sql: str) -> list[str]:
+        return [self._render(e, frozenset())[0] for e in self.statements(sql)]
+
+    def rewrite(self, e: exp.Expression) -> list[exp.Expression]:
+        """Flag-driven rewrites; subclasses extend (may expand one statement into several)."""
+        e = e.transform(self._rewrite_node, copy=True)
+        if self.qualify_rename_target and isinstance(e, exp.Alter):
+            src = e.this
+            for action in e.args.get("actions") or []:
+                if isinstance(action, exp.AlterRename) and isinstance(action.this, exp.Table):
+                    new = action.this
+                    if not new.db and src.db:
+                        new.set("db", exp.to_identifier(src.db, quoted=True))
+        if self.delete_needs_where and isinstance(e, exp.Delete | exp.Update) and not e.args.get("where"):
+            e.set("where", exp.Where(this=exp.true()))
+        if isinstance(e, exp.Create) and isinstance(e.this, exp.Schema):
+            self._rewrite_ddl(e)
+        if self.upper_identifiers:
+            for ident in e.find_all(exp.Identifier):
+                ident.set("this", ident.name.upper())
+                ident.set("quoted", True)
+        return [e]
+
+    def _rewrite_node(self, node: exp.Expression) -> exp.Expression:
+        if self.regexp_replace_all_by_default and isinstance(node, exp.RegexpReplace):
+            mods = node.args.get("modifiers")
+            if isinstance(mods, exp.Literal) and mods.this == "g":
+                node = node.copy()
+                node.set("modifiers", None)
+        if self.timestamp_now and isinstance(node, exp.CurrentTimestamp):
+            return exp.Anonymous(this=self.timestamp_now, expressions=[])
+        if self.sort_ordered_aggregates and isinstance(node, exp.GroupConcat | exp.ArrayAgg):
+            node = self._sorted_aggregate(node)
+        return node
+
+    def _sorted_aggregate(self, node: exp.Expression) -> exp.Expression:
+        """``agg(x ORDER BY x)`` keeps no order on Spark/Databricks: sort the collected
+        array instead (only ascending order by the aggregated value itself is portable)."""
+        inner = node.this
+        if not isinstance(inner, exp.Order):
+            return node
+        keys = inner.expressions
+        if len(keys) != 1 or keys[0].args.get("desc") or keys[0].this != inner.this:
+            raise ValueError(f"unsupported ordered aggregate on {self.platform}: {node.sql()}")
+        arr = exp.Anonymous(
+            this="ARRAY_SORT", expressions=[exp.Anonymous(this="COLLECT_LIST", expressions=[inner.this.copy()])]
+        )
+        if isinstance(node, exp.ArrayAgg):
+            return arr
+        sep = node.args.get("separator") or exp.Literal.string(",")
+        return exp.Anonymous(this="ARRAY_JOIN", expressions=[arr, sep.copy()])
+
+    def _rewrite_ddl(self, e: exp.Create) -> None:
+        schema = e.this
+        keep = []
+        for col in schema.expressions:
+            if isinstance(col, exp.PrimaryKey) and not self.keep_primary_keys:
+                continue
+            if isinstance(col, exp.ColumnDef):
+                cons = []
+                for c in col.args.get("constraints") or []:
+                    if isinstance(c.kind, exp.PrimaryKeyColumnConstraint) and not self.keep_primary_keys:
+                        continue
+                    if isinstance(c.kind, exp.NotNullColumnConstraint) and not self.keep_not_null:
+                        continue
+                    cons.append(c)
+                col.set("constraints", cons)
+            keep.append(col)
+        schema.set("expressions", keep)
+
+    def _render(self, e: exp.Expression, nulls: frozenset[str]) -> tuple[str, tuple[str, ...]]:
+        """Platform text of ``e``; parameters named in ``nulls`` become NULL literals
+        (a typed driver parameter cannot express an untyped NULL on every platform).
+        Returns (text, parameter names in textual order for qmark)."""
+        key = (id(e), nulls)
+        hit = self._rendered.get(key)
+        if hit is not None:
+            return hit
+        nonce = f"idrp{secrets.token_hex(4)}x"
+        order: list[str] = []
+
+        def bind(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Placeholder) and node.name:
+                if node.name in nulls:
+                    return exp.Null()
+                if self.param_style == "qmark":
+                    return exp.Placeholder(this=f"{nonce}{node.name}")
+            return node
+
+        text = e.transform(bind, copy=True).sql(dialect=self.dialect)
+        if self.param_style == "qmark":
+            pat = re.compile(r"[:@$]?" + nonce + r"(\w+)")
+            order = [m.group(1) for m in pat.finditer(text)]
+            text = pat.sub("?", text)
+        hit = (text, tuple(order))
+        self._rendered[key] = hit
+        return hit
+
+    def bind(self, sql: str, params: Params = None) -> list[Bound]:
+        """Canonical text + ``$name`` values -> driver-ready statements."""
+        out = []
+        params = dict(params or {})
+        for e in self.statements(sql):
+            used = {p.name for p in e.find_all(exp.Placeholder) if p.name}
+            missing = used - params.keys()
+            if missing:
+                raise KeyError(f"missing SQL parameter(s): {', '.join(sorted(missing))}")
+            nulls = frozenset(n for n in used if params[n] is None)
+            text, order = self._render(e, nulls)
+            values = {n: self.convert_param(params[n]) for n in used if n not in nulls}
+            out.append(Bound(text, self._pack(values, order), _kind(e), dml_target(e)))
+        return out
+
+    def _pack(self, values: dict[str, Any], order: tuple[str, ...]) -> Any:
+        if self.param_style == "qmark":
+            return [values[n] for n in order] or None
+        return values or None
+
+    def convert_param(self, value: Any) -> Any:
+        return value
+
+    # ------------------------------------------------------------ execution
+    def _run(self, stmt: Bound, fetch: bool) -> tuple[list[str], list[tuple]]:
+        """Send one statement; return (column names, rows) when ``fetch``."""
+        raise NotImplementedError
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        with self._lock:
+            for stmt in self.bind(sql, params):
+                self._run(stmt, False)
+
+    def fetch_with_columns(self, sql: str, params: Params = None) -> tuple[list[str], list[tuple]]:
+        with self._lock:
+            stmts = self.bind(sql, params)
+            for stmt in stmts[:-1]:
+                self._run(stmt, False)
+            cols, rows = self._run(stmts[-1], True)
+            return [c.lower() for c in cols], [tuple(r) for r in rows]
+
+    def fetchall(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        return self.fetch_with_columns(sql, params)[1]
+
+    def executemany(self, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Single-row ``INSERT ... VALUES`` becomes multi-row inserts of up to 200 rows:
+        one round trip (and, on Spark, one file) per chunk instead of per row."""
+        if not rows:
+            return
+        stmts = self.statements(sql)
+        ins = stmts[0] if len(stmts) == 1 else None
+        values = ins.args.get("expression") if isinstance(ins, exp.Insert) else None
+        if not isinstance(values, exp.Values) or len(values.expressions) != 1:
+            for r in rows:
+                self.execute(sql, r)
+            return
+        for start in range(0, len(rows), 200):
+            chunk = rows[start : start + 200]
+            tuples, params = [], {}
+            for i, r in enumerate(chunk):
+
+                def rename(node: exp.Expression, i: int = i) -> exp.Expression:
+                    if isinstance(node, exp.Placeholder) and node.name:
+                        return exp.Placeholder(this=f"r{i}_{node.name}")
+                    return node
+
+                tuples.append(values.expressions[0].transform(rename, copy=True))
+                params.update({f"r{i}_{k}": v for k, v in r.items()})
+            multi = ins.copy()
+            multi.set("expression", exp.Values(expressions=tuples))
+            self._execute_ast(multi, params)
+
+    def _execute_ast(self, e: exp.Expression, params: Mapping[str, Any]) -> None:
+        """Execute an already rewritten AST (not cached: one-off shapes)."""
+        used = {p.name for p in e.find_all(exp.Placeholder) if p.name}
+        nulls = frozenset(n for n in used if params.get(n) is None)
+        text, order = self._render_uncached(e, nulls)
+        values = {n: self.convert_param(params[n]) for n in used if n not in nulls}
+        with self._lock:
+            self._run(Bound(text, self._pack(values, order), _kind(e), dml_target(e)), False)
+
+    def _render_uncached(self, e: exp.Expression, nulls: frozenset[str]) -> tuple[str, tuple[str, ...]]:
+        out = self._render(e, nulls)
+        self._rendered.pop((id(e), nulls), None)
+        return out
+
+    # ------------------------------------------------------------ helpers
+    @staticmethod
+    def literal(value: Any) -> exp.Expression:
+        """A value as a SQL literal built by sqlglot (never string formatting)."""
+        if value is None:
+            return exp.Null()
+        if isinstance(value, bool):
+            return exp.Boolean(this=value)
+        if isinstance(value, int | float):
+            return exp.Literal.number(value)
+        if isinstance(value, datetime):
+            return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
+        return exp.Literal.string(str(value))
+
+    def _names(self, rows: Iterable[tuple]) -> list[str]:
+        return [str(r[0]) for r in rows]
