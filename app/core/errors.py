@@ -52,3 +52,28 @@ class PipelineError(IdrError):
 
 class ComponentCapExceeded(PipelineError):
     """The component loop hit ``max_cc_rounds``: fail rather than return a wrong partition."""
+
+
+class UnauthorizedError(IdrError):
+    """No or unknown API key."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(IdrError):
+    """The API key lacks the scope an operation needs."""
+
+    status = 403
+    code = "forbidden"
+
+
+class UnavailableError(IdrError):
+    """A dependency is busy or down (e.g. another process holds the DuckDB file); retry later."""
+
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +27,48 @@ class Settings(BaseSettings):
         64, description="Cap on connected-component rounds; hitting it fails the run (never a wrong result)."
     )
     sql_dir: Path = Field(REPO_ROOT / "sql", description="Folder holding the stage SQL.")
+
+    # HTTP service (app.main) and workers (workers/).
+    state_db_url: str = Field(
+        "sqlite:///idr_state.db",
+        description="SQLAlchemy URL of the service state (runs, keys, webhooks); PostgreSQL in production.",
+    )
+    state_db_auto_migrate: bool = Field(True, description="Run Alembic migrations when the API starts.")
+    broker_url: str | None = Field(
+        None, description="Celery broker (redis://...). Unset: embedded mode, tasks run on threads in the API."
+    )
+    celery_queue: str = Field("idr", description="Celery queue the API sends to and workers consume.")
+    embedded_workers: int = Field(2, ge=1, description="Worker threads in embedded mode (a dry run beside a run).")
+    api_host: str = Field("127.0.0.1", description="`idr serve` bind address.")
+    api_port: int = Field(8000, description="`idr serve` port.")
+    bootstrap_api_key: SecretStr | None = Field(
+        None, description="An admin API key created (stored hashed) at start-up if missing; for first use."
+    )
+    metrics_require_auth: bool = Field(True, description="/metrics needs an API key with scope read.")
+    run_heartbeat_seconds: float = Field(5.0, gt=0, description="How often a running task records it is alive.")
+    run_stale_after_seconds: float = Field(
+        60.0, gt=0, description="A RUNNING run without a heartbeat this long is marked FAILED (worker lost)."
+    )
+    reaper_interval_seconds: float = Field(15.0, gt=0, description="How often stale runs are looked for.")
+    run_stage_delay_seconds: float = Field(
+        0.0, ge=0, description="Debug: pause at every stage boundary (tests use it to catch a run mid-flight)."
+    )
+    warehouse_busy_wait_seconds: float = Field(
+        2.0, ge=0, description="API: how long to retry a warehouse another process holds (DuckDB) before 503."
+    )
+    worker_warehouse_wait_seconds: float = Field(
+        120.0, ge=0, description="Worker: how long a task waits for a warehouse another process holds."
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Per-attempt timeout of a webhook delivery.")
+    webhook_max_attempts: int = Field(8, ge=1, description="Attempts per delivery (timeouts, 5xx and 429 retry).")
+    webhook_backoff_seconds: float = Field(2.0, ge=0, description="First retry delay; doubles each attempt.")
+    webhook_backoff_max_seconds: float = Field(600.0, ge=0, description="Cap on one retry delay.")
+    dry_run_cleanup_interval_seconds: float = Field(
+        3600.0, gt=0, description="Beat schedule of dry-run retention cleanup."
+    )
+    metrics_push_exporters: str = Field(
+        "", description="Comma-separated push exporters (webhook, datadog, pushgateway) fed after each run."
+    )
 
 
 @lru_cache

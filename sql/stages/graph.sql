@@ -91,14 +91,22 @@ JOIN {{w.groups}} AS g
 WHERE g.n >= 2 AND g.n <= g.max_group_size AND m.entity_key <> g.anchor
 
 -- name: skipped
+-- The sample is the five smallest member keys. Written with row_number + an ordered
+-- string_agg because list slicing does not transpile (platforms without ordered
+-- aggregates get a sorted array from their adapter).
 CREATE TABLE {{w.skipped}} AS
-SELECT g.identifier_type, g.identifier_value_norm, g.n AS group_size, g.max_group_size AS max_allowed,
-       array_to_string(list_slice(list(m.entity_key ORDER BY m.entity_key), 1, 5), ',') AS sample_entity_keys
-FROM {{w.groups}} AS g
-JOIN {{w.members}} AS m
-  ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
-WHERE g.n > g.max_group_size
-GROUP BY g.identifier_type, g.identifier_value_norm, g.n, g.max_group_size
+SELECT identifier_type, identifier_value_norm, group_size, max_allowed,
+       string_agg(entity_key, ',' ORDER BY entity_key) AS sample_entity_keys
+FROM (
+    SELECT g.identifier_type, g.identifier_value_norm, g.n AS group_size, g.max_group_size AS max_allowed,
+           m.entity_key,
+           row_number() OVER (PARTITION BY g.identifier_type, g.identifier_value_norm ORDER BY m.entity_key) AS rn
+    FROM {{w.groups}} AS g
+    JOIN {{w.members}} AS m
+      ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
+    WHERE g.n > g.max_group_size) AS t
+WHERE rn <= 5
+GROUP BY identifier_type, identifier_value_norm, group_size, max_allowed
 
 -- name: incr_old_edges
 CREATE TABLE {{w.edges_old}} AS

@@ -1,0 +1,186 @@
+"""/v1/config: the whole document (GET/PUT, JSON or YAML) and CRUD per section.
+
+Request bodies are taken as plain JSON and validated by app.config.validate, exactly as a
+YAML file is, so both paths give the same answers; the OpenAPI schema still describes them.
+"""
+
+
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Body, Path, Query, Request, Response
+from pydantic import create_model
+
+from app.api.deps import Admin, Reader, Rt, problems
+from app.api.schemas import ConfigApplied, SettingIn, SettingOut
+from app.config.model import IdrConfig
+from app.core.errors import IdrError
+from app.services import config as svc
+from app.services.warehouse import DEFAULT_TARGET, check_target
+
+router = APIRouter(prefix="/v1/config", tags=["config"], responses=problems())
+
+Target = Annotated[str, Query(min_length=1, max_length=64, description="Named warehouse target.")]
+ItemId = Annotated[str, Path(min_length=1, max_length=512)]
+
+# Schemas the app adds to components (see app.main.custom_openapi).
+EXTRA_SCHEMAS: list[type] = [IdrConfig]
+
+
+def _schema_ref(model: type) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+@router.get(
+    "",
+    response_model=dict[str, Any],
+    responses={200: {"content": {"application/json": {"schema": _schema_ref(IdrConfig)}}}},
+)
+def get_config(rt: Rt, _: Reader, target: Target = DEFAULT_TARGET) -> dict[str, Any]:
+    """The active configuration document."""
+    return svc.get_document(rt, check_target(rt.settings, target))
+
+
+@router.put(
+    "",
+    response_model=ConfigApplied,
+    responses=problems(400, 415),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _schema_ref(IdrConfig)},
+                "application/yaml": {"schema": _schema_ref(IdrConfig)},
+            },
+        }
+    },
+)
+async def put_config(request: Request, rt: Rt, principal: Admin, target: Target = DEFAULT_TARGET) -> ConfigApplied:
+    """Replace the whole configuration (JSON or YAML body) in one transaction, validated like `idr config apply`."""
+    raw = await request.body()
+    ctype = (request.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
+    try:
+        if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
+            doc = yaml.safe_load(raw.decode("utf-8")) if raw else None
+        elif ctype == "application/json" or ctype.endswith("+json"):
+            import json
+
+            doc = json.loads(raw) if raw else None
+        else:
+            raise _unsupported(ctype)
+    except (ValueError, yaml.YAMLError) as e:
+        raise IdrError(f"the body is not valid {ctype}: {e}", field="") from None
+    return ConfigApplied(**svc.put_document(rt, check_target(rt.settings, target), doc, principal.name))
+
+
+def _unsupported(ctype: str) -> Exception:
+    err = IdrError(f"content type {ctype!r} is not supported; send application/json or application/yaml")
+    err.status = 415
+    err.code = "unsupported_media_type"
+    return err
+
+
+def _register(sec: svc.Section) -> None:
+    item_model = create_model(f"{sec.model.__name__}Item", __base__=sec.model, id=(str, ...))
+    list_model = create_model(f"{sec.model.__name__}List", items=(list[item_model], ...))  # type: ignore[valid-type]
+    EXTRA_SCHEMAS.append(sec.model)
+    body_doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": _schema_ref(sec.model)}}}}
+    tag = f"config: {sec.slug}"
+    key_doc = (
+        f"The item's id: its {sec.key[0]}" if sec.natural else "The item's id (a hash of " + ", ".join(sec.key) + ")"
+    )
+    item_id_param = Annotated[str, Path(min_length=1, max_length=512, description=key_doc)]
+
+    def list_items(rt: Rt, _: Reader, target: Target = DEFAULT_TARGET):
+        return {"items": svc.list_items(rt, check_target(rt.settings, target), sec.slug)}
+
+    def create_item(
+        rt: Rt,
+        principal: Admin,
+        body: Annotated[dict[str, Any], Body()],
+        response: Response,
+        target: Target = DEFAULT_TARGET,
+    ):
+        item = svc.create_item(rt, check_target(rt.settings, target), sec.slug, body, principal.name)
+        response.headers["Location"] = f"/v1/config/{sec.slug}/{item['id']}"
+        return item
+
+    def get_item(item_id: item_id_param, rt: Rt, _: Reader, target: Target = DEFAULT_TARGET):  # type: ignore[valid-type]
+        return svc.get_item(rt, check_target(rt.settings, target), sec.slug, item_id)
+
+    def replace_item(
+        item_id: item_id_param,  # type: ignore[valid-type]
+        rt: Rt,
+        principal: Admin,
+        body: Annotated[dict[str, Any], Body()],
+        target: Target = DEFAULT_TARGET,
+    ):
+        return svc.replace_item(rt, check_target(rt.settings, target), sec.slug, item_id, body, principal.name)
+
+    def delete_item(item_id: item_id_param, rt: Rt, principal: Admin, target: Target = DEFAULT_TARGET):  # type: ignore[valid-type]
+        svc.delete_item(rt, check_target(rt.settings, target), sec.slug, item_id, principal.name)
+        return Response(status_code=204)
+
+    name = sec.slug.replace("-", "_")
+    base = f"/{sec.slug}"
+    router.add_api_route(base, list_items, methods=["GET"], response_model=list_model, tags=[tag], name=f"list_{name}")
+    router.add_api_route(
+        base,
+        create_item,
+        methods=["POST"],
+        status_code=201,
+        response_model=item_model,
+        tags=[tag],
+        name=f"create_{name}",
+        openapi_extra=body_doc,
+        responses=problems(409),
+    )
+    router.add_api_route(
+        base + "/{item_id}",
+        get_item,
+        methods=["GET"],
+        response_model=item_model,
+        tags=[tag],
+        name=f"get_{name}",
+        responses=problems(404),
+    )
+    router.add_api_route(
+        base + "/{item_id}",
+        replace_item,
+        methods=["PUT"],
+        response_model=item_model,
+        tags=[tag],
+        name=f"replace_{name}",
+        openapi_extra=body_doc,
+        responses=problems(404),
+    )
+    router.add_api_route(
+        base + "/{item_id}",
+        delete_item,
+        methods=["DELETE"],
+        status_code=204,
+        tags=[tag],
+        name=f"delete_{name}",
+        responses=problems(404, 409),
+        response_class=Response,
+    )
+
+
+for _sec in svc.SECTIONS.values():
+    _register(_sec)
+
+
+@router.get("/settings", response_model=dict[str, str], tags=["config: settings"])
+def list_settings(rt: Rt, _: Reader, target: Target = DEFAULT_TARGET) -> dict[str, str]:
+    """Settings in idr_meta.config (large_cluster_threshold, dry_run_retention_days, ...)."""
+    return svc.list_settings(rt, check_target(rt.settings, target))
+
+
+@router.get("/settings/{key}", response_model=SettingOut, tags=["config: settings"], responses=problems(404))
+def get_setting(key: ItemId, rt: Rt, _: Reader, target: Target = DEFAULT_TARGET) -> SettingOut:
+    return SettingOut(**svc.get_setting(rt, check_target(rt.settings, target), key))
+
+
+@router.put("/settings/{key}", response_model=SettingOut, tags=["config: settings"], responses=problems(404))
+def put_setting(key: ItemId, body: SettingIn, rt: Rt, principal: Admin, target: Target = DEFAULT_TARGET) -> SettingOut:
+    return SettingOut(**svc.put_setting(rt, check_target(rt.settings, target), key, body.value, principal.name))

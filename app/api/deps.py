@@ -1,0 +1,69 @@
+"""Dependencies: the runtime, the caller's API key and its scope, common error responses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from app.api.schemas import Problem
+from app.services import auth
+from app.services.runtime import Runtime
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key in X-API-Key.")
+
+
+def get_rt(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+Rt = Annotated[Runtime, Depends(get_rt)]
+
+
+def _principal(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    header: Annotated[str | None, Security(_header)],
+) -> auth.Principal:
+    key = header or (bearer.credentials if bearer else None)
+    rt: Runtime = request.app.state.runtime
+    with rt.session() as s:
+        principal = auth.authenticate(s, key)
+    request.state.principal = principal
+    return principal
+
+
+def scope(name: str) -> Callable[..., auth.Principal]:
+    def dep(principal: Annotated[auth.Principal, Depends(_principal)]) -> auth.Principal:
+        auth.require(principal, name)
+        return principal
+
+    dep.__name__ = f"require_{name}"
+    return dep
+
+
+Reader = Annotated[auth.Principal, Depends(scope("read"))]
+Runner = Annotated[auth.Principal, Depends(scope("run"))]
+Admin = Annotated[auth.Principal, Depends(scope("admin"))]
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route can give (all problem+json)."""
+    text = {
+        400: "Bad request",
+        401: "No or unknown API key",
+        403: "The API key lacks the scope",
+        404: "Not found",
+        409: "Conflict with the current state",
+        415: "Unsupported media type",
+        422: "Invalid input (names the field)",
+        500: "Internal error",
+        503: "A dependency is busy or down (Retry-After)",
+    }
+    out: dict[int | str, dict[str, Any]] = {}
+    for c in sorted({401, 403, 422, 500, 503, *codes}):
+        out[c] = {"model": Problem, "description": text[c], "content": {"application/problem+json": {}}}
+    return out

@@ -1,0 +1,333 @@
+"""Request and response schemas shared by the routers (the OpenAPI contract)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.db.models import Run, Webhook, WebhookAttempt, WebhookDelivery
+
+EventName = Literal["run.succeeded", "run.failed", "dry_run.completed", "cluster.large_detected"]
+RunStatus = Literal["QUEUED", "RUNNING", "SUCCESS", "SUCCESS_WITH_WARNINGS", "FAILED", "DRY_RUN_COMPLETE", "CANCELLED"]
+ChangeType = Literal["NEW", "MOVED", "MERGED", "SPLIT", "REMOVED", "UNCHANGED"]
+
+
+def utc(dt: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes; everything stored is UTC.
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the offending field ('' for the whole document).")
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, the body of every 4xx/5xx answer."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    code: str | None = Field(None, description="Stable machine-readable error code.")
+    field: str | None = Field(None, description="The offending field, when one is to blame.")
+    errors: list[FieldError] | None = None
+    run_id: str | None = Field(None, description="For 409 on runs: the run in progress.")
+    checks: dict[str, str] | None = Field(None, description="For /readyz: the state of each dependency.")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------ runs
+class RunCreate(_Strict):
+    target: str = Field("default", min_length=1, max_length=64, description="Named warehouse target.")
+    mode: Literal["FULL", "INCR"] = "INCR"
+    dry_run: bool = False
+
+
+class StageOut(BaseModel):
+    name: str
+    started_at: str | None = None
+    ended_at: str | None = None
+    seconds: float | None = None
+    rows_in: int | None = None
+    rows_out: int | None = None
+
+
+class Progress(BaseModel):
+    stages_done: int
+    stages_total: int
+    percent: float
+
+
+class RunError(BaseModel):
+    message: str | None
+    stage: str | None
+
+
+class RunOut(BaseModel):
+    id: str
+    target: str
+    mode: Literal["FULL", "INCR"]
+    dry_run: bool
+    apply_of: str | None = Field(None, description="For a run applying a dry run: that dry run's id.")
+    status: RunStatus
+    cancel_requested: bool
+    current_stage: str | None
+    progress: Progress
+    stages: list[StageOut]
+    warnings: list[str]
+    counts: dict[str, int]
+    error: RunError | None
+    requested_by: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    heartbeat_at: datetime | None
+
+    @classmethod
+    def of(cls, r: Run) -> RunOut:
+        total = max(int(r.stages_total or 0), 1)
+        done = int(r.stages_done or 0)
+        if r.status in ("SUCCESS", "SUCCESS_WITH_WARNINGS", "DRY_RUN_COMPLETE"):
+            done = total
+        return cls(
+            id=r.id,
+            target=r.target,
+            mode=r.mode,  # type: ignore[arg-type]
+            dry_run=r.dry_run,
+            apply_of=r.apply_of,
+            status=r.status,  # type: ignore[arg-type]
+            cancel_requested=bool(r.cancel_requested),
+            current_stage=r.current_stage,
+            progress=Progress(stages_done=done, stages_total=total, percent=round(100.0 * min(done, total) / total, 1)),
+            stages=[StageOut(**s) for s in (r.stages or [])],
+            warnings=list(r.warnings or []),
+            counts={k: int(v) for k, v in (r.counts or {}).items() if v is not None},
+            error=RunError(message=r.error_message, stage=r.error_stage) if r.error_message else None,
+            requested_by=r.requested_by,
+            created_at=utc(r.created_at),  # type: ignore[arg-type]
+            started_at=utc(r.started_at),
+            ended_at=utc(r.ended_at),
+            heartbeat_at=utc(r.heartbeat_at),
+        )
+
+
+class RunPage(BaseModel):
+    items: list[RunOut]
+    next_cursor: str | None
+
+
+# ------------------------------------------------------------------ dry runs
+class DryRunSummary(BaseModel):
+    run_id: str
+    status: str
+    mode: str | None = None
+    total_entities: int | None = None
+    new_entities: int | None = None
+    moved_entities: int | None = None
+    merged_entities: int | None = None
+    split_entities: int | None = None
+    removed_entities: int | None = None
+    unchanged_entities: int | None = None
+    merged_clusters: int | None = None
+    split_clusters: int | None = None
+    largest_proposed_cluster: int | None = None
+    edges_would_create: int | None = None
+    groups_would_skip: int | None = None
+    values_would_exclude: int | None = None
+    execution_time_seconds: int | None = None
+    created_at: datetime | None = None
+
+
+class ChangeOut(BaseModel):
+    entity_key: str
+    current_resolved_id: str | None
+    proposed_resolved_id: str | None
+    change_type: ChangeType
+    current_cluster_size: int | None
+    proposed_cluster_size: int | None
+
+
+class ChangePage(BaseModel):
+    items: list[ChangeOut]
+    next_cursor: str | None
+
+
+class ClusterChangeOut(BaseModel):
+    current_resolved_id: str | None
+    proposed_resolved_id: str | None
+    members_moved: int | None
+    current_cluster_size: int | None
+    proposed_cluster_size: int | None
+    change_type: str | None
+
+
+class ClusterChangeList(BaseModel):
+    items: list[ClusterChangeOut]
+
+
+# ------------------------------------------------------------------ lookups
+class GoldenAttribute(BaseModel):
+    attribute_name: str
+    attribute_value: str | None
+    source_entity_key: str | None
+    source_table_id: str | None
+    strategy: str | None
+
+
+class EntityOut(BaseModel):
+    entity_key: str
+    resolved_id: str
+    cluster_size: int
+    golden_profile: list[GoldenAttribute]
+
+
+class EdgeOut(BaseModel):
+    rule_id: str | None
+    left_entity_key: str
+    right_entity_key: str
+    identifier_type: str
+    identifier_value_norm: str
+    first_seen_ts: datetime | None = None
+    last_seen_ts: datetime | None = None
+
+
+class ClusterOut(BaseModel):
+    resolved_id: str
+    cluster_size: int
+    golden_profile: list[GoldenAttribute] = Field(description="On the first page only.")
+    members: list[str]
+    edges: list[EdgeOut] = Field(description="Edges whose left record is on this page.")
+    next_cursor: str | None
+
+
+class SharedIdentifier(BaseModel):
+    identifier_type: str
+    identifier_value: str
+    rule_id: str | None
+
+
+class ExplainLink(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    from_: str = Field(alias="from")
+    to: str
+    shared_identifiers: list[SharedIdentifier]
+
+
+class ExplainOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    from_: str = Field(alias="from")
+    to: str
+    resolved_id: str
+    hops: int
+    path: list[str] = Field(description="Records from `from` to `to`, each sharing an identifier with the next.")
+    links: list[ExplainLink]
+
+
+# ------------------------------------------------------------------ webhooks
+class WebhookCreate(_Strict):
+    url: str = Field(min_length=1, max_length=2048)
+    events: list[EventName] = Field(min_length=1)
+    description: str | None = Field(None, max_length=500)
+
+
+class WebhookOut(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    description: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, w: Webhook) -> WebhookOut:
+        return cls(id=w.id, url=w.url, events=list(w.events), description=w.description, created_at=utc(w.created_at))  # type: ignore[arg-type]
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description="Signing secret (whsec_...). Shown only in this response.")
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookOut]
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    at: datetime
+    outcome: Literal["success", "retry", "failed"]
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    event: str
+    status: Literal["PENDING", "SUCCEEDED", "FAILED"]
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    completed_at: datetime | None
+    attempt_log: list[AttemptOut]
+
+    @classmethod
+    def of(cls, d: WebhookDelivery, atts: list[WebhookAttempt]) -> DeliveryOut:
+        return cls(
+            id=d.id,
+            event=d.event,
+            status=d.status,  # type: ignore[arg-type]
+            attempts=d.attempts,
+            created_at=utc(d.created_at),  # type: ignore[arg-type]
+            next_attempt_at=utc(d.next_attempt_at),
+            completed_at=utc(d.completed_at),
+            attempt_log=[
+                AttemptOut(
+                    attempt=a.attempt,
+                    at=utc(a.at),
+                    outcome=a.outcome,
+                    status_code=a.status_code,  # type: ignore[arg-type]
+                    error=a.error,
+                    duration_ms=a.duration_ms,
+                )
+                for a in atts
+            ],
+        )
+
+
+class DeliveryList(BaseModel):
+    items: list[DeliveryOut]
+
+
+# ------------------------------------------------------------------ config
+class ConfigApplied(BaseModel):
+    counts: dict[str, int]
+    settings_changed: list[str]
+    config: dict[str, Any]
+
+
+class SettingOut(BaseModel):
+    key: str
+    value: str
+
+
+class SettingIn(_Strict):
+    value: str | int
+
+
+# ------------------------------------------------------------------ health
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready"]
+    mode: Literal["embedded", "celery"]
+    checks: dict[str, str]

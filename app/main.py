@@ -1,0 +1,148 @@
+"""The HTTP service: ``create_app()`` wires settings, state DB, task dispatch and routers.
+
+Embedded (no IDR_BROKER_URL): tasks run on worker threads inside this process, the same
+Celery task functions a worker runs. With a broker: tasks go to Celery workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from prometheus_client import CollectorRegistry
+
+from app.api import config as config_api
+from app.api import dry_runs, errors, health, lookups, metrics, runs, webhooks
+from app.core.settings import Settings, get_settings
+from app.services.runtime import Runtime, build_runtime, set_runtime
+
+log = logging.getLogger(__name__)
+
+VERSION = "1.0.0"
+
+
+class _Periodic:
+    """Reaper (and, embedded, the dry-run cleanup schedule) on a daemon thread."""
+
+    def __init__(self, jobs: list[tuple[float, Callable[[], Any]]]) -> None:
+        self._jobs = jobs
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="idr-periodic", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        due = [time.monotonic() + every for every, _ in self._jobs]
+        while not self._stop.wait(0.5):
+            now = time.monotonic()
+            for i, (every, fn) in enumerate(self._jobs):
+                if now >= due[i]:
+                    due[i] = now + every
+                    try:
+                        fn()
+                    except Exception:  # keep the loop alive
+                        log.exception("periodic job %s failed", getattr(fn, "__name__", fn))
+
+
+def _dispatcher(settings: Settings):
+    if settings.broker_url:
+        from workers.celery_app import CeleryDispatcher, make_celery
+
+        return CeleryDispatcher(make_celery(settings))
+    from app.services.embedded import EmbeddedDispatcher
+
+    return EmbeddedDispatcher(settings.embedded_workers)
+
+
+def _warehouse_registry(settings: Settings) -> CollectorRegistry:
+    from app.metrics.collector import make_registry
+    from app.platforms import open_adapter
+
+    return make_registry(lambda: open_adapter(settings=settings))
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    rt: Runtime = build_runtime(settings)
+
+    from app.services.observability import HttpMetrics, MetricsMiddleware, StateCollector
+
+    service_registry = CollectorRegistry(auto_describe=False)
+    service_registry.register(StateCollector(rt))
+    http_metrics = HttpMetrics(service_registry)
+    rt.registries = [_warehouse_registry(settings), service_registry]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.state_db_auto_migrate:
+            from app.db.session import upgrade
+
+            upgrade(settings.state_db_url)
+        rt.dispatcher = _dispatcher(settings)
+        set_runtime(rt)
+        if settings.bootstrap_api_key is not None:
+            from app.services.auth import ensure_key
+
+            with rt.session() as s:
+                ensure_key(s, "bootstrap", settings.bootstrap_api_key.get_secret_value(), "admin")
+        from app.services.execution import reap_stale_runs, recover_on_start
+
+        jobs: list[tuple[float, Callable[[], Any]]] = [(settings.reaper_interval_seconds, reap_stale_runs)]
+        if rt.dispatcher.kind == "embedded":
+            recover_on_start(rt)
+            jobs.append(
+                (settings.dry_run_cleanup_interval_seconds, lambda: rt.send("idr.cleanup_dry_runs", ["default"]))
+            )
+        periodic = _Periodic(jobs)
+        periodic.start()
+        try:
+            yield
+        finally:
+            periodic.stop()
+            rt.close()
+            set_runtime(None)
+
+    app = FastAPI(
+        title="idr",
+        version=VERSION,
+        description=(
+            "Identity resolution inside your warehouse: runs and dry runs, review and apply, "
+            "configuration, lookups, webhooks. Errors are RFC 9457 problem details."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.add_middleware(MetricsMiddleware, metrics=http_metrics)
+    errors.install(app)
+    for r in (runs.router, dry_runs.router, config_api.router, lookups.router, webhooks.router, health.router):
+        app.include_router(r)
+    app.include_router(metrics.router if settings.metrics_require_auth else metrics.public_router)
+
+    def custom_openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        comps = schema.setdefault("components", {}).setdefault("schemas", {})
+        # Config bodies are validated by app.config.validate, not by FastAPI; their schemas
+        # are still published so clients (and schemathesis) know the shape.
+        for model in config_api.EXTRA_SCHEMAS:
+            js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in js.pop("$defs", {}).items():
+                comps.setdefault(name, sub)
+            comps.setdefault(model.__name__, js)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]
+    return app

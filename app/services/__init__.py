@@ -1,0 +1,1 @@
+"""Business logic of the HTTP service; routers stay thin and call these."""

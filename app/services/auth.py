@@ -1,0 +1,85 @@
+"""API keys: random tokens stored as sha256 hashes, with scopes read < run < admin."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.errors import ForbiddenError, IdrError, UnauthorizedError
+from app.db.models import ApiKey, now_utc
+
+SCOPES = ("read", "run", "admin")
+_RANK = {s: i for i, s in enumerate(SCOPES)}
+KEY_PREFIX = "idr_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str
+    name: str
+    scopes: frozenset[str]
+
+    def allows(self, scope: str) -> bool:
+        # A higher scope includes the lower ones (admin can run and read).
+        need = _RANK[scope]
+        return any(_RANK[s] >= need for s in self.scopes)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def parse_scopes(scopes: str | list[str]) -> list[str]:
+    items = scopes.split(",") if isinstance(scopes, str) else list(scopes)
+    out = sorted({s.strip() for s in items if s.strip()}, key=_RANK.get)
+    bad = [s for s in out if s not in _RANK]
+    if bad or not out:
+        raise IdrError(f"scopes must be some of {', '.join(SCOPES)}", field="scopes")
+    return out
+
+
+def create_key(session: Session, name: str, scopes: str | list[str], key: str | None = None) -> tuple[ApiKey, str]:
+    """Store a new key; returns the row and the plain key (shown once, never stored)."""
+    plain = key or KEY_PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey(
+        id=secrets.token_hex(8),
+        name=name,
+        key_hash=hash_key(plain),
+        prefix=plain[:8],
+        scopes=",".join(parse_scopes(scopes)),
+    )
+    session.add(row)
+    session.flush()
+    return row, plain
+
+
+def ensure_key(session: Session, name: str, key: str, scopes: str = "admin") -> None:
+    """Create ``key`` unless a key with its hash exists (bootstrap key from settings)."""
+    if session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key))) is None:
+        create_key(session, name, scopes, key=key)
+
+
+def revoke_key(session: Session, key_id: str) -> bool:
+    row = session.get(ApiKey, key_id)
+    if row is None or row.revoked_at is not None:
+        return False
+    row.revoked_at = now_utc()
+    return True
+
+
+def authenticate(session: Session, key: str | None) -> Principal:
+    if not key:
+        raise UnauthorizedError("an API key is required (Authorization: Bearer <key> or X-API-Key)")
+    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
+    if row is None or row.revoked_at is not None:
+        raise UnauthorizedError("unknown or revoked API key")
+    return Principal(key_id=row.id, name=row.name, scopes=frozenset(row.scopes.split(",")))
+
+
+def require(principal: Principal, scope: str) -> None:
+    if not principal.allows(scope):
+        raise ForbiddenError(f"this operation needs an API key with scope {scope!r}")

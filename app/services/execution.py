@@ -1,0 +1,281 @@
+"""Task bodies: execute a run, reap runs whose worker died, push metrics, clean up dry runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from app.db.models import Run, now_utc
+from app.pipeline.result import RunResult
+from app.services import webhooks
+from app.services.runs import TERMINAL
+from app.services.runtime import Runtime, get_runtime
+from app.services.warehouse import warehouse
+
+log = logging.getLogger(__name__)
+
+
+class RunCancelled(Exception):
+    """Raised from the progress callback: the runner aborts before publish."""
+
+
+def _events(run: Run) -> list[str]:
+    out = []
+    if run.status == "DRY_RUN_COMPLETE":
+        out.append("dry_run.completed")
+    elif run.status in ("SUCCESS", "SUCCESS_WITH_WARNINGS"):
+        out.append("run.succeeded")
+    elif run.status == "FAILED":
+        out.append("run.failed")
+    if int((run.counts or {}).get("large_clusters") or 0) > 0 and run.status != "FAILED":
+        out.append("cluster.large_detected")
+    return out
+
+
+def run_payload(run: Run) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "target": run.target,
+        "mode": run.mode,
+        "dry_run": run.dry_run,
+        "apply_of": run.apply_of,
+        "status": run.status,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+        "error_message": run.error_message,
+        "error_stage": run.error_stage,
+        "warnings": run.warnings or [],
+        "counts": run.counts or {},
+    }
+
+
+def _finish(rt: Runtime, run_id: str, **values: Any) -> None:
+    """Record the outcome, free the target, and queue webhook events (sent after commit)."""
+    with rt.session() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            return
+        for k, v in values.items():
+            setattr(run, k, v)
+        run.writer_slot = None
+        run.ended_at = run.ended_at or now_utc()
+        run.current_stage = None
+        deliveries = [d for e in _events(run) for d in webhooks.create_deliveries(s, e, run_payload(run))]
+    for d in deliveries:
+        rt.send("idr.deliver_webhook", [d])
+
+
+def _result_values(r: RunResult, cancelled: bool) -> dict[str, Any]:
+    counts = {
+        k: getattr(r, k)
+        for k in (
+            "entities_processed",
+            "edges_created",
+            "edges_updated",
+            "edges_removed",
+            "clusters_impacted",
+            "lp_iterations",
+            "source_tables_processed",
+            "groups_skipped",
+            "values_excluded",
+            "large_clusters",
+        )
+    }
+    return {
+        "status": "CANCELLED" if cancelled else r.status,
+        "stages": [
+            {
+                "name": st.name,
+                "order": st.order,
+                "started_at": st.started_at.isoformat() + "Z",
+                "ended_at": st.ended_at.isoformat() + "Z" if st.ended_at else None,
+                "seconds": round(st.seconds, 6),
+                "rows_in": st.rows_in,
+                "rows_out": st.rows_out,
+            }
+            for st in r.stages
+        ],
+        "stages_done": len(r.stages),
+        "warnings": list(r.warnings),
+        "counts": counts,
+        "error_message": "cancelled at a stage boundary; production tables untouched" if cancelled else r.error_message,
+        "error_stage": r.error_stage,
+    }
+
+
+class _Heartbeat:
+    """Records that the worker is alive while a long stage runs (the reaper watches it)."""
+
+    def __init__(self, rt: Runtime, run_id: str) -> None:
+        self.rt, self.run_id = rt, run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{run_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.rt.settings.run_heartbeat_seconds):
+            try:
+                with self.rt.session() as s:
+                    s.execute(
+                        update(Run).where(Run.id == self.run_id, Run.status == "RUNNING").values(heartbeat_at=now_utc())
+                    )
+            except Exception:  # a missed beat is tolerated; the timeout is many beats long
+                log.warning("heartbeat of %s failed", self.run_id, exc_info=True)
+
+
+def execute_run(run_id: str) -> str:
+    """The body of task ``idr.run``. Idempotent: only a QUEUED run is executed."""
+    from app.pipeline.runner import run_pipeline
+    from app.services.runs import claim
+
+    rt = get_runtime()
+    with rt.session() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            log.warning("run %s does not exist; task dropped", run_id)
+            return "missing"
+        if run.status != "QUEUED":
+            # Redelivered (acks_late) or duplicate: a finished run stays finished; one still
+            # RUNNING belongs to a live worker or is failed by the reaper when its beat stops.
+            return run.status
+        if run.cancel_requested:
+            return "CANCELLED"
+        target, mode, dry_run, apply_of = run.target, run.mode, run.dry_run, run.apply_of
+    if not claim(rt, run_id):
+        return "claimed-elsewhere"
+
+    cancelled = False
+    delay = rt.settings.run_stage_delay_seconds
+    stage_log: list[dict[str, Any]] = []
+
+    def progress(stage: str, event: str) -> None:
+        nonlocal cancelled
+        now = now_utc()
+        with rt.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                return
+            if event == "start":
+                stage_log.append({"name": stage, "started_at": now.isoformat(), "ended_at": None})
+                run.current_stage = stage
+            else:
+                if stage_log:
+                    stage_log[-1]["ended_at"] = now.isoformat()
+                run.stages_done = sum(1 for x in stage_log if x["ended_at"])
+            run.stages = [dict(x) for x in stage_log]
+            run.heartbeat_at = now
+            want_cancel = run.cancel_requested
+        if want_cancel and event == "start":
+            cancelled = True
+            raise RunCancelled(f"run {run_id} cancelled")
+        if delay and event == "start":
+            time.sleep(delay)
+
+    try:
+        with (
+            _Heartbeat(rt, run_id),
+            warehouse(rt.settings, target, wait=rt.settings.worker_warehouse_wait_seconds) as a,
+        ):
+            result = run_pipeline(a, mode, dry_run=dry_run, progress=progress, run_id=run_id, apply_of=apply_of)
+    except Exception as e:  # noqa: BLE001 - e.g. schema missing, warehouse unreachable
+        log.exception("run %s could not execute", run_id)
+        _finish(
+            rt,
+            run_id,
+            status="FAILED",
+            error_message=getattr(e, "message", None) or f"{type(e).__name__}: {e}",
+            error_stage=getattr(e, "stage", None) or "init",
+        )
+        return "FAILED"
+    values = _result_values(result, cancelled and result.status == "FAILED")
+    _finish(rt, run_id, **values)
+    if result.ok and rt.settings.metrics_push_exporters.strip():
+        rt.send("idr.push_metrics", [target])
+    return values["status"]
+
+
+def reap_stale_runs() -> list[str]:
+    """Fail RUNNING runs whose worker stopped beating (killed, OOM, host lost).
+
+    Publish is one atomic step, so a dead worker left production tables as they were; the
+    run ends FAILED and a new run can simply be started.
+    """
+    rt = get_runtime()
+    cutoff = now_utc() - timedelta(seconds=rt.settings.run_stale_after_seconds)
+    reaped: list[tuple[str, str, str | None]] = []
+    with rt.session() as s:
+        stale = list(s.scalars(select(Run).where(Run.status == "RUNNING", Run.heartbeat_at < cutoff)))
+        for run in stale:
+            reaped.append((run.id, run.target, run.current_stage))
+    for rid, target, stage in reaped:
+        _finish(
+            rt,
+            rid,
+            status="FAILED",
+            error_stage=stage or "unknown",
+            error_message=(
+                f"worker lost during stage {stage or 'unknown'} (no heartbeat for "
+                f"{rt.settings.run_stale_after_seconds:.0f}s); production tables are untouched; start a new run"
+            ),
+        )
+        _fail_warehouse_history(rt, target, rid)
+    return [r[0] for r in reaped]
+
+
+def _fail_warehouse_history(rt: Runtime, target: str, run_id: str) -> None:
+    """Best effort: the dead worker's run_history row must not say RUNNING forever either."""
+    try:
+        with warehouse(rt.settings, target, wait=0) as a:
+            a.execute(
+                "UPDATE idr_out.run_history SET status = 'FAILED', ended_at = CURRENT_TIMESTAMP, "
+                "error_message = 'worker lost' WHERE run_id = $r AND status = 'RUNNING'",
+                {"r": run_id},
+            )
+    except Exception:  # noqa: BLE001 - the state DB already tells the truth
+        log.warning("could not mark %s FAILED in the warehouse", run_id, exc_info=True)
+
+
+def push_metrics(target: str = "default") -> dict[str, Any]:
+    """Feed every configured push exporter what it has not exported yet."""
+    from app.metrics.exporters.base import export_pending, load_exporter
+
+    rt = get_runtime()
+    out: dict[str, Any] = {}
+    names = [n.strip() for n in rt.settings.metrics_push_exporters.split(",") if n.strip()]
+    with warehouse(rt.settings, target, wait=rt.settings.worker_warehouse_wait_seconds) as a:
+        for name in names:
+            report = export_pending(a, load_exporter(name, {}))
+            out[name] = {"exported": report.exported, "error": report.error}
+    return out
+
+
+def cleanup_dry_runs(target: str = "default") -> list[str]:
+    from app.pipeline.dryrun import cleanup
+
+    rt = get_runtime()
+    with warehouse(rt.settings, target, wait=rt.settings.worker_warehouse_wait_seconds) as a:
+        return cleanup(a)
+
+
+def recover_on_start(rt: Runtime) -> None:
+    """Embedded mode keeps its queue in memory: re-send what a previous process left queued."""
+    with rt.session() as s:
+        queued = list(s.scalars(select(Run.id).where(Run.status == "QUEUED").order_by(Run.created_at)))
+    for rid in queued:
+        rt.send("idr.run", [rid])
+    webhooks.redispatch_overdue(rt, min_age_seconds=0)
+
+
+__all__ = ["TERMINAL", "execute_run", "reap_stale_runs", "push_metrics", "cleanup_dry_runs", "recover_on_start"]

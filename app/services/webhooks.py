@@ -1,0 +1,238 @@
+"""Webhook subscriptions and deliveries, signed per Standard Webhooks.
+
+Headers: ``webhook-id`` (stable across retries, so receivers can dedupe),
+``webhook-timestamp`` (unix seconds) and ``webhook-signature``:
+``v1,<base64(HMAC-SHA256(secret, f"{id}.{timestamp}.{body}"))>`` where the secret is the
+base64 part after ``whsec_``. Timeouts, connection errors, 5xx and 429 are retried with
+exponential backoff; any other answer is final. Every attempt is recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.errors import IdrError, NotFoundError
+from app.db.models import Webhook, WebhookAttempt, WebhookDelivery, now_utc
+from app.services.runtime import Runtime, get_runtime
+
+log = logging.getLogger(__name__)
+
+EVENTS = ("run.succeeded", "run.failed", "dry_run.completed", "cluster.large_detected")
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def _check(url: str, events: list[str]) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise IdrError("url must be an absolute http(s) URL", field="url")
+    bad = [e for e in events if e not in EVENTS]
+    if bad or not events:
+        raise IdrError(f"events must be a non-empty list of: {', '.join(EVENTS)}", field="events")
+
+
+def create_subscription(
+    rt: Runtime, url: str, events: list[str], description: str | None = None
+) -> tuple[Webhook, str]:
+    _check(url, events)
+    secret = new_secret()
+    with rt.session() as s:
+        wh = Webhook(
+            id="wh_" + secrets.token_hex(10),
+            url=url,
+            events=sorted(set(events)),
+            description=description,
+            secret=secret,
+            active=True,
+            created_at=now_utc(),
+        )
+        s.add(wh)
+    return wh, secret
+
+
+def list_subscriptions(rt: Runtime) -> list[Webhook]:
+    with rt.session() as s:
+        return list(s.scalars(select(Webhook).where(Webhook.active).order_by(Webhook.created_at, Webhook.id)))
+
+
+def get_subscription(rt: Runtime, webhook_id: str) -> Webhook:
+    with rt.session() as s:
+        wh = s.get(Webhook, webhook_id)
+        if wh is None or not wh.active:
+            raise NotFoundError(f"webhook {webhook_id!r} not found")
+        return wh
+
+
+def delete_subscription(rt: Runtime, webhook_id: str) -> None:
+    with rt.session() as s:
+        wh = s.get(Webhook, webhook_id)
+        if wh is None or not wh.active:
+            raise NotFoundError(f"webhook {webhook_id!r} not found")
+        # Soft delete: the delivery history stays readable for audit; no new deliveries.
+        wh.active = False
+
+
+def list_deliveries(
+    rt: Runtime, webhook_id: str, limit: int = 50
+) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
+    get_subscription(rt, webhook_id)
+    with rt.session() as s:
+        ds = list(
+            s.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.webhook_id == webhook_id)
+                .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id)
+                .limit(limit)
+            )
+        )
+        out = []
+        for d in ds:
+            atts = list(
+                s.scalars(
+                    select(WebhookAttempt).where(WebhookAttempt.delivery_id == d.id).order_by(WebhookAttempt.attempt)
+                )
+            )
+            out.append((d, atts))
+        return out
+
+
+def create_deliveries(session: Session, event: str, data: dict[str, Any]) -> list[str]:
+    """One delivery per active subscription to ``event``, in the caller's transaction."""
+    ids = []
+    for wh in session.scalars(select(Webhook).where(Webhook.active)):
+        if event not in (wh.events or []):
+            continue
+        msg_id = "msg_" + secrets.token_hex(12)
+        now = now_utc()
+        body = json.dumps(
+            {"type": event, "timestamp": now.isoformat().replace("+00:00", "Z"), "data": data},
+            separators=(",", ":"),
+            default=str,
+        )
+        session.add(
+            WebhookDelivery(
+                id=msg_id,
+                webhook_id=wh.id,
+                event=event,
+                payload=body,
+                status="PENDING",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        ids.append(msg_id)
+    return ids
+
+
+def backoff(settings, attempt: int) -> float:
+    return min(settings.webhook_backoff_seconds * 2 ** (attempt - 1), settings.webhook_backoff_max_seconds)
+
+
+def deliver(delivery_id: str) -> str:
+    """Task ``idr.deliver_webhook``: one attempt; re-sends itself with a countdown to retry."""
+    rt = get_runtime()
+    st = rt.settings
+    with rt.session() as s:
+        d = s.get(WebhookDelivery, delivery_id)
+        if d is None or d.status != "PENDING":
+            return d.status if d else "missing"
+        wh = s.get(Webhook, d.webhook_id)
+        if wh is None or not wh.active:
+            d.status = "FAILED"
+            d.completed_at = now_utc()
+            return "FAILED"
+        url, secret, body, attempt = wh.url, wh.secret, d.payload, d.attempts + 1
+    ts = int(time.time())
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "idr-webhooks/1",
+        "webhook-id": delivery_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": sign(secret, delivery_id, ts, body),
+    }
+    code: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    t0 = time.perf_counter()
+    try:
+        resp = httpx.post(url, content=body.encode(), headers=headers, timeout=st.webhook_timeout_seconds)
+        code = resp.status_code
+        ra = resp.headers.get("retry-after")
+        if code == 429 and ra and ra.isdigit():
+            retry_after = float(ra)
+    except httpx.TimeoutException as e:
+        error = f"timeout: {type(e).__name__}"
+    except httpx.HTTPError as e:
+        error = f"{type(e).__name__}: {e}"
+    ms = (time.perf_counter() - t0) * 1000
+    if code is not None and 200 <= code < 300:
+        outcome = "success"
+    elif error is not None or code == 429 or (code is not None and code >= 500):
+        outcome = "retry" if attempt < st.webhook_max_attempts else "failed"
+    else:
+        outcome = "failed"  # other 4xx: the receiver rejected it; retrying would not help
+    countdown = None
+    with rt.session() as s:
+        d = s.get(WebhookDelivery, delivery_id)
+        s.add(
+            WebhookAttempt(
+                delivery_id=delivery_id,
+                attempt=attempt,
+                at=now_utc(),
+                outcome=outcome,
+                status_code=code,
+                error=error,
+                duration_ms=ms,
+            )
+        )
+        d.attempts = attempt
+        if outcome == "retry":
+            countdown = max(backoff(st, attempt), retry_after or 0.0)
+            d.next_attempt_at = now_utc() + timedelta(seconds=countdown)
+        else:
+            d.status = "SUCCEEDED" if outcome == "success" else "FAILED"
+            d.completed_at = now_utc()
+            d.next_attempt_at = None
+    if countdown is not None:
+        rt.send("idr.deliver_webhook", [delivery_id], countdown=countdown)
+    log.info("webhook %s attempt %d -> %s (%s)", delivery_id, attempt, outcome, code or error)
+    return outcome
+
+
+def redispatch_overdue(rt: Runtime | None = None, min_age_seconds: float = 300.0) -> int:
+    """Re-send PENDING deliveries whose scheduled attempt is overdue (a lost countdown)."""
+    rt = rt or get_runtime()
+    cutoff = now_utc() - timedelta(seconds=min_age_seconds)
+    with rt.session() as s:
+        ids = list(
+            s.scalars(
+                select(WebhookDelivery.id).where(
+                    WebhookDelivery.status == "PENDING", WebhookDelivery.next_attempt_at <= cutoff
+                )
+            )
+        )
+    for i in ids:
+        rt.send("idr.deliver_webhook", [i])
+    return len(ids)
