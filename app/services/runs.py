@@ -92,15 +92,19 @@ def create_run(
             requested_by=principal.name,
             created_at=now,
         )
-        s.add(run)
-        if idempotency_key:
-            s.add(
-                IdempotencyKey(
-                    principal=principal.key_id, key=idempotency_key, request_hash=_request_hash(body), run_id=run.id
-                )
-            )
         try:
-            s.flush()
+            s.add(run)
+            s.flush()  # the run row first: the idempotency row references it
+            if idempotency_key:
+                s.add(
+                    IdempotencyKey(
+                        principal=principal.key_id,
+                        key=idempotency_key,
+                        request_hash=_request_hash(body),
+                        run_id=run.id,
+                    )
+                )
+                s.flush()
         except IntegrityError:
             s.rollback()
             # Either the same Idempotency-Key won a race, or a writing run holds the target.
