@@ -370,19 +370,33 @@ def print_run(label: str, result: Any, wall: float, peak_mb: float) -> None:
 
 
 def timed_run(
-    run_pipeline: Callable[..., Any], adapter: Adapter, mode: str, verbose: bool
-) -> tuple[Any, bool]:
+    run_pipeline: Callable[..., Any], adapter: Adapter, mode: str, verbose: bool, dry_run: bool = False
+) -> tuple[Any, bool, float]:
     def progress(stage: str, event: str) -> None:
         if verbose:
             print(f"    [{time.strftime('%H:%M:%S')}] {stage} {event}", flush=True)
 
     reset_peak_rss()
     t0 = time.perf_counter()
-    result = run_pipeline(adapter, mode=mode, dry_run=False, progress=progress)
+    result = run_pipeline(adapter, mode=mode, dry_run=dry_run, progress=progress)
     wall = time.perf_counter() - t0
-    print_run(mode, result, wall, peak_rss_mb())
+    print_run(f"{mode} dry run" if dry_run else mode, result, wall, peak_rss_mb())
     ok = bool(getattr(result, "ok", getattr(result, "status", "") in ("SUCCESS", "SUCCESS_WITH_WARNINGS")))
-    return result, ok
+    return result, ok, wall
+
+
+def measured(run_pipeline, adapter, mode: str, verbose: bool, dry_ratio: bool) -> bool:
+    """A real run; with ``dry_ratio`` first the same run as a dry run (zero impact, so
+    both start from the same state) and the ratio of their wall times."""
+    dry_wall = None
+    if dry_ratio:
+        _, dry_ok, dry_wall = timed_run(run_pipeline, adapter, mode, verbose, dry_run=True)
+        if not dry_ok:
+            return False
+    _, ok, wall = timed_run(run_pipeline, adapter, mode, verbose)
+    if dry_wall is not None:
+        print(f"  dry run / real run ({mode}): {dry_wall:.2f} s / {wall:.2f} s = {dry_wall / wall:.2f}x")
+    return ok
 
 
 def _remove_db(path: Path) -> None:
@@ -402,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--max-group-size", type=int, default=None, help="default: scales with --records")
     ap.add_argument("--verbose", action="store_true", help="print stage start/end as they happen")
+    ap.add_argument(
+        "--dry-run-ratio", action="store_true", help="run each mode as a dry run first and print dry/real time"
+    )
     args = ap.parse_args(argv)
 
     db: Path = args.db or Path(tempfile.gettempdir()) / f"idr_bench_{args.records}.duckdb"
@@ -435,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         run_pipeline = _load_runner()
         if run_pipeline is None:
             return 2
-        _, run_ok = timed_run(run_pipeline, adapter, "FULL", args.verbose)
+        run_ok = measured(run_pipeline, adapter, "FULL", args.verbose, args.dry_run_ratio)
         ok &= run_ok
         if args.check and run_ok:
             ok &= run_check(adapter, doc)
@@ -446,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(new {d['new_fresh']:,}, joining {d['new_joining']:,}, bridging {d['new_bridging']:,}, "
                 f"identifiers changed {d['updated_identifiers']:,}, attributes {d['updated_attributes']:,})"
             )
-            _, run_ok = timed_run(run_pipeline, adapter, "INCR", args.verbose)
+            run_ok = measured(run_pipeline, adapter, "INCR", args.verbose, args.dry_run_ratio)
             ok &= run_ok
             if args.check and run_ok:
                 ok &= run_check(adapter, doc)

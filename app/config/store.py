@@ -28,12 +28,10 @@ TABLES: dict[str, tuple[str, type]] = {
 def read_config(adapter: Adapter) -> IdrConfig:
     doc: dict[str, object] = {}
     for key, (table, model) in TABLES.items():
-        fields = list(model.model_fields)
-        have = set(adapter.columns("idr_meta", table))
-        cols = [f for f in fields if f in have]
-        sel = ", ".join(adapter.ident(c) for c in cols)
-        rows = adapter.fetch_dicts(f"SELECT {sel} FROM {adapter.table('idr_meta', table)}")
-        doc[key] = [{k: v for k, v in r.items() if v is not None} for r in rows]
+        fields = set(model.model_fields)
+        # SELECT * keeps this to one query per table; columns users added are ignored.
+        rows = adapter.fetch_dicts(f"SELECT * FROM {adapter.table('idr_meta', table)}")
+        doc[key] = [{k: v for k, v in r.items() if v is not None and k.lower() in fields} for r in rows]
     settings = adapter.fetchall("SELECT config_key, config_value FROM idr_meta.config")
     doc["settings"] = {k: v for k, v in settings if v is not None}
     return IdrConfig.model_validate(doc)

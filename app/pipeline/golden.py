@@ -61,15 +61,15 @@ def build_golden(ctx: RunContext) -> int:
         if uses_recency_field
         else ""
     )
-    freq = "count(*) OVER (PARTITION BY resolved_id, attribute_name, attribute_value)" if uses_freq else "1"
+    freq = "count(*) OVER (PARTITION BY comp, attribute_name, attribute_value)" if uses_freq else "1"
     ctx.exec(
         f"""
         CREATE TABLE {ctx.w("golden")} AS
         WITH base AS (
-            SELECT m.resolved_id, x.entity_key, x.table_id, x.attribute_name, x.attribute_value,
+            SELECT m.comp, x.entity_key, x.table_id, x.attribute_name, x.attribute_value,
                    s.strategy, coalesce(r.src_rank, 1000000) AS src_rank, {recency} AS recency
             FROM {ctx.w("attr_scope")} AS x
-            JOIN {ctx.w("membership")} AS m ON m.entity_key = x.entity_key
+            JOIN {ctx.w("proposed")} AS m ON m.entity_key = x.entity_key
             JOIN {ctx.w("surv")} AS s ON s.attribute_name = x.attribute_name
             LEFT JOIN {ctx.w("src_rank")} AS r
               ON r.attribute_name = x.attribute_name AND r.table_id = x.table_id
@@ -77,14 +77,19 @@ def build_golden(ctx: RunContext) -> int:
         ), ranked AS (
             SELECT *, {freq} AS freq FROM base
         )
-        SELECT resolved_id, attribute_name, attribute_value, entity_key AS source_entity_key,
-               table_id AS source_table_id, strategy
-        FROM ranked
-        QUALIFY row_number() OVER (
-            PARTITION BY resolved_id, attribute_name
+        SELECT c.resolved_id, w.attribute_name, w.attribute_value, w.source_entity_key, w.source_table_id,
+               w.strategy
+        FROM (
+          SELECT comp, attribute_name, attribute_value, entity_key AS source_entity_key,
+                 table_id AS source_table_id, strategy
+          FROM ranked
+          QUALIFY row_number() OVER (
+            PARTITION BY comp, attribute_name
             ORDER BY CASE WHEN strategy = 'MOST_FREQUENT' THEN -freq ELSE 0 END,
                      CASE WHEN strategy = 'SOURCE_PRIORITY' THEN src_rank ELSE 0 END,
                      recency DESC NULLS LAST, src_rank, attribute_value, entity_key) = 1
+        ) AS w
+        JOIN {ctx.w("comp_ids")} AS c ON c.comp = w.comp
         """
     )
     return ctx.count(ctx.w("golden"))

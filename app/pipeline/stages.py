@@ -36,7 +36,7 @@ def identifiers(ctx: RunContext) -> tuple[int, int]:
     )
     ctx.run(G, "exclusions_exact")
     ctx.run(G, "identifiers")
-    excluded = int(a.scalar(ctx.stmt(G, "excluded_count")) or 0)
+    excluded = int(a.scalar(ctx.stmt(G, "excluded_count")) or 0) if ctx.config.exclusions else 0
     ctx.result.values_excluded = excluded
     return ctx.count(ctx.w("ident_raw")), ctx.count(ctx.w("identifiers"))
 

@@ -21,7 +21,14 @@ WHERE NOT EXISTS (
           AND r.identifier_value_norm LIKE x.pattern)
 
 -- name: excluded_count
-SELECT (SELECT count(*) FROM (SELECT DISTINCT * FROM {{w.ident_raw}})) - (SELECT count(*) FROM {{w.identifiers}})
+SELECT count(*) FROM {{w.ident_raw}} AS r
+WHERE EXISTS (
+        SELECT 1 FROM {{w.excl_exact}} AS x
+        WHERE x.identifier_type = r.identifier_type AND x.v = r.identifier_value_norm)
+   OR EXISTS (
+        SELECT 1 FROM {{w.excl_norm}} AS x
+        WHERE x.match_type = 'LIKE' AND x.identifier_type = r.identifier_type
+          AND r.identifier_value_norm LIKE x.pattern)
 
 -- name: incr_old_ident
 CREATE TABLE {{w.old_ident}} AS
@@ -66,11 +73,11 @@ SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.gained}}
 
 -- name: groups
 CREATE TABLE {{w.groups}} AS
-SELECT m.identifier_type, m.identifier_value_norm, count(*) AS n, min(m.entity_key) AS anchor,
-       r.rule_id, r.max_group_size
-FROM {{w.members}} AS m
-JOIN {{w.rules}} AS r ON r.identifier_type = m.identifier_type
-GROUP BY m.identifier_type, m.identifier_value_norm, r.rule_id, r.max_group_size
+SELECT g.identifier_type, g.identifier_value_norm, g.n, g.anchor, r.rule_id, r.max_group_size
+FROM (SELECT identifier_type, identifier_value_norm, count(*) AS n, min(entity_key) AS anchor
+      FROM {{w.members}}
+      GROUP BY identifier_type, identifier_value_norm) AS g
+JOIN {{w.rules}} AS r ON r.identifier_type = g.identifier_type
 
 -- name: groups_old
 CREATE TABLE {{w.groups_old}} AS

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 from tests.pipeline.world import World
 
-EXAMPLES = int(os.environ.get("IDR_PROPERTY_EXAMPLES", "300" if os.environ.get("CI") else "60"))
+EXAMPLES = int(os.environ.get("IDR_PROPERTY_EXAMPLES", "200" if os.environ.get("CI") else "40"))
 
 emails = st.one_of(st.none(), st.sampled_from([f"E{i}@x.com" for i in range(6)] + [" e1@X.com", ""]))
 phones = st.one_of(st.none(), st.sampled_from(["555-0001", "5550001", "555-0002", "555 0003", "0004"]))
 record = st.tuples(st.sampled_from(["crm", "shop"]), st.integers(0, 11), emails, phones)
-batches = st.lists(st.lists(record, min_size=1, max_size=6), min_size=2, max_size=4)
+batches = st.lists(st.lists(record, min_size=1, max_size=6), min_size=2, max_size=3)
 
 COMPARED = {
     "membership": "SELECT entity_key, resolved_id FROM idr_out.identity_resolved_membership_current",
