@@ -164,7 +164,7 @@ def _rule_records(
     # The run-level idr_edges_created / idr_groups_skipped (from the engine's totals) are the
     # aggregates of the first two; the rule-only metrics get an explicit sum row.
     per_rule: tuple[tuple[str, str, MetricType], ...] = (
-        ("idr_edges_created", "edges", "counter"),
+        ("idr_edges_created", "edges_created", "counter"),
         ("idr_groups_skipped", "groups_skipped", "counter"),
         ("idr_rule_entities_matched", "entities_matched", "gauge"),
         ("idr_rule_groups_matched", "groups_matched", "gauge"),

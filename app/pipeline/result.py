@@ -47,7 +47,8 @@ class RunResult:
     stages: list[StageResult] = field(default_factory=list)
     error_message: str | None = None
     error_stage: str | None = None
-    # per rule_id: {"edges": n, "entities_matched": n, "groups_matched": n, "groups_skipped": n}
+    # per rule_id: {"edges": n (edges of the new state / of the re-derived values),
+    # "edges_created": n (new in this run), "entities_matched", "groups_matched", "groups_skipped"}
     rule_stats: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property

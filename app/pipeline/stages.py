@@ -74,32 +74,32 @@ def edges(ctx: RunContext) -> tuple[int, int]:
     n_new = ctx.count(ctx.w("edges_new"))
     a = ctx.adapter
     if ctx.full:
-        # Edges that already existed (same link, same value) are "updated", the rest new.
-        existing = int(
-            a.scalar(
-                f"SELECT count(*) FROM {ctx.w('edges_new')} AS n JOIN idr_out.identity_edges_current AS o "
-                "ON o.identifier_type = n.identifier_type AND o.identifier_value_norm = n.identifier_value_norm "
-                "AND o.left_entity_key = n.left_entity_key AND o.right_entity_key = n.right_entity_key"
-            )
-            or 0
-        )
-        old_total = ctx.count("idr_out.identity_edges_current")
+        old = "idr_out.identity_edges_current"
+        old_total = ctx.count(old)
     else:
         ctx.run(G, "incr_old_edges")
-        existing = int(
-            a.scalar(
-                f"SELECT count(*) FROM {ctx.w('edges_new')} AS n JOIN {ctx.w('edges_old')} AS o "
-                "ON o.identifier_type = n.identifier_type AND o.identifier_value_norm = n.identifier_value_norm "
-                "AND o.left_entity_key = n.left_entity_key AND o.right_entity_key = n.right_entity_key"
-            )
-            or 0
-        )
-        old_total = ctx.count(ctx.w("edges_old"))
+        old = ctx.w("edges_old")
+        old_total = ctx.count(old)
+    # An edge that already existed (same link, same value) is "updated", the rest new.
+    per_rule = a.fetchall(
+        f"SELECT n.rule_id, count(*), count(o.left_entity_key) FROM {ctx.w('edges_new')} AS n "
+        f"LEFT JOIN {old} AS o ON o.identifier_type = n.identifier_type "
+        "AND o.identifier_value_norm = n.identifier_value_norm "
+        "AND o.left_entity_key = n.left_entity_key AND o.right_entity_key = n.right_entity_key "
+        "GROUP BY n.rule_id"
+    )
+    existing = sum(int(r[2]) for r in per_rule)
     ctx.result.edges_created = n_new - existing
     ctx.result.edges_updated = existing
     ctx.result.edges_removed = old_total - existing
     _rule_stats(ctx)
+    for rule_id, total, kept in per_rule:
+        ctx.result.rule_stats[rule_id]["edges_created"] = int(total) - int(kept)
     return ctx.count(ctx.w("members")), n_new
+
+
+def _empty_stats() -> dict[str, int]:
+    return {"groups_matched": 0, "entities_matched": 0, "groups_skipped": 0, "edges": 0, "edges_created": 0}
 
 
 def _rule_stats(ctx: RunContext) -> None:
@@ -117,9 +117,10 @@ def _rule_stats(ctx: RunContext) -> None:
             "entities_matched": int(ents),
             "groups_skipped": int(skipped),
             "edges": 0,
+            "edges_created": 0,
         }
     for rule_id, n in a.fetchall(f"SELECT rule_id, count(*) FROM {ctx.w('edges_new')} GROUP BY rule_id"):
-        stats.setdefault(rule_id, {"groups_matched": 0, "entities_matched": 0, "groups_skipped": 0, "edges": 0})
+        stats.setdefault(rule_id, _empty_stats())
         stats[rule_id]["edges"] = int(n)
     if not ctx.full:
         ctx.facts["rule_stats_old"] = {
@@ -130,7 +131,7 @@ def _rule_stats(ctx: RunContext) -> None:
             a.fetchall(f"SELECT rule_id, count(*) FROM {ctx.w('edges_old')} GROUP BY rule_id")
         )
     for r in active_rules(ctx).values():
-        stats.setdefault(r.rule_id, {"groups_matched": 0, "entities_matched": 0, "groups_skipped": 0, "edges": 0})
+        stats.setdefault(r.rule_id, _empty_stats())
     ctx.result.rule_stats = stats
 
 

@@ -107,8 +107,10 @@ def make_result(
             StageResult("components", 3, t0, seconds=6.0, rows_in=edges, rows_out=7508),
         ],
         rule_stats={
-            "email": {"edges": 6000, "entities_matched": 5000, "groups_matched": 900, "groups_skipped": 2},
-            "phone": {"edges": 3000, "entities_matched": 2500, "groups_matched": 400, "groups_skipped": 1},
+            "email": {"edges": 6000, "edges_created": 6000, "entities_matched": 5000, "groups_matched": 900,
+                      "groups_skipped": 2},
+            "phone": {"edges": 3000, "edges_created": 3000, "entities_matched": 2500, "groups_matched": 400,
+                      "groups_skipped": 1},
         },
         error_message="boom" if status == "FAILED" else None,
         error_stage="components" if status == "FAILED" else None,
