@@ -111,10 +111,3 @@ class SnowflakeAdapter(TranspilingAdapter):
         want_view = "VIEW" if views else "BASE TABLE"
         names = [str(n).lower() for n, kind in rows if str(kind).upper() == want_view]
         return [n for n in names if n.startswith(prefix.lower())]
-
-    def table_fingerprint(self, table_fqn: str) -> str:
-        from app.config.validate import parse_table_fqn
-
-        fqn = parse_table_fqn(table_fqn).sql(dialect="duckdb", identify=True)
-        n, h = self.fetchone(f"SELECT count(*), hash_agg(*) FROM {fqn}") or (0, 0)
-        return f"{n}:{h}"

@@ -69,6 +69,7 @@ class TranspilingAdapter(Adapter):
     keep_primary_keys: ClassVar[bool] = True
     keep_not_null: ClassVar[bool] = True
     sort_ordered_aggregates: ClassVar[bool] = False  # ARRAY_AGG(x ORDER BY x) -> sort(agg(x))
+    window_needs_order: ClassVar[bool] = False  # row_number() OVER () needs an ORDER BY
 
     def __init__(self, connect) -> None:
         super().__init__(connect)
@@ -125,6 +126,15 @@ class TranspilingAdapter(Adapter):
             return exp.Anonymous(this=self.timestamp_now, expressions=[])
         if self.sort_ordered_aggregates and isinstance(node, exp.GroupConcat | exp.ArrayAgg):
             node = self._sorted_aggregate(node)
+        if (
+            self.window_needs_order
+            and isinstance(node, exp.Window)
+            and isinstance(node.this, exp.RowNumber)
+            and not node.args.get("order")
+        ):
+            # Any numbering will do where canonical SQL leaves the order open.
+            node = node.copy()
+            node.set("order", exp.Order(expressions=[exp.Ordered(this=exp.Literal.number(1))]))
         return node
 
     def _sorted_aggregate(self, node: exp.Expression) -> exp.Expression:
@@ -162,12 +172,12 @@ class TranspilingAdapter(Adapter):
             keep.append(col)
         schema.set("expressions", keep)
 
-    def _render(self, e: exp.Expression, nulls: frozenset[str]) -> tuple[str, tuple[str, ...]]:
+    def _render(self, e: exp.Expression, nulls: frozenset[str], cache: bool = True) -> tuple[str, tuple[str, ...]]:
         """Platform text of ``e``; parameters named in ``nulls`` become NULL literals
         (a typed driver parameter cannot express an untyped NULL on every platform).
         Returns (text, parameter names in textual order for qmark)."""
         key = (id(e), nulls)
-        hit = self._rendered.get(key)
+        hit = self._rendered.get(key) if cache else None
         if hit is not None:
             return hit
         nonce = f"idrp{secrets.token_hex(4)}x"
@@ -187,7 +197,8 @@ class TranspilingAdapter(Adapter):
             order = [m.group(1) for m in pat.finditer(text)]
             text = pat.sub("?", text)
         hit = (text, tuple(order))
-        self._rendered[key] = hit
+        if cache:  # keyed by id(): only for ASTs that live in the statement cache
+            self._rendered[key] = hit
         return hit
 
     def bind(self, sql: str, params: Params = None) -> list[Bound]:
@@ -266,15 +277,24 @@ class TranspilingAdapter(Adapter):
         """Execute an already rewritten AST (not cached: one-off shapes)."""
         used = {p.name for p in e.find_all(exp.Placeholder) if p.name}
         nulls = frozenset(n for n in used if params.get(n) is None)
-        text, order = self._render_uncached(e, nulls)
+        text, order = self._render(e, nulls, cache=False)
         values = {n: self.convert_param(params[n]) for n in used if n not in nulls}
         with self._lock:
             self._run(Bound(text, self._pack(values, order), _kind(e), dml_target(e)), False)
 
-    def _render_uncached(self, e: exp.Expression, nulls: frozenset[str]) -> tuple[str, tuple[str, ...]]:
-        out = self._render(e, nulls)
-        self._rendered.pop((id(e), nulls), None)
-        return out
+    # ------------------------------------------------------------ catalog
+    def table_fingerprint(self, table_fqn: str) -> str:
+        from app.config.validate import parse_table_fqn
+
+        t = parse_table_fqn(table_fqn)
+        cols = [self.ident(c) for c in self.columns(t.db, t.name)]
+        fqn = t.sql(dialect=self.canonical_dialect, identify=True)
+        n, h = self.fetchone(f"SELECT count(*), {self.fingerprint_aggregate(cols)} FROM {fqn}") or (0, 0)
+        return f"{n}:{h}"
+
+    def fingerprint_aggregate(self, cols: list[str]) -> str:
+        """Order-independent aggregate of a per-row hash, canonical SQL."""
+        return f"coalesce(sum(hash({', '.join(cols)})), 0)"
 
     # ------------------------------------------------------------ helpers
     @staticmethod
