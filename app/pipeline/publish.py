@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.core.errors import ConflictError
 from app.pipeline.context import RunContext
 
 P = "publish"
@@ -57,6 +58,12 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> int:
         a.scalar(f"SELECT count(*) FROM {ctx.w('membership')} WHERE old_id IS DISTINCT FROM resolved_id") or 0
     )
     with a.transaction():
+        from app.pipeline.runner import LAST_PUBLISHED_SQL
+
+        if a.scalar(LAST_PUBLISHED_SQL) != ctx.facts.get("last_published"):
+            raise ConflictError(
+                "another run was published while this one ran; nothing was written, run it again"
+            )
         ctx.run(P, "membership_delete")
         ctx.run(P, "membership_insert", p)
         ctx.run(P, "clusters_delete")

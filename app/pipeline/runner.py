@@ -60,6 +60,12 @@ def _last_fingerprint(adapter: Adapter) -> str | None:
     )
 
 
+LAST_PUBLISHED_SQL = (
+    "SELECT run_id FROM idr_out.run_history WHERE NOT dry_run "
+    "AND status IN ('SUCCESS', 'SUCCESS_WITH_WARNINGS') ORDER BY ended_at DESC, run_id DESC LIMIT 1"
+)
+
+
 def _insert_history(adapter: Adapter, r: RunResult, fingerprint: str) -> None:
     adapter.execute(
         "INSERT INTO idr_out.run_history (run_id, run_mode, status, started_at, dry_run, platform, "
@@ -176,6 +182,8 @@ def run_pipeline(
         progress=progress,
     )
     ctx.facts["run_state"] = _run_state(adapter)
+    # Optimistic concurrency: publish re-checks this inside its transaction.
+    ctx.facts["last_published"] = adapter.scalar(LAST_PUBLISHED_SQL)
     expected_fp = None
     if apply_of:
         from app.pipeline.dryrun import get_dry_run

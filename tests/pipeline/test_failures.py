@@ -89,3 +89,36 @@ def test_component_cap_fails_loudly_instead_of_returning_a_wrong_partition():
     assert (r.status, r.error_stage) == ("FAILED", "components")
     assert "max_cc_rounds" in r.error_message
     assert w.snapshot() == before
+
+
+def test_a_run_that_lost_a_publish_race_writes_nothing(monkeypatch):
+    w = _seeded()
+    real_prepare = runner.publish.prepare
+
+    def sneaky(ctx):
+        # Another writer publishes while this run is between compute and publish.
+        w.adapter.execute(
+            "INSERT INTO idr_out.run_history (run_id, run_mode, status, started_at, ended_at, dry_run) "
+            "VALUES ('run_other', 'INCR', 'SUCCESS', now(), now() + INTERVAL 1 HOUR, FALSE)"
+        )
+        return real_prepare(ctx)
+
+    before = w.snapshot()
+    monkeypatch.setattr(runner.publish, "prepare", sneaky)
+    r = w.run("INCR")
+    assert (r.status, r.error_stage) == ("FAILED", "publish")
+    assert "another run was published" in r.error_message
+    assert w.snapshot() == before
+
+
+def test_config_change_makes_incr_run_as_full():
+    w = _seeded()
+    assert w.run("INCR").ok
+    w.adapter.execute(
+        "INSERT INTO idr_meta.identifier_exclusion (identifier_type, identifier_value_pattern, match_type) "
+        "VALUES ('EMAIL', 'a@x.com', 'EXACT')"
+    )
+    r = w.run("INCR")
+    assert r.status == "SUCCESS_WITH_WARNINGS"
+    assert any("INCR ran as FULL" in x for x in r.warnings)
+    assert w.membership()["crm:1"] != w.membership()["crm:2"]  # the excluded email no longer links them
