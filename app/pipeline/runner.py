@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -66,10 +67,11 @@ LAST_PUBLISHED_SQL = (
 )
 
 
-def _insert_history(adapter: Adapter, r: RunResult, fingerprint: str) -> None:
+def _insert_history(adapter: Adapter, r: RunResult, fingerprint: str, tag: str) -> None:
     adapter.execute(
         "INSERT INTO idr_out.run_history (run_id, run_mode, status, started_at, dry_run, platform, "
-        "config_fingerprint, created_at) VALUES ($id, $mode, 'RUNNING', $ts, $dry, $platform, $fp, $ts)",
+        "config_fingerprint, created_at, work_tag) "
+        "VALUES ($id, $mode, 'RUNNING', $ts, $dry, $platform, $fp, $ts, $tag)",
         {
             "id": r.run_id,
             "mode": r.mode,
@@ -77,8 +79,30 @@ def _insert_history(adapter: Adapter, r: RunResult, fingerprint: str) -> None:
             "dry": r.dry_run,
             "platform": r.platform,
             "fp": fingerprint,
+            "tag": tag,
         },
     )
+
+
+_TAG = re.compile(r"^(w[0-9a-f]{10})_")
+
+
+def sweep_orphan_work_tables(adapter: Adapter) -> list[str]:
+    """Drop scratch tables left by runs that died (killed worker, lost machine): any
+    tag whose run is not RUNNING. Returns the tags swept."""
+    views = adapter.list_tables("idr_work", views=True)
+    tables = adapter.list_tables("idr_work")
+    tags = {m.group(1) for n in views + tables if (m := _TAG.match(n))}
+    if not tags:
+        return []
+    live = {r[0] for r in adapter.fetchall("SELECT work_tag FROM idr_out.run_history WHERE status = 'RUNNING'")}
+    dead = tags - live
+    for kind, names in (("VIEW", views), ("TABLE", tables)):
+        for n in names:
+            m = _TAG.match(n)
+            if m and m.group(1) in dead:
+                adapter.execute(f"DROP {kind} IF EXISTS {adapter.table('idr_work', n)}")
+    return sorted(dead)
 
 
 def _finish_history(adapter: Adapter, r: RunResult) -> None:
@@ -189,7 +213,11 @@ def run_pipeline(
         from app.pipeline.dryrun import get_dry_run
 
         expected_fp = get_dry_run(adapter, apply_of).fingerprint
-    _insert_history(adapter, result, fingerprint)
+    _insert_history(adapter, result, fingerprint, ctx.tag)
+    try:
+        sweep_orphan_work_tables(adapter)
+    except Exception:  # noqa: BLE001 - a concurrent run may drop the same table first
+        log.debug("work-table sweep skipped", exc_info=True)
     if dry_run or apply_of:
         from app.pipeline.dryrun import input_fingerprint
 

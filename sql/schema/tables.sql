@@ -186,7 +186,8 @@ CREATE TABLE IF NOT EXISTS idr_out.run_history (
     platform VARCHAR,
     config_fingerprint VARCHAR,
     input_fingerprint VARCHAR,
-    applied_dry_run_id VARCHAR
+    applied_dry_run_id VARCHAR,
+    work_tag VARCHAR
 );
 
 CREATE TABLE IF NOT EXISTS idr_out.stage_metrics (

@@ -122,3 +122,17 @@ def test_config_change_makes_incr_run_as_full():
     assert r.status == "SUCCESS_WITH_WARNINGS"
     assert any("INCR ran as FULL" in x for x in r.warnings)
     assert w.membership()["crm:1"] != w.membership()["crm:2"]  # the excluded email no longer links them
+
+
+def test_scratch_tables_of_a_dead_run_are_swept_by_the_next_run():
+    w = _seeded()
+    # A run killed mid-way leaves its scratch tables and a RUNNING history row behind.
+    w.adapter.execute("CREATE TABLE idr_work.wdeadbeef00_entities AS SELECT 1 AS x")
+    w.adapter.execute("CREATE TABLE idr_work.wlivebeef00_entities AS SELECT 1 AS x")
+    w.adapter.execute(
+        "INSERT INTO idr_out.run_history (run_id, status, started_at, work_tag, dry_run) "
+        "VALUES ('run_dead', 'FAILED', now(), 'wdeadbeef00', FALSE), "
+        "('run_live', 'RUNNING', now(), 'wlivebeef00', TRUE)"
+    )
+    assert w.run("INCR").ok
+    assert w.adapter.list_tables("idr_work") == ["wlivebeef00_entities"]
