@@ -34,7 +34,7 @@ def write_diff(ctx: RunContext) -> tuple[int, int]:
     """The dry run's final stage: dry_run_results, dry_run_cluster_changes, summary."""
     a = ctx.adapter
     p = {"run_id": ctx.run_id, "now": ctx.now}
-    for name in ("flows", "split_old", "merged_new"):
+    for name in ("flows", "split_old", "merged_new", "results_build"):
         ctx.run(D, name)
     with a.transaction():  # a reviewer sees all of a dry run's rows or none
         ctx.run(D, "results", p)

@@ -65,7 +65,7 @@ class TranspilingAdapter(Adapter):
     qualify_rename_target: ClassVar[bool] = False  # RENAME TO needs schema.name
     regexp_replace_all_by_default: ClassVar[bool] = True  # drop DuckDB's 'g' flag
     delete_needs_where: ClassVar[bool] = False  # BigQuery: DELETE/UPDATE require WHERE
-    timestamp_now: ClassVar[str | None] = None  # function for CURRENT_TIMESTAMP into naive columns
+    timestamp_now: ClassVar[str | None] = None  # type CURRENT_TIMESTAMP is cast to (naive columns)
     keep_primary_keys: ClassVar[bool] = True
     keep_not_null: ClassVar[bool] = True
     sort_ordered_aggregates: ClassVar[bool] = False  # ARRAY_AGG(x ORDER BY x) -> sort(agg(x))
@@ -123,7 +123,8 @@ class TranspilingAdapter(Adapter):
                 node = node.copy()
                 node.set("modifiers", None)
         if self.timestamp_now and isinstance(node, exp.CurrentTimestamp):
-            return exp.Anonymous(this=self.timestamp_now, expressions=[])
+            # Anonymous: not a CurrentTimestamp node, so the rewrite cannot recurse.
+            return exp.cast(exp.Anonymous(this="CURRENT_TIMESTAMP", expressions=[]), self.timestamp_now)
         if self.sort_ordered_aggregates and isinstance(node, exp.GroupConcat | exp.ArrayAgg):
             node = self._sorted_aggregate(node)
         if (

@@ -23,25 +23,33 @@ SELECT new_id FROM {{w.flows}}
 WHERE old_id IS NOT NULL AND new_id IS NOT NULL
 GROUP BY new_id HAVING count(*) > 1
 
--- name: results
-INSERT INTO idr_out.dry_run_results
-    (run_id, entity_key, current_resolved_id, proposed_resolved_id, change_type,
-     current_cluster_size, proposed_cluster_size, created_at)
-SELECT $run_id, m.entity_key, m.old_id, m.resolved_id,
+-- name: results_build
+-- Built before the diff transaction, so the summary counts read a work table, not rows
+-- the transaction itself wrote (BigQuery scripts cannot read their own writes).
+CREATE TABLE {{w.results}} AS
+SELECT m.entity_key, m.old_id AS current_resolved_id, m.resolved_id AS proposed_resolved_id,
        CASE WHEN m.old_id IS NULL THEN 'NEW'
             WHEN s.old_id IS NOT NULL THEN 'SPLIT'
             WHEN g.new_id IS NOT NULL THEN 'MERGED'
             WHEN m.old_id <> m.resolved_id THEN 'MOVED'
-            ELSE 'UNCHANGED' END,
-       c.cluster_size, m.cluster_size, $now
+            ELSE 'UNCHANGED' END AS change_type,
+       c.cluster_size AS current_cluster_size, m.cluster_size AS proposed_cluster_size
 FROM {{w.membership}} AS m
 LEFT JOIN {{w.split_old}} AS s ON s.old_id = m.old_id
 LEFT JOIN {{w.merged_new}} AS g ON g.new_id = m.resolved_id
 LEFT JOIN idr_out.identity_clusters_current AS c ON c.resolved_id = m.old_id
 UNION ALL
-SELECT $run_id, r.entity_key, r.old_id, CAST(NULL AS VARCHAR), 'REMOVED', c.cluster_size, CAST(NULL AS INTEGER), $now
+SELECT r.entity_key, r.old_id, CAST(NULL AS VARCHAR), 'REMOVED', c.cluster_size, CAST(NULL AS INTEGER)
 FROM {{w.removed}} AS r
 LEFT JOIN idr_out.identity_clusters_current AS c ON c.resolved_id = r.old_id
+
+-- name: results
+INSERT INTO idr_out.dry_run_results
+    (run_id, entity_key, current_resolved_id, proposed_resolved_id, change_type,
+     current_cluster_size, proposed_cluster_size, created_at)
+SELECT $run_id, entity_key, current_resolved_id, proposed_resolved_id, change_type,
+       current_cluster_size, proposed_cluster_size, $now
+FROM {{w.results}}
 
 -- name: cluster_changes
 -- One row per flow that touches a changed cluster: who goes where, with sizes.
@@ -72,7 +80,7 @@ SELECT count(*),
        count(*) FILTER (WHERE change_type = 'SPLIT'),
        count(*) FILTER (WHERE change_type = 'REMOVED'),
        count(*) FILTER (WHERE change_type = 'UNCHANGED')
-FROM idr_out.dry_run_results WHERE run_id = $run_id
+FROM {{w.results}}
 
 -- name: merged_clusters
 -- Current clusters absorbed into another: their id does not survive and their members

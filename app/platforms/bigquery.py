@@ -1,0 +1,197 @@
+"""BigQuery through google-cloud-bigquery.
+
+What differs, as flags of ``TranspilingAdapter`` plus a few overrides here:
+- schemas are datasets (``CREATE SCHEMA`` creates one); types STRING / INT64 / FLOAT64 /
+  DATETIME (canonical TIMESTAMP columns hold naive UTC, which is DATETIME here, so
+  ``CURRENT_TIMESTAMP`` becomes ``CAST(CURRENT_TIMESTAMP() AS DATETIME)``); PRIMARY KEY would need
+  ``NOT ENFORCED`` and buys nothing, so it is dropped;
+- ``DELETE`` / ``UPDATE`` must have a WHERE clause (``WHERE TRUE`` is added);
+- parameters: ``@name`` query parameters, typed from the Python value; a NULL value is
+  sent as a NULL literal (a typed NULL parameter would have to guess the column type);
+- transactions exist only inside one script: ``transaction()`` collects the block's
+  statements and sends ``BEGIN TRANSACTION; ...; COMMIT TRANSACTION;`` as one job when
+  the block ends (nothing is sent if it raises). Reads inside the block see the state
+  before it, so a read of a table the block already wrote is refused, not answered
+  wrongly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from sqlglot import exp
+
+from app.platforms.base import Params
+from app.platforms.transpiled import Bound, TranspilingAdapter, dml_target, table_key
+
+
+def bigquery_connector(
+    project: str, *, location: str | None = None, endpoint: str | None = None, credentials_file: str | None = None
+) -> Callable[[], Any]:
+    """Connection factory: a ``bigquery.Client``. ``endpoint`` points the real client at
+    another server (the local emulator in tests); credentials come from
+    ``credentials_file`` (service-account JSON) or Application Default Credentials."""
+
+    def connect() -> Any:
+        from google.cloud import bigquery
+
+        kwargs: dict[str, Any] = {"project": project, "location": location}
+        if endpoint:
+            from google.api_core.client_options import ClientOptions
+            from google.auth.credentials import AnonymousCredentials
+
+            kwargs["client_options"] = ClientOptions(api_endpoint=endpoint)
+            kwargs["credentials"] = AnonymousCredentials()
+        elif credentials_file:
+            from google.oauth2 import service_account
+
+            kwargs["credentials"] = service_account.Credentials.from_service_account_file(credentials_file)
+        return bigquery.Client(**kwargs)
+
+    return connect
+
+
+_TYPES: list[tuple[type, str]] = [
+    (bool, "BOOL"),
+    (int, "INT64"),
+    (float, "FLOAT64"),
+    (decimal.Decimal, "NUMERIC"),
+    (dt.datetime, "DATETIME"),
+    (dt.date, "DATE"),
+    (str, "STRING"),
+    (bytes, "BYTES"),
+]
+
+
+class BigQueryAdapter(TranspilingAdapter):
+    platform = "bigquery"
+    dialect = "bigquery"
+    param_style = "named"
+    delete_needs_where = True
+    timestamp_now = "DATETIME"
+    keep_primary_keys = False
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        super().__init__(connect)
+        self._script: list[tuple[str, dict[str, Any]]] | None = None
+        self._written: set[tuple[str, str]] = set()
+
+    # ------------------------------------------------------------ execution
+    def convert_param(self, value: Any) -> Any:
+        return value  # typed when the job is built (_query_parameters)
+
+    @staticmethod
+    def _query_parameters(params: Mapping[str, Any] | None) -> list[Any]:
+        from google.cloud import bigquery
+
+        out = []
+        for name, value in (params or {}).items():
+            kind = next((t for cls, t in _TYPES if isinstance(value, cls)), None)
+            if kind is None:
+                raise TypeError(f"cannot bind {type(value).__name__} as a BigQuery parameter ({name})")
+            out.append(bigquery.ScalarQueryParameter(name, kind, value))
+        return out
+
+    def _run(self, stmt: Bound, fetch: bool) -> tuple[list[str], list[tuple]]:
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(query_parameters=self._query_parameters(stmt.params))
+        job = self.conn.query(stmt.sql, job_config=config)
+        result = job.result()
+        if not fetch:
+            return [], []
+        cols = [f.name for f in (result.schema or [])]
+        return cols, [tuple(r.values()) for r in result]
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        if self._script is None:
+            return super().execute(sql, params)
+        with self._lock:
+            for e in self.statements(sql):
+                self._buffer(e, dict(params or {}))
+
+    def _execute_ast(self, e: exp.Expression, params: Mapping[str, Any]) -> None:
+        if self._script is None:
+            return super()._execute_ast(e, params)
+        self._buffer(e, dict(params))
+
+    def _buffer(self, e: exp.Expression, params: dict[str, Any]) -> None:
+        """Queue a statement of the open transaction. Values are inlined as literals built
+        by sqlglot: the emulator's script runner binds no query parameters."""
+        assert self._script is not None
+        if not isinstance(e, exp.Insert | exp.Update | exp.Delete | exp.Merge):
+            raise RuntimeError(f"only DML may run inside a BigQuery transaction, not: {e.sql()[:60]}")
+
+        def inline(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Placeholder) and node.name:
+                return self.literal(params[node.name])
+            return node
+
+        self._script.append((e.transform(inline, copy=True).sql(dialect=self.dialect), {}))
+        target = dml_target(e)
+        if target is not None:
+            self._written.add(table_key(target))
+
+    def fetch_with_columns(self, sql: str, params: Params = None) -> tuple[list[str], list[tuple]]:
+        if self._script is not None and self._written:
+            touched = {table_key(t) for e in self.statements(sql) for t in e.find_all(exp.Table)}
+            if touched & self._written:
+                raise RuntimeError("a BigQuery transaction cannot read a table it has written (script semantics)")
+        return super().fetch_with_columns(sql, params)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            if self._script is not None:  # nested: part of the outer script
+                yield
+                return
+            self._script, self._written = [], set()
+            try:
+                yield
+            except BaseException:
+                self._script, self._written = None, set()
+                raise
+            script, self._script, self._written = self._script, None, set()
+            if not script:
+                return
+            body = ";\n".join(s for s, _ in script)
+            params: dict[str, Any] = {}
+            for _, p in script:
+                params.update(p)
+            self._run(Bound(f"BEGIN TRANSACTION;\n{body};\nCOMMIT TRANSACTION;", params or None, "dml"), False)
+
+    # ------------------------------------------------------------ catalog
+    def _ref(self, schema: str, table: str | None = None) -> str:
+        project = self.conn.project
+        return f"{project}.{schema}" + (f".{table}" if table else "")
+
+    def columns(self, schema: str, table: str) -> list[str]:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            t = self.conn.get_table(self._ref(schema, table))
+        except NotFound:
+            return []
+        return [f.name.lower() for f in t.schema]
+
+    def list_tables(self, schema: str, prefix: str = "", views: bool = False) -> list[str]:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            tables = list(self.conn.list_tables(self._ref(schema)))
+        except NotFound:
+            return []
+        return sorted(
+            t.table_id.lower()
+            for t in tables
+            if (t.table_type == "VIEW") == views and t.table_id.lower().startswith(prefix.lower())
+        )
+
+    def fingerprint_aggregate(self, cols: list[str]) -> str:
+        row = f"to_json_string(struct({', '.join(cols)}))"
+        # Sum of hashes, reduced to avoid INT64 overflow: order-independent.
+        return f"coalesce(sum(mod(farm_fingerprint({row}), 1000000007)), 0)"
