@@ -1,0 +1,55 @@
+"""The same story on every platform ends with exactly DuckDB's membership, ids,
+clusters, edges, golden profiles, audit rows and dry-run diffs, step by step."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.platforms.conftest import PLATFORMS
+from tests.platforms.story import EVIL, ODD, Warehouse, story_steps
+
+_reference: dict[str, list] = {}
+
+
+def reference(make_adapter) -> list:
+    if "steps" not in _reference:
+        _reference["steps"] = story_steps(Warehouse(make_adapter("duckdb")))
+    return _reference["steps"]
+
+
+def test_reference_story_on_duckdb_shows_each_scenario(make_adapter):
+    """The reference itself is right (so equality with it means something)."""
+    steps = dict(reference(make_adapter))
+    full = steps["FULL"]["production"]
+    m = dict(full["membership"])
+    chain_a = {m[f"{'crm' if i % 3 else 'shop'}:a{i:02d}"] for i in range(12)}
+    assert len(chain_a) == 1, "a 12-record chain across two sources is one cluster"
+    assert len({m[f"crm:b{i:02d}"] for i in range(10)}) == 1
+    assert m["crm:c1"] == m["shop:c2"] == m["crm:c3"]
+    assert len({m[f"crm:j{i}"] for i in range(7)}) == 4, "junk email skipped; phone pairs still link"
+    assert len({m["crm:x1"], m["shop:x2"], m["crm:x3"], m["crm:x4"]}) == 4, "excluded values link nothing"
+    assert m[f"crm:{EVIL}"] == m["shop:q2"]
+    assert all(f"crm:odd{i}:{v}" in m for i, v in enumerate(ODD))
+    assert steps["FULL"]["skipped"][0][:4] == ("EMAIL", "test@test.com", 7, 5)
+    dry = steps["dry INCR"]
+    kinds = {k: t for k, _cur, _new, t, _cs, _ps in dry["dry_run_results"]}
+    assert kinds["shop:bridge"] == "NEW" and kinds["crm:b00"] == "MERGED"
+    assert kinds["crm:c1"] == "SPLIT" and kinds["crm:c3"] == "SPLIT"
+    incr = dict(steps["INCR"]["production"]["membership"])
+    assert incr["crm:b00"] == incr["shop:a00"] == m["shop:a00"], "merge keeps the larger cluster's id"
+    assert len({incr["crm:c1"], incr["shop:c2"], incr["crm:c3"]}) == 3
+    changes = {k: t for k, _c, _p, t, _a, _b in steps["dry FULL with a delete"]["dry_run_results"]}
+    assert changes["crm:s1"] == "REMOVED"
+    assert set(changes.values()) == {"REMOVED", "UNCHANGED"}, "FULL after INCR changes nothing else"
+
+
+@pytest.mark.parametrize("platform", [p for p in PLATFORMS if p != "duckdb"])
+def test_story_matches_duckdb(platform, make_adapter):
+    ref = reference(make_adapter)
+    wh = Warehouse(make_adapter(platform))
+    got = story_steps(wh)
+    assert [name for name, _ in got] == [name for name, _ in ref]
+    for (name, obs), (_, want) in zip(got, ref, strict=True):
+        for key in want:
+            assert obs[key] == want[key], f"{platform}: step {name!r}, {key} differs from DuckDB"
+    print(f"{platform}: story of {len(got)} runs in {wh.seconds:.1f}s")
