@@ -9,18 +9,20 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,platforms]'
 	touch $(STAMP)
 
+# The HTTP service on 127.0.0.1:8000, embedded: DuckDB + SQLite state + in-process worker, demo data.
 run: $(STAMP)
-	$(BIN)/idr demo --db demo.duckdb --force
-	$(BIN)/idr run --mode FULL --db demo.duckdb
+	IDR_DUCKDB_PATH=$${IDR_DUCKDB_PATH:-demo.duckdb} IDR_STATE_DB_URL=$${IDR_STATE_DB_URL:-sqlite:///demo_state.db} \
+		$(BIN)/idr serve --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test: $(STAMP)
 	bash scripts/system-deps.sh
+	bash scripts/bq-emulator-venv.sh >/dev/null  # cached outside the clone
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -29,6 +29,9 @@ console = Console(stderr=False)
 err = Console(stderr=True)
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="DuckDB file (default: IDR_DUCKDB_PATH or idr.duckdb).")]
+TargetOpt = Annotated[
+    str | None, typer.Option("--target", help="A named warehouse from IDR_TARGETS__<NAME>__... (default: --db).")
+]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -44,11 +47,15 @@ def _config_error(e: ConfigError) -> typer.Exit:
 
 
 @app.command()
-def init(db: DbOpt = None) -> None:
+def init(db: DbOpt = None, target: TargetOpt = None) -> None:
     """Create (or upgrade) the idr_meta, idr_out and idr_work schemas. Idempotent."""
     from app.schema import init_schema
 
-    with open_adapter(db) as a:
+    try:
+        adapter = open_adapter(db, target=target)
+    except IdrError as e:
+        raise _fail(e.message) from None
+    with adapter as a:
         changes = init_schema(a)
     console.print(f"schema ready ({len(changes)} change(s))")
     for c in changes:
@@ -127,6 +134,7 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Preview: never touches production tables.")] = False,
     db: DbOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    target: TargetOpt = None,
 ) -> None:
     """Run the pipeline. DRY_RUN=true in the environment also makes it a dry run."""
     from app.pipeline.runner import run_pipeline
@@ -136,7 +144,7 @@ def run(
         raise _fail(f"--mode must be FULL or INCR, not {mode!r}")
     dry_run = dry_run or _env_flag("DRY_RUN")
     try:
-        with open_adapter(db) as a:
+        with open_adapter(db, target=target) as a:
             result = _run_with_progress(lambda p: run_pipeline(a, mode, dry_run=dry_run, progress=p), quiet)
             if result.dry_run and result.ok:
                 from app.pipeline.dryrun import render_summary
@@ -271,6 +279,108 @@ def dry_cleanup(db: DbOpt = None) -> None:
     console.print(f"removed {len(removed)} expired dry run(s)")
     for rid in removed:
         console.print(f"  {rid}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default IDR_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default IDR_API_PORT).")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Create demo data + config if the warehouse is new.")] = False,
+) -> None:
+    """Start the HTTP service (embedded worker unless IDR_BROKER_URL is set)."""
+    import secrets
+
+    import uvicorn
+    from pydantic import SecretStr
+
+    from app.main import create_app
+
+    settings = get_settings()
+    if demo and not Path(settings.duckdb_path).exists():
+        from app.config.apply import apply_config
+        from app.demo.generator import demo_config, generate
+        from app.schema import init_schema
+
+        with open_adapter() as a:
+            generate(a, 2000, seed=42)
+            init_schema(a)
+            apply_config(a, demo_config(records=2000), actor="idr serve --demo")
+            from app.pipeline.runner import run_pipeline
+
+            run_pipeline(a, "FULL")  # so lookups answer from the first request
+        console.print(f"demo data, configuration and a first FULL run written to {settings.duckdb_path}")
+    key_note = ""
+    if settings.bootstrap_api_key is None:
+        # First start without a key configured: mint one so the service is usable, print it once.
+        key = "idr_" + secrets.token_urlsafe(24)
+        settings = settings.model_copy(update={"bootstrap_api_key": SecretStr(key)})
+        key_note = " (generated for this start; set IDR_BOOTSTRAP_API_KEY to keep one)"
+    key = settings.bootstrap_api_key.get_secret_value()  # type: ignore[union-attr]
+    host = host or settings.api_host
+    port = port or settings.api_port
+    base = f"http://{host}:{port}"
+    auth = f'-H "Authorization: Bearer {key}"'
+    console.print(f"idr service on {base}  admin API key{key_note}: {key}", soft_wrap=True)
+    console.print("try:", soft_wrap=True)
+    for line in (
+        f"curl -s {base}/readyz",
+        f"curl -s {auth} -X POST {base}/v1/runs -H 'content-type: application/json' "
+        "-d '{\"mode\": \"FULL\", \"dry_run\": true}'",
+        f"curl -s {auth} '{base}/v1/runs?limit=5'",
+        f"curl -s {auth} {base}/v1/dry-runs/<run id>/summary",
+        f"curl -s {auth} -X POST {base}/v1/runs -H 'content-type: application/json' -d '{{\"mode\": \"FULL\"}}'",
+        f"curl -s {auth} {base}/v1/entities/crm_customers:1",
+        f"curl -s {auth} {base}/metrics | head",
+        f"open {base}/docs  (interactive API docs)",
+    ):
+        console.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+api_keys_app = typer.Typer(help="Create and revoke API keys of the HTTP service.", no_args_is_help=True)
+app.add_typer(api_keys_app, name="api-keys")
+
+
+@api_keys_app.command("create")
+def api_key_create(
+    name: str,
+    scopes: Annotated[str, typer.Option(help="Comma-separated: read, run, admin.")] = "read",
+) -> None:
+    """Create a key (printed once; only its hash is stored)."""
+    from app.db.session import make_engine, make_session_factory, session_scope, upgrade
+    from app.services.auth import create_key
+
+    settings = get_settings()
+    upgrade(settings.state_db_url)
+    with session_scope(make_session_factory(make_engine(settings.state_db_url))) as s:
+        row, key = create_key(s, name, scopes)
+    console.print(f"key {row.id} ({row.scopes}): {key}", soft_wrap=True)
+
+
+@api_keys_app.command("revoke")
+def api_key_revoke(key_id: str) -> None:
+    from app.db.session import make_engine, make_session_factory, session_scope
+    from app.services.auth import revoke_key
+
+    settings = get_settings()
+    with session_scope(make_session_factory(make_engine(settings.state_db_url))) as s:
+        ok = revoke_key(s, key_id)
+    if not ok:
+        raise _fail(f"no active key {key_id}", 1)
+    console.print(f"key {key_id} revoked")
+
+
+db_app = typer.Typer(help="Service state database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply Alembic migrations to IDR_STATE_DB_URL."""
+    from app.db.session import upgrade
+
+    upgrade(get_settings().state_db_url)
+    console.print("state database up to date")
 
 
 def _mount_optional() -> None:

@@ -72,6 +72,18 @@ def _warehouse_registry(settings: Settings) -> CollectorRegistry:
     return make_registry(lambda: open_adapter(settings=settings))
 
 
+def _open_anchor(settings: Settings):
+    from app.platforms import open_adapter
+
+    try:
+        a = open_adapter(settings=settings)
+        a.conn  # noqa: B018 - connect now
+        return a
+    except Exception:  # readiness reports the warehouse; the API still starts
+        log.warning("could not open the warehouse at start-up", exc_info=True)
+        return None
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     rt: Runtime = build_runtime(settings)
@@ -99,7 +111,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from app.services.execution import reap_stale_runs, recover_on_start
 
         jobs: list[tuple[float, Callable[[], Any]]] = [(settings.reaper_interval_seconds, reap_stale_runs)]
+        anchor = None
         if rt.dispatcher.kind == "embedded":
+            # This process owns the warehouse: keep one connection open so the DuckDB instance
+            # stays loaded (per-request adapters then attach in microseconds, and the file is
+            # not checkpointed and reopened on every request). With a broker the API must not
+            # hold the file, workers need it.
+            anchor = _open_anchor(settings)
             recover_on_start(rt)
             jobs.append(
                 (settings.dry_run_cleanup_interval_seconds, lambda: rt.send("idr.cleanup_dry_runs", ["default"]))
@@ -111,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             periodic.stop()
             rt.close()
+            if anchor is not None:
+                anchor.close()
             set_runtime(None)
 
     app = FastAPI(
@@ -136,7 +156,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         comps = schema.setdefault("components", {}).setdefault("schemas", {})
         # Config bodies are validated by app.config.validate, not by FastAPI; their schemas
         # are still published so clients (and schemathesis) know the shape.
-        for model in config_api.EXTRA_SCHEMAS:
+        from app.api.schemas import Problem
+
+        for model in [Problem, *config_api.EXTRA_SCHEMAS]:
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, sub in js.pop("$defs", {}).items():
                 comps.setdefault(name, sub)

@@ -4,7 +4,6 @@ Request bodies are taken as plain JSON and validated by app.config.validate, exa
 YAML file is, so both paths give the same answers; the OpenAPI schema still describes them.
 """
 
-
 from typing import Annotated, Any
 
 import yaml

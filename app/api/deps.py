@@ -64,6 +64,9 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
         503: "A dependency is busy or down (Retry-After)",
     }
     out: dict[int | str, dict[str, Any]] = {}
-    for c in sorted({401, 403, 422, 500, 503, *codes}):
-        out[c] = {"model": Problem, "description": text[c], "content": {"application/problem+json": {}}}
+    for c in sorted({400, 401, 403, 422, 500, 503, *codes}):
+        out[c] = {
+            "description": text[c],
+            "content": {"application/problem+json": {"schema": {"$ref": f"#/components/schemas/{Problem.__name__}"}}},
+        }
     return out

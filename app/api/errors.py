@@ -58,6 +58,21 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods)
+        match, _ = route.matches(request.scope)
+        if match == Match.PARTIAL and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    methods.discard("HEAD")
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(IdrError)
     async def idr_error(request: Request, exc: IdrError) -> JSONResponse:
@@ -91,7 +106,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(request, exc.status_code, str(exc.detail), code="http_error", headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # FastAPI has one route per method, so Starlette's Allow names only the first match.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return problem(request, exc.status_code, str(exc.detail), code="http_error", headers=headers or None)
 
     @app.exception_handler(Exception)
     async def unhandled(request: Request, exc: Exception) -> JSONResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app.db.models import Run, Webhook, WebhookAttempt, WebhookDelivery
 
@@ -49,7 +49,7 @@ class _Strict(BaseModel):
 class RunCreate(_Strict):
     target: str = Field("default", min_length=1, max_length=64, description="Named warehouse target.")
     mode: Literal["FULL", "INCR"] = "INCR"
-    dry_run: bool = False
+    dry_run: StrictBool = False
 
 
 class StageOut(BaseModel):

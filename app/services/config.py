@@ -76,7 +76,13 @@ SECTIONS: dict[str, Section] = {
 
 def _doc(rt: Runtime, target: str) -> dict[str, Any]:
     with warehouse(rt.settings, target) as a:
-        return show_config(a).model_dump(mode="json")
+        doc = show_config(a).model_dump(mode="json")
+    for x in doc.get("exclusions", []):
+        # Warehouse timestamps are naive UTC; say so, as RFC 3339 date-times must.
+        ts = x.get("created_at")
+        if isinstance(ts, str) and not ts.endswith("Z") and "+" not in ts[10:]:
+            x["created_at"] = ts + "Z"
+    return doc
 
 
 def _with_id(section: Section, row: dict[str, Any]) -> dict[str, Any]:

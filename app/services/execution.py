@@ -220,6 +220,8 @@ def reap_stale_runs() -> list[str]:
         for run in stale:
             reaped.append((run.id, run.target, run.current_stage))
     for rid, target, stage in reaped:
+        # Warehouse first, so whoever sees FAILED in the API sees it in run_history too.
+        _fail_warehouse_history(rt, target, rid)
         _finish(
             rt,
             rid,
@@ -230,7 +232,6 @@ def reap_stale_runs() -> list[str]:
                 f"{rt.settings.run_stale_after_seconds:.0f}s); production tables are untouched; start a new run"
             ),
         )
-        _fail_warehouse_history(rt, target, rid)
     return [r[0] for r in reaped]
 
 
