@@ -3,6 +3,7 @@
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v java >/dev/null 2>&1 || need+=(default-jre-headless)  # local PySpark (Databricks tests)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null

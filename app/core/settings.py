@@ -4,15 +4,58 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+class Target(BaseModel):
+    """One named warehouse (``IDR_TARGETS__<NAME>__<FIELD>``). Secrets are SecretStr (never
+    printed) or ``*_file`` paths read at connect time (mounted secrets)."""
+
+    platform: Literal["duckdb", "snowflake", "bigquery", "databricks", "spark"]
+    # duckdb
+    path: str | None = None
+    # snowflake
+    account: str | None = None
+    user: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    private_key_file: Path | None = None
+    database: str | None = None
+    warehouse: str | None = None
+    role: str | None = None
+    host: str | None = None
+    port: int | None = None
+    protocol: str | None = None
+    # bigquery
+    project: str | None = None
+    location: str | None = None
+    credentials_file: Path | None = None
+    endpoint: str | None = Field(None, description="BigQuery API endpoint override (an emulator).")
+    # databricks SQL warehouse
+    server_hostname: str | None = None
+    http_path: str | None = None
+    access_token: SecretStr | None = None
+    access_token_file: Path | None = None
+    catalog: str | None = None
+    # spark (a SparkSession: spark-submit on a cluster, or local)
+    spark_master: str | None = Field(None, description="Spark master URL; unset: the active/default session.")
+    spark_warehouse_dir: str | None = None
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="IDR_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="IDR_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+    )
+
+    # Named warehouses; `--target NAME` (CLI) / `target` (API) picks one, else default_target,
+    # else the embedded DuckDB at duckdb_path.
+    targets: dict[str, Target] = Field(default_factory=dict, description="Named warehouse targets.")
+    default_target: str | None = Field(None, description="Target used when a command names none.")
 
     # Warehouse (embedded default).
     duckdb_path: str = Field("idr.duckdb", description="DuckDB database file of the embedded warehouse.")

@@ -217,6 +217,26 @@ def local_spark_session(warehouse_dir: str | None = None, app_name: str = "idr")
     return spark
 
 
+def spark_session_factory(master: str | None = None, warehouse_dir: str | None = None) -> Callable[[], Any]:
+    """The active SparkSession (spark-submit / a Databricks cluster), or a new one on
+    ``master`` (``local[2]`` on one machine)."""
+
+    def connect() -> Any:
+        from pyspark.sql import SparkSession
+
+        active = SparkSession.getActiveSession()
+        if active is not None and master is None:
+            return active
+        if master is None or master.startswith("local"):
+            return local_spark_session(warehouse_dir)
+        builder = SparkSession.builder.master(master).appName("idr")
+        if warehouse_dir:
+            builder = builder.config("spark.sql.warehouse.dir", warehouse_dir)
+        return builder.getOrCreate()
+
+    return connect
+
+
 def reset_spark_schemas(spark, schemas) -> None:
     for s in schemas:
         spark.sql(f"DROP DATABASE IF EXISTS `{s}` CASCADE")
