@@ -24,7 +24,7 @@ test: $(STAMP)
 	bash scripts/system-deps.sh
 	bash scripts/bq-emulator-venv.sh >/dev/null  # cached outside the clone
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --records 100000

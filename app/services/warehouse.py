@@ -10,7 +10,6 @@ Retry-After in the API). Other warehouses have no such lock and never wait here.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,11 +23,8 @@ DEFAULT_TARGET = "default"
 
 
 def target_names(settings: Settings) -> list[str]:
-    """Named warehouse targets from settings (when the platform layer defines them), else 'default'."""
-    named = getattr(settings, "targets", None)
-    if isinstance(named, dict) and named:
-        return sorted(named)
-    return [DEFAULT_TARGET]
+    """'default' (settings.default_target, else the embedded DuckDB) plus every named target."""
+    return [DEFAULT_TARGET, *sorted(n for n in settings.targets if n.lower() != DEFAULT_TARGET)]
 
 
 def check_target(settings: Settings, target: str) -> str:
@@ -39,9 +35,8 @@ def check_target(settings: Settings, target: str) -> str:
 
 
 def _open(settings: Settings, target: str) -> Adapter:
-    params = inspect.signature(open_adapter).parameters
-    if "target" in params and target != DEFAULT_TARGET:
-        return open_adapter(target=target, settings=settings)  # type: ignore[call-arg]
+    if target != DEFAULT_TARGET:
+        return open_adapter(target=target, settings=settings)
     return open_adapter(settings=settings)
 
 
