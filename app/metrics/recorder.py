@@ -14,6 +14,7 @@ snapshot is still true and keeps the gauges fresh.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,14 +59,16 @@ def insert_metric_rows(
             params: dict[str, Any] = {"run_id": run_id, "ts": ts}
             tuples = []
             for i, rec in enumerate(chunk):
+                # The id comes from here, not the column DEFAULT: Spark tables have no uuid() default.
+                params[f"id{i}"] = str(uuid.uuid4())
                 params[f"n{i}"] = rec.name
                 params[f"v{i}"] = float(rec.value)
                 params[f"t{i}"] = rec.metric_type
                 params[f"d{i}"] = dimensions_json(rec.dimensions)
-                tuples.append(f"($run_id, $n{i}, $v{i}, $t{i}, $d{i}, $ts)")
+                tuples.append(f"($id{i}, $run_id, $n{i}, $v{i}, $t{i}, $d{i}, $ts)")
             sql = (
                 "INSERT INTO idr_out.metrics_export "
-                "(run_id, metric_name, metric_value, metric_type, dimensions, recorded_at) VALUES "
+                "(metric_id, run_id, metric_name, metric_value, metric_type, dimensions, recorded_at) VALUES "
                 + ", ".join(tuples)
             )
             for stmt in adapter.translate(sql):

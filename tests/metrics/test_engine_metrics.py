@@ -94,6 +94,8 @@ def check_run(a: DuckDBAdapter, result) -> None:
 def test_full_run_metrics(warehouse):
     a, full = warehouse
     check_run(a, full)
+    ids = [r[0] for r in a.fetchall("SELECT metric_id FROM idr_out.metrics_export")]
+    assert ids and None not in ids and len(set(ids)) == len(ids)
     rows = metrics(a, full.run_id)
     # First FULL: every edge is new; per rule it equals the edges table.
     for rule_id, n in a.fetchall("SELECT rule_id, count(*) FROM idr_out.identity_edges_current GROUP BY 1"):
