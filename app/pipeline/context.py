@@ -67,10 +67,7 @@ class RunContext:
         return int(self.adapter.scalar(f"SELECT count(*) FROM {table_fqn}") or 0)
 
     def drop_work_tables(self) -> None:
-        for name in self.adapter.list_tables("idr_work", f"{self.tag}_", views=True):
-            self.adapter.execute(f"DROP VIEW IF EXISTS {self.adapter.table('idr_work', name)}")
-        for name in self.adapter.list_tables("idr_work", f"{self.tag}_"):
-            self.adapter.drop_table(self.adapter.table("idr_work", name))
+        self.adapter.drop_work_tables(self.tag)
 
 
 def utcnow() -> datetime:

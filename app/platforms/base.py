@@ -147,3 +147,10 @@ class Adapter(ABC):
 
     def drop_table(self, fqn: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {fqn}")
+
+    def drop_work_tables(self, tag: str) -> None:
+        """Drop every scratch table and view of one run (views first: they read tables)."""
+        for name in self.list_tables("idr_work", f"{tag}_", views=True):
+            self.execute(f"DROP VIEW IF EXISTS {self.table('idr_work', name)}")
+        for name in self.list_tables("idr_work", f"{tag}_"):
+            self.drop_table(self.table("idr_work", name))
