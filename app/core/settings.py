@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     max_cc_rounds: int = Field(
         64, description="Cap on connected-component rounds; hitting it fails the run (never a wrong result)."
     )
+    cc_engine: Literal["auto", "sql", "unionfind"] = Field(
+        "auto",
+        description="Connected components: 'sql' (every platform), 'unionfind' (scipy via Arrow, in-process "
+        "engines only), 'auto' = unionfind where the warehouse supports it. Both give the same partition.",
+    )
     sql_dir: Path = Field(REPO_ROOT / "sql", description="Folder holding the stage SQL.")
 
     # HTTP service (app.main) and workers (workers/).

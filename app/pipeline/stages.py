@@ -149,7 +149,13 @@ def connected_components(ctx: RunContext) -> tuple[int, int]:
         ctx.run(G, "incr_cc_edges_kept")
     n_edges = ctx.count(ctx.w("cc_edges"))
     max_rounds = int(ctx.config.settings.get("max_cc_rounds", ctx.settings.max_cc_rounds))
-    ctx.result.lp_iterations = components.sql_components(ctx, max_rounds)
+    engine = ctx.settings.cc_engine
+    if engine == "auto":
+        engine = "unionfind" if ctx.adapter.supports_arrow else "sql"
+    if engine == "unionfind":
+        ctx.result.lp_iterations = components.unionfind_components(ctx)
+    else:
+        ctx.result.lp_iterations = components.sql_components(ctx, max_rounds)
     ctx.run(G, "proposed")
     n_comps = int(ctx.adapter.scalar(f"SELECT count(DISTINCT comp) FROM {ctx.w('proposed')}") or 0)
     return n_edges, n_comps

@@ -47,6 +47,8 @@ class Adapter(ABC):
     platform: ClassVar[str]
     dialect: ClassVar[str]
     canonical_dialect: ClassVar[str] = "duckdb"
+    # In-process engines can hand result sets to Python as Arrow (zero-copy fast paths).
+    supports_arrow: ClassVar[bool] = False
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         self._connect = connect

@@ -48,6 +48,7 @@ def _temp_ddl(sql: str) -> str:
 class DuckDBAdapter(Adapter):
     platform = "duckdb"
     dialect = "duckdb"
+    supports_arrow = True
 
     def __init__(self, connect) -> None:
         super().__init__(connect)

@@ -85,7 +85,7 @@ def test_component_cap_fails_loudly_instead_of_returning_a_wrong_partition():
         w.upsert("crm", f"{i:02d}", email=f"e{(i + 1) // 2}@x.com", phone=f"{i // 2:04d}")
     before = w.snapshot()
     w.adapter.execute("UPDATE idr_meta.config SET config_value = '1' WHERE config_key = 'max_cc_rounds'")
-    r = w.run()
+    r = w.run(engine="sql")
     assert (r.status, r.error_stage) == ("FAILED", "components")
     assert "max_cc_rounds" in r.error_message
     assert w.snapshot() == before

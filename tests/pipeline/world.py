@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config.apply import apply_config
+from app.core.settings import get_settings
 from app.pipeline.result import RunResult
 from app.pipeline.runner import run_pipeline
 from app.platforms.duckdb import DuckDBAdapter
@@ -141,8 +142,10 @@ class World:
     def delete(self, table: str, id: str) -> None:
         self.adapter.execute(f'DELETE FROM src."{table}" WHERE id = $id', {"id": id})
 
-    def run(self, mode: str = "FULL", dry_run: bool = False) -> RunResult:
-        r = run_pipeline(self.adapter, mode, dry_run=dry_run)
+    def run(self, mode: str = "FULL", dry_run: bool = False, engine: str | None = None) -> RunResult:
+        """``engine`` forces the connected-components path ('sql' or 'unionfind')."""
+        settings = get_settings().model_copy(update={"cc_engine": engine}) if engine else None
+        r = run_pipeline(self.adapter, mode, dry_run=dry_run, settings=settings)
         self.runs.append(r)
         return r
 
