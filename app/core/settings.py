@@ -118,6 +118,21 @@ class Settings(BaseSettings):
         "", description="Comma-separated push exporters (webhook, datadog, pushgateway) fed after each run."
     )
 
+    # Metrics push exporters (explicit `--option key=value` on the CLI overrides these).
+    metrics_export_batch_size: int = Field(1000, ge=1, description="Rows read and exported per batch.")
+    metrics_webhook_url: str | None = Field(None, description="Generic JSON webhook receiving run metrics.")
+    metrics_webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for X-IDR-Signature.")
+    metrics_webhook_timeout_seconds: float = Field(10.0, gt=0, description="Per-request timeout.")
+    metrics_webhook_max_attempts: int = Field(5, ge=1, description="Attempts per payload (timeouts and 5xx retry).")
+    metrics_webhook_backoff_seconds: float = Field(0.5, ge=0, description="First retry delay; doubles each attempt.")
+    metrics_webhook_backoff_max_seconds: float = Field(30.0, ge=0, description="Cap on one retry delay.")
+    metrics_datadog_api_key: SecretStr | None = Field(None, description="DataDog API key (DD_API_KEY also works).")
+    metrics_datadog_url: str = Field("https://api.datadoghq.com", description="DataDog API base URL (site).")
+    metrics_datadog_tags: str = Field("", description="Extra comma-separated tags, e.g. 'env:prod,team:data'.")
+    metrics_pushgateway_url: str | None = Field(None, description="Prometheus Pushgateway address.")
+    metrics_pushgateway_job: str = Field("idr", description="Pushgateway job label.")
+    metrics_pushgateway_instance: str = Field("", description="Pushgateway instance grouping label (optional).")
+
 
 @lru_cache
 def get_settings() -> Settings:
