@@ -34,6 +34,7 @@ from app.config.model import (
     Strategy,
     SurvivorshipRule,
 )
+from app.config.store import TABLES
 from app.core.errors import ConfigError
 from app.platforms.base import Adapter
 from app.schema import DEFAULT_CONFIG
@@ -41,15 +42,7 @@ from app.schema import DEFAULT_CONFIG
 READ_DIALECT = "duckdb"
 
 # Document key -> row model. ``settings`` is a mapping and is checked separately.
-SECTIONS: dict[str, type[BaseModel]] = {
-    "sources": SourceTable,
-    "source_trust": Source,
-    "rules": Rule,
-    "identifier_mappings": IdentifierMapping,
-    "exclusions": IdentifierExclusion,
-    "attribute_mappings": AttributeMapping,
-    "survivorship_rules": SurvivorshipRule,
-}
+SECTIONS: dict[str, type[BaseModel]] = {key: model for key, (_, model) in TABLES.items()}
 
 # Known settings and the smallest value each accepts.
 SETTINGS_MIN: dict[str, int] = {

@@ -219,11 +219,10 @@ def cleanup(adapter: Adapter, now: datetime | None = None) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- apply
-def apply_dry_run(adapter: Adapter, run_id: str, progress=None) -> RunResult:
-    """Publish exactly the reviewed proposal as a real run, or refuse (409) when its
-    inputs changed. The real run recomputes deterministically from identical inputs and
-    is checked against the stored proposal before anything is published."""
-    from app.pipeline.runner import run_pipeline
+def check_applicable(adapter: Adapter, run_id: str) -> DryRunInfo:
+    """Refuse up front, writing nothing (409 with the reason), when a dry run cannot be
+    applied or its inputs changed; the apply run re-checks right before publishing."""
+    from app.pipeline.runner import config_fingerprint
 
     info = get_dry_run(adapter, run_id)
     if info.status != "DRY_RUN_COMPLETE" or info.summary is None:
@@ -232,14 +231,21 @@ def apply_dry_run(adapter: Adapter, run_id: str, progress=None) -> RunResult:
         )
     if info.fingerprint is None:
         raise ConflictError(f"dry run {run_id} has no input fingerprint; run a new dry run")
-    # Refuse up front (nothing written); the run re-checks right before publishing.
-    from app.pipeline.runner import config_fingerprint
-
     diffs = fingerprint_differences(
         info.fingerprint, input_fingerprint(adapter, config_fingerprint(read_config(adapter)))
     )
     if diffs:
         raise ConflictError(f"dry run {run_id} is stale: " + "; ".join(diffs))
+    return info
+
+
+def apply_dry_run(adapter: Adapter, run_id: str, progress=None) -> RunResult:
+    """Publish exactly the reviewed proposal as a real run, or refuse (409) when its
+    inputs changed. The real run recomputes deterministically from identical inputs and
+    is checked against the stored proposal before anything is published."""
+    from app.pipeline.runner import run_pipeline
+
+    info = check_applicable(adapter, run_id)
     result = run_pipeline(adapter, info.mode, dry_run=False, progress=progress, apply_of=run_id)
     if result.status == "FAILED" and result.error_stage == "apply_check":
         raise ConflictError(result.error_message or "inputs changed")

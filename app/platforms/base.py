@@ -131,6 +131,29 @@ class Adapter(ABC):
     def transaction(self) -> Iterator[None]:
         """All statements inside commit together or not at all."""
 
+    @contextmanager
+    def _session_transaction(self, run: Callable[[str], None], begin: str = "BEGIN") -> Iterator[None]:
+        """BEGIN / COMMIT / ROLLBACK on a session that has real transactions; nested use joins
+        the outer transaction. Needs ``self._lock`` (RLock) and ``self._tx_depth`` (int)."""
+        with self._lock:  # type: ignore[attr-defined]
+            if self._tx_depth:  # type: ignore[has-type]
+                self._tx_depth += 1
+                try:
+                    yield
+                finally:
+                    self._tx_depth -= 1
+                return
+            run(begin)
+            self._tx_depth = 1
+            try:
+                yield
+            except BaseException:
+                self._tx_depth = 0
+                run("ROLLBACK")
+                raise
+            self._tx_depth = 0
+            run("COMMIT")
+
     # ------------------------------------------------------------ catalog
     @abstractmethod
     def columns(self, schema: str, table: str) -> list[str]:

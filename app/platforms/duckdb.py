@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -107,26 +105,8 @@ class DuckDBAdapter(Adapter):
     def unregister(self, name: str) -> None:
         self.conn.unregister(name)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self._lock:
-            if self._tx_depth:
-                self._tx_depth += 1
-                try:
-                    yield
-                finally:
-                    self._tx_depth -= 1
-                return
-            self.conn.execute("BEGIN TRANSACTION")
-            self._tx_depth = 1
-            try:
-                yield
-            except BaseException:
-                self._tx_depth = 0
-                self.conn.execute("ROLLBACK")
-                raise
-            self._tx_depth = 0
-            self.conn.execute("COMMIT")
+    def transaction(self):
+        return self._session_transaction(self.conn.execute, "BEGIN TRANSACTION")
 
     def table_fingerprint(self, table_fqn: str) -> str:
         from app.config.validate import parse_table_fqn

@@ -16,8 +16,7 @@ What differs from the canonical SQL, all declared as flags of ``TranspilingAdapt
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from sqlglot import exp
@@ -71,27 +70,9 @@ class SnowflakeAdapter(TranspilingAdapter):
         finally:
             cur.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        with self._lock:
-            if self._tx_depth:
-                self._tx_depth += 1
-                try:
-                    yield
-                finally:
-                    self._tx_depth -= 1
-                return
-            cur = self.conn.cursor()
-            cur.execute("BEGIN")
-            self._tx_depth = 1
-            try:
-                yield
-            except BaseException:
-                self._tx_depth = 0
-                cur.execute("ROLLBACK")
-                raise
-            self._tx_depth = 0
-            cur.execute("COMMIT")
+    def transaction(self):
+        # One cursor for the whole transaction, as Snowflake sessions expect.
+        return self._session_transaction(self.conn.cursor().execute, "BEGIN")
 
     # ------------------------------------------------------------ catalog
     def columns(self, schema: str, table: str) -> list[str]:

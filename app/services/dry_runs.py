@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.config.store import read_config
 from app.core.errors import ConflictError
 from app.db.models import Run
 from app.pipeline import dryrun
-from app.pipeline.runner import config_fingerprint
 from app.services.auth import Principal
 from app.services.runs import create_run
 from app.services.runtime import Runtime
@@ -49,19 +47,7 @@ def apply(rt: Runtime, principal: Principal, run_id: str, idempotency_key: str |
 
     def precheck() -> None:
         with warehouse(rt.settings, target) as a:
-            info = dryrun.get_dry_run(a, run_id)
-            if info.status != "DRY_RUN_COMPLETE" or info.summary is None:
-                raise ConflictError(
-                    f"dry run {run_id} cannot be applied: status {info.status}, "
-                    f"results present: {info.summary is not None}"
-                )
-            if info.fingerprint is None:
-                raise ConflictError(f"dry run {run_id} has no input fingerprint; run a new dry run")
-            now_fp = dryrun.input_fingerprint(a, config_fingerprint(read_config(a)))
-            diffs = dryrun.fingerprint_differences(info.fingerprint, now_fp)
-            if diffs:
-                raise ConflictError(f"dry run {run_id} is stale: " + "; ".join(diffs))
-            mode["mode"] = info.mode
+            mode["mode"] = dryrun.check_applicable(a, run_id).mode
 
     # The mode is part of the idempotent request only through the dry run's id.
     with warehouse(rt.settings, target) as a:
