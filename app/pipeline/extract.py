@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlglot import exp
 
-from app.config.model import Canonicalize, Rule, SourceTable
+from app.config.model import Canonicalize, IdentifierMapping, Rule, SourceTable
 from app.config.validate import validate_expression
 from app.core.errors import PipelineError
 from app.pipeline.context import RunContext
@@ -67,85 +67,112 @@ def _since(ctx: RunContext, src: SourceTable) -> datetime | None:
     return last - timedelta(minutes=src.watermark_lookback_minutes or 0)
 
 
+def attribute_names(ctx: RunContext) -> list[str]:
+    """Golden-profile attributes in column order: entity rows carry attribute j as ``a{j}``."""
+    return sorted({m.attribute_name for m in ctx.config.attribute_mappings})
+
+
+def identifier_maps(ctx: RunContext, src: SourceTable) -> list[IdentifierMapping]:
+    rules = active_rules(ctx)
+    return [
+        m
+        for m in ctx.config.identifier_mappings
+        if m.table_id == src.table_id
+        and m.identifier_type in rules
+        and (not m.is_hashed or rules[m.identifier_type].allow_hashed)
+    ]
+
+
+def source_select(
+    ctx: RunContext, src: SourceTable, *, identifiers: bool, where: list[str], keys_in: str | None = None
+) -> str:
+    """One scan of a source: ``entity_key, record_ts, a0..ak`` (attributes in
+    ``attribute_names`` order, NULL where this source maps none) and, with
+    ``identifiers``, raw identifier columns ``i0..``. Duplicate keys keep their latest
+    record. ``where`` adds conditions on the source's columns; ``keys_in`` keeps only
+    the entity keys listed in that table's ``entity_key`` column."""
+    a = ctx.adapter
+    key = expr_sql(ctx, src.entity_key_expr, f"sources[{src.table_id}].entity_key_expr")
+    wm = a.ident(src.watermark_column) if src.watermark_column else None
+    entity_key = f"{lit(src.table_id + ':')} || CAST(({key}) AS VARCHAR)"
+    cols = [
+        f"{entity_key} AS entity_key",
+        f"CAST({wm} AS TIMESTAMP) AS record_ts" if wm else "CAST(NULL AS TIMESTAMP) AS record_ts",
+    ]
+    mapped = {m.attribute_name: m for m in ctx.config.attribute_mappings if m.table_id == src.table_id}
+    for j, name in enumerate(attribute_names(ctx)):
+        m = mapped.get(name)
+        if m is None:
+            cols.append(f"CAST(NULL AS VARCHAR) AS a{j}")
+        else:
+            e = expr_sql(ctx, m.attribute_expr, f"attribute_mappings[{m.table_id}].attribute_expr")
+            cols.append(f"CAST(({e}) AS VARCHAR) AS a{j}")
+    if identifiers:
+        for j, m in enumerate(identifier_maps(ctx, src)):
+            e = expr_sql(ctx, m.identifier_value_expr, f"identifier_mappings[{m.table_id}].identifier_value_expr")
+            cols.append(f"CAST(({e}) AS VARCHAR) AS i{j}")
+    conds = [f"({key}) IS NOT NULL", *where]
+    if keys_in:
+        conds.append(f"({entity_key}) IN (SELECT entity_key FROM {keys_in})")
+    return (
+        f"SELECT {', '.join(cols)} FROM {table_sql(src.table_fqn)} WHERE {' AND '.join(conds)} "
+        "QUALIFY row_number() OVER (PARTITION BY entity_key ORDER BY record_ts DESC NULLS LAST) = 1"
+    )
+
+
 def extract(ctx: RunContext) -> tuple[int, int]:
-    """Fill {w.entities}, {w.ident_raw}, {w.attributes}. Returns (rows_in, entities)."""
+    """Fill {w.entities} (eid, entity_key, table_id, record_ts, a0..ak) and {w.ident_raw}.
+
+    ``eid`` is a run-local integer id (0..n-1, no gaps) so that later stages join and
+    group on integers rather than on entity_key strings. Returns (rows_in, entities).
+    """
     a = ctx.adapter
     rules = active_rules(ctx)
     sources = [s for s in ctx.config.sources if s.is_active]
-    ctx.exec(f"CREATE TABLE {ctx.w('entities')} (entity_key VARCHAR, table_id VARCHAR, record_ts TIMESTAMP)")
+    attr_cols = "".join(f", a{j} VARCHAR" for j in range(len(attribute_names(ctx))))
     ctx.exec(
-        f"CREATE TABLE {ctx.w('ident_raw')} "
-        "(entity_key VARCHAR, identifier_type VARCHAR, identifier_value_norm VARCHAR)"
+        f"CREATE TABLE {ctx.w('entities')} "
+        f"(eid BIGINT, entity_key VARCHAR, table_id VARCHAR, record_ts TIMESTAMP{attr_cols})"
     )
     ctx.exec(
-        f"CREATE TABLE {ctx.w('attributes')} (entity_key VARCHAR, table_id VARCHAR, "
-        "attribute_name VARCHAR, attribute_value VARCHAR, record_ts TIMESTAMP)"
+        f"CREATE TABLE {ctx.w('ident_raw')} "
+        "(eid BIGINT, entity_key VARCHAR, identifier_type VARCHAR, identifier_value_norm VARCHAR)"
     )
     rows_in = 0
     watermarks: dict[str, str | None] = {}
     ent_parts: list[str] = []
     ident_parts: list[str] = []
-    attr_parts: list[str] = []
     src_tables: list[str] = []
+    attrs = "".join(f", a{j}" for j in range(len(attribute_names(ctx))))
     for i, src in enumerate(sources):
-        maps = [
-            m
-            for m in ctx.config.identifier_mappings
-            if m.table_id == src.table_id
-            and m.identifier_type in rules
-            and (not m.is_hashed or rules[m.identifier_type].allow_hashed)
-        ]
-        attrs = [m for m in ctx.config.attribute_mappings if m.table_id == src.table_id]
-        key = expr_sql(ctx, src.entity_key_expr, f"sources[{src.table_id}].entity_key_expr")
-        wm = a.ident(src.watermark_column) if src.watermark_column else None
-        cols = [
-            f"{lit(src.table_id + ':')} || CAST(({key}) AS VARCHAR) AS entity_key",
-            f"CAST({wm} AS TIMESTAMP) AS record_ts" if wm else "CAST(NULL AS TIMESTAMP) AS record_ts",
-        ]
-        for j, m in enumerate(maps):
-            e = expr_sql(ctx, m.identifier_value_expr, f"identifier_mappings[{m.table_id}].identifier_value_expr")
-            cols.append(f"CAST(({e}) AS VARCHAR) AS i{j}")
-        for j, m in enumerate(attrs):
-            e = expr_sql(ctx, m.attribute_expr, f"attribute_mappings[{m.table_id}].attribute_expr")
-            cols.append(f"CAST(({e}) AS VARCHAR) AS a{j}")
-        where = [f"({key}) IS NOT NULL"]
+        where: list[str] = []
         since = _since(ctx, src)
-        if since is not None and wm:
-            where.append(f"{wm} > {ts_lit(since)}")  # lookback covers late arrivals
+        if since is not None and src.watermark_column:
+            where.append(f"{a.ident(src.watermark_column)} > {ts_lit(since)}")  # lookback covers late arrivals
         srct = ctx.w(f"src{i}")
-        # One scan per source; duplicate keys keep their latest record.
-        ctx.exec(
-            f"CREATE TABLE {srct} AS SELECT {', '.join(cols)} FROM {table_sql(src.table_fqn)} "
-            f"WHERE {' AND '.join(where)} "
-            "QUALIFY row_number() OVER (PARTITION BY entity_key ORDER BY record_ts DESC NULLS LAST) = 1"
-        )
+        ctx.exec(f"CREATE TABLE {srct} AS " + source_select(ctx, src, identifiers=True, where=where))
         n, max_ts = a.fetchone(f"SELECT count(*), max(record_ts) FROM {srct}") or (0, None)
+        eid = f"CAST({rows_in} + {a.row_index_sql()} AS BIGINT)"
         rows_in += int(n)
         prev = ctx.facts["run_state"].get(src.table_id)
         newest = max([t for t in (max_ts, prev) if t is not None], default=None)
         watermarks[src.table_id] = newest.isoformat(sep=" ") if newest else None
-        ent_parts.append(f"SELECT entity_key, {lit(src.table_id)}, record_ts FROM {srct}")
-        for j, m in enumerate(maps):
+        ent_parts.append(f"SELECT {eid}, entity_key, {lit(src.table_id)}, record_ts{attrs} FROM {srct}")
+        for j, m in enumerate(identifier_maps(ctx, src)):
             norm = canonical_sql(f"i{j}", rules[m.identifier_type].canonicalize)
             ident_parts.append(
-                f"SELECT entity_key, {lit(m.identifier_type)}, v FROM "
-                f"(SELECT entity_key, {norm} AS v FROM {srct} WHERE i{j} IS NOT NULL) AS t{i}_{j} "
+                f"SELECT eid, entity_key, {lit(m.identifier_type)}, v FROM "
+                f"(SELECT {eid} AS eid, entity_key, {norm} AS v FROM {srct}) AS t{i}_{j} "
                 "WHERE v IS NOT NULL AND v <> ''"
-            )
-        for j, m in enumerate(attrs):
-            attr_parts.append(
-                f"SELECT entity_key, {lit(src.table_id)}, {lit(m.attribute_name)}, a{j}, record_ts "
-                f"FROM {srct} WHERE a{j} IS NOT NULL"
             )
         src_tables.append(srct)
     # One statement per target table: far cheaper than an INSERT per mapping.
-    for table, parts in (("entities", ent_parts), ("ident_raw", ident_parts), ("attributes", attr_parts)):
+    for table, parts in (("entities", ent_parts), ("ident_raw", ident_parts)):
         if parts:
             ctx.exec(f"INSERT INTO {ctx.w(table)} " + " UNION ALL ".join(parts))
     for srct in src_tables:
         a.drop_table(srct)
     ctx.result.source_tables_processed = len(sources)
     ctx.result.watermarks = watermarks
-    entities = ctx.count(ctx.w("entities"))
-    ctx.result.entities_processed = entities
-    return rows_in, entities
+    ctx.result.entities_processed = rows_in
+    return rows_in, rows_in

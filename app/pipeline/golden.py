@@ -1,95 +1,177 @@
 """Golden profile: one value per (cluster, attribute), chosen by survivorship rules.
 
-Strategies (ties always fall through to a deterministic order):
+Strategies (a NULL value never wins; ties always fall through to a deterministic order):
 - RECENCY: newest record (``recency_field`` attribute if set, else the source watermark),
-  then most trusted source, then smallest value.
+  then most trusted source, then smallest entity key.
 - SOURCE_PRIORITY: position in ``source_priority_list`` (else ``source.trust_rank``,
-  lower = more trusted), then newest, then smallest value.
-- MOST_FREQUENT: the value held by most members, then newest, then smallest value.
+  lower = more trusted), then newest, then smallest entity key.
+- MOST_FREQUENT: the value held by most members, then as RECENCY.
+
+Entity rows are wide (attribute j in column ``a{j}``, see ``extract.attribute_names``), so
+the profile is one aggregation over the clusters' entities instead of a window over
+one row per (entity, attribute). Adapters with ``supports_struct_min_by`` pick each
+winner with ``arg_min`` over a composite key; the others rank with a window.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from app.config.model import Strategy
 from app.pipeline.context import RunContext
+from app.pipeline.extract import attribute_names, lit, source_select
+
+_LAST = 9_223_372_036_854_775_807  # sorts after every real (negated) timestamp
+
+
+@dataclass(frozen=True)
+class _Attr:
+    j: int
+    name: str
+    strategy: Strategy
+    recency: str  # SQL: the record's recency for this attribute
+    rank: str  # SQL: the record's source rank for this attribute (lower wins)
+
+
+def _attrs(ctx: RunContext) -> list[_Attr]:
+    cfg = ctx.config
+    names = attribute_names(ctx)
+    col = {n: f"a{j}" for j, n in enumerate(names)}
+    surv = {s.attribute_name: s for s in cfg.survivorship_rules}
+    trust = {s.table_id: s.trust_rank for s in cfg.source_trust if s.is_active}
+    out = []
+    for j, name in enumerate(names):
+        rule = surv.get(name)
+        strategy = Strategy(rule.strategy) if rule else Strategy.RECENCY
+        rf = rule.recency_field if rule else None
+        if not rf:
+            recency = "record_ts"
+        elif rf in col:
+            recency = f"TRY_CAST({col[rf]} AS TIMESTAMP)"
+        else:  # a recency field that no source maps is never known
+            recency = "CAST(NULL AS TIMESTAMP)"
+        listed = [t.strip() for t in (rule.source_priority_list or "").split(",") if t.strip()] if rule else []
+        whens = " ".join(
+            f"WHEN {lit(s.table_id)} THEN "
+            f"{listed.index(s.table_id) if s.table_id in listed else len(listed) + trust.get(s.table_id, 100)}"
+            for s in cfg.sources
+        )
+        rank = f"CASE table_id {whens} ELSE 1000000 END" if whens else "1000000"
+        out.append(_Attr(j, name, strategy, recency, rank))
+    return out
+
+
+def _scope_rows(ctx: RunContext) -> str:
+    """Wide entity rows of every entity in the proposal, with its component."""
+    if ctx.full:
+        return (
+            f"SELECT p.comp, e.* FROM {ctx.w('entities')} AS e "
+            f"JOIN {ctx.w('proposed')} AS p ON p.entity_key = e.entity_key"
+        )
+    # INCR: the delta's rows are fresh; the other members of impacted clusters are read
+    # back from their sources (rows the watermark already passed, so as last seen).
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('reread_keys')} AS SELECT p.entity_key FROM {ctx.w('proposed')} AS p "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {ctx.w('entities')} AS e WHERE e.entity_key = p.entity_key)"
+    )
+    names = "".join(f", a{j}" for j in range(len(attribute_names(ctx))))
+    parts = [f"SELECT entity_key, table_id, record_ts{names} FROM {ctx.w('entities')}"]
+    for src in (s for s in ctx.config.sources if s.is_active):
+        sel = source_select(ctx, src, identifiers=False, where=[], keys_in=ctx.w("reread_keys"))
+        parts.append(f"SELECT entity_key, {lit(src.table_id)} AS table_id, record_ts{names} FROM ({sel}) AS s")
+    ctx.exec(f"CREATE TABLE {ctx.w('attr_rows')} AS " + " UNION ALL ".join(parts))
+    return (
+        f"SELECT p.comp, e.* FROM {ctx.w('attr_rows')} AS e "
+        f"JOIN {ctx.w('proposed')} AS p ON p.entity_key = e.entity_key"
+    )
+
+
+def _key(at: _Attr) -> list[str]:
+    """Sort key of a record for this attribute, smallest wins (after frequency)."""
+    newest = f"coalesce(-epoch_us({at.recency}), {_LAST})"
+    if at.strategy == Strategy.SOURCE_PRIORITY:
+        return [at.rank, newest, "entity_key"]
+    return [newest, at.rank, "entity_key"]
+
+
+def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> None:
+    """One GROUP BY comp with an ``arg_min`` per attribute; a MOST_FREQUENT attribute
+    first counts its values per cluster (keeping each value's best record)."""
+    plain, joins, picks = [], [], []
+    for at in attrs:
+        col = f"a{at.j}"
+        key = ", ".join(_key(at))
+        if at.strategy == Strategy.MOST_FREQUENT:
+            f = ctx.w(f"freq{at.j}")
+            # best = (key..., entity_key, table_id): its last two fields name the record.
+            ctx.exec(
+                f"CREATE TABLE {f} AS SELECT comp, "
+                f"arg_min(row({col}, best[3], best[4]), row(-n, best)) AS w "
+                f"FROM (SELECT comp, {col}, count(*) AS n, min(row({key}, table_id)) AS best "
+                f"FROM {ctx.w('gsrc')} WHERE {col} IS NOT NULL GROUP BY comp, {col}) AS v GROUP BY comp"
+            )
+            joins.append(f"LEFT JOIN {f} AS f{at.j} ON f{at.j}.comp = g.comp")
+            picks.append(f"f{at.j}.w AS w{at.j}")
+        else:
+            plain.append(
+                f"arg_min(row({col}, entity_key, table_id), CASE WHEN {col} IS NOT NULL THEN row({key}) END) AS w{at.j}"
+            )
+            picks.append(f"g.w{at.j}")
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('golden_wide')} AS SELECT comp{''.join(', ' + s for s in plain)} "
+        f"FROM {ctx.w('gsrc')} GROUP BY comp"
+    )
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('golden_w')} AS SELECT c.resolved_id{''.join(', ' + p for p in picks)} "
+        f"FROM {ctx.w('golden_wide')} AS g JOIN {ctx.w('comp_ids')} AS c ON c.comp = g.comp {' '.join(joins)}"
+    )
+    parts = [
+        f"SELECT resolved_id, {lit(at.name)} AS attribute_name, w{at.j}[1] AS attribute_value, "
+        f"w{at.j}[2] AS source_entity_key, w{at.j}[3] AS source_table_id, {lit(str(at.strategy))} AS strategy "
+        f"FROM {ctx.w('golden_w')} WHERE w{at.j} IS NOT NULL"
+        for at in attrs
+    ]
+    ctx.exec(f"CREATE TABLE {ctx.w('golden')} AS " + " UNION ALL ".join(parts))
+
+
+def _golden_window(ctx: RunContext, attrs: list[_Attr]) -> None:
+    """Portable form: one ranked window per attribute."""
+    parts = []
+    for at in attrs:
+        col = f"a{at.j}"
+        order = []
+        freq = "1"
+        if at.strategy == Strategy.MOST_FREQUENT:
+            freq = f"count(*) OVER (PARTITION BY comp, {col})"
+            order.append("freq DESC")
+        if at.strategy == Strategy.SOURCE_PRIORITY:
+            order.append(at.rank)
+        order += [f"{at.recency} DESC NULLS LAST", at.rank, "entity_key"]
+        parts.append(
+            f"SELECT comp, {lit(at.name)} AS attribute_name, {col} AS attribute_value, "
+            f"entity_key AS source_entity_key, table_id AS source_table_id, {lit(str(at.strategy))} AS strategy "
+            f"FROM (SELECT *, {freq} AS freq FROM {ctx.w('gsrc')} WHERE {col} IS NOT NULL) AS x{at.j} "
+            f"QUALIFY row_number() OVER (PARTITION BY comp ORDER BY {', '.join(order)}) = 1"
+        )
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('golden')} AS SELECT c.resolved_id, w.attribute_name, w.attribute_value, "
+        f"w.source_entity_key, w.source_table_id, w.strategy FROM ({' UNION ALL '.join(parts)}) AS w "
+        f"JOIN {ctx.w('comp_ids')} AS c ON c.comp = w.comp"
+    )
 
 
 def build_golden(ctx: RunContext) -> int:
     """Fill {w.golden} for every proposed cluster in scope. Returns rows written."""
-    a = ctx.adapter
-    cfg = ctx.config
-    surv = {s.attribute_name: s for s in cfg.survivorship_rules}
-    trust = {s.table_id: s.trust_rank for s in cfg.source_trust if s.is_active}
-    ctx.exec(f"CREATE TABLE {ctx.w('surv')} (attribute_name VARCHAR, strategy VARCHAR, recency_field VARCHAR)")
-    ctx.exec(f"CREATE TABLE {ctx.w('src_rank')} (attribute_name VARCHAR, table_id VARCHAR, src_rank INTEGER)")
-    attr_names = sorted({m.attribute_name for m in cfg.attribute_mappings})
-    surv_rows, rank_rows = [], []
-    for name in attr_names:
-        rule = surv.get(name)
-        strategy = rule.strategy if rule else Strategy.RECENCY
-        surv_rows.append({"a": name, "s": str(strategy), "r": rule.recency_field if rule else None})
-        listed = [t.strip() for t in (rule.source_priority_list or "").split(",") if t.strip()] if rule else []
-        for src in cfg.sources:
-            rank = listed.index(src.table_id) if src.table_id in listed else len(listed) + trust.get(src.table_id, 100)
-            rank_rows.append({"a": name, "t": src.table_id, "r": rank})
-    a.executemany(f"INSERT INTO {ctx.w('surv')} VALUES ($a, $s, $r)", surv_rows)
-    a.executemany(f"INSERT INTO {ctx.w('src_rank')} VALUES ($a, $t, $r)", rank_rows)
-
-    # Attribute values of every entity in scope: the delta's fresh values, stored
-    # values for the rest (FULL: the delta is everything).
-    if ctx.full:
-        ctx.exec(f"CREATE VIEW {ctx.w('attr_scope')} AS SELECT * FROM {ctx.w('attributes')}")
-    else:
+    attrs = _attrs(ctx)
+    if not attrs:
         ctx.exec(
-            f"CREATE TABLE {ctx.w('attr_scope')} AS "
-            "SELECT c.entity_key, c.table_id, c.attribute_name, c.attribute_value, c.record_ts "
-            "FROM idr_out.entity_attributes_current AS c "
-            f"WHERE c.entity_key IN (SELECT entity_key FROM {ctx.w('scope')}) "
-            f"AND NOT EXISTS (SELECT 1 FROM {ctx.w('entities')} AS e WHERE e.entity_key = c.entity_key) "
-            f"UNION ALL SELECT entity_key, table_id, attribute_name, attribute_value, record_ts "
-            f"FROM {ctx.w('attributes')}"
+            f"CREATE TABLE {ctx.w('golden')} (resolved_id VARCHAR, attribute_name VARCHAR, "
+            "attribute_value VARCHAR, source_entity_key VARCHAR, source_table_id VARCHAR, strategy VARCHAR)"
         )
-    uses_recency_field = any(s["r"] for s in surv_rows)
-    uses_freq = any(s["s"] == Strategy.MOST_FREQUENT for s in surv_rows)
-    recency = (
-        "CASE WHEN s.recency_field IS NULL THEN x.record_ts ELSE TRY_CAST(rf.attribute_value AS TIMESTAMP) END"
-        if uses_recency_field
-        else "x.record_ts"
-    )
-    rf_join = (
-        f"LEFT JOIN {ctx.w('attr_scope')} AS rf ON rf.entity_key = x.entity_key AND rf.attribute_name = s.recency_field"
-        if uses_recency_field
-        else ""
-    )
-    freq = "count(*) OVER (PARTITION BY comp, attribute_name, attribute_value)" if uses_freq else "1"
-    ctx.exec(
-        f"""
-        CREATE TABLE {ctx.w("golden")} AS
-        WITH base AS (
-            SELECT m.comp, x.entity_key, x.table_id, x.attribute_name, x.attribute_value,
-                   s.strategy, coalesce(r.src_rank, 1000000) AS src_rank, {recency} AS recency
-            FROM {ctx.w("attr_scope")} AS x
-            JOIN {ctx.w("proposed")} AS m ON m.entity_key = x.entity_key
-            JOIN {ctx.w("surv")} AS s ON s.attribute_name = x.attribute_name
-            LEFT JOIN {ctx.w("src_rank")} AS r
-              ON r.attribute_name = x.attribute_name AND r.table_id = x.table_id
-            {rf_join}
-        ), ranked AS (
-            SELECT *, {freq} AS freq FROM base
-        )
-        SELECT c.resolved_id, w.attribute_name, w.attribute_value, w.source_entity_key, w.source_table_id,
-               w.strategy
-        FROM (
-          SELECT comp, attribute_name, attribute_value, entity_key AS source_entity_key,
-                 table_id AS source_table_id, strategy
-          FROM ranked
-          QUALIFY row_number() OVER (
-            PARTITION BY comp, attribute_name
-            ORDER BY CASE WHEN strategy = 'MOST_FREQUENT' THEN -freq ELSE 0 END,
-                     CASE WHEN strategy = 'SOURCE_PRIORITY' THEN src_rank ELSE 0 END,
-                     recency DESC NULLS LAST, src_rank, attribute_value, entity_key) = 1
-        ) AS w
-        JOIN {ctx.w("comp_ids")} AS c ON c.comp = w.comp
-        """
-    )
+        return 0
+    ctx.exec(f"CREATE TABLE {ctx.w('gsrc')} AS " + _scope_rows(ctx))
+    if ctx.adapter.supports_struct_min_by:
+        _golden_min_by(ctx, attrs)
+    else:
+        _golden_window(ctx, attrs)
     return ctx.count(ctx.w("golden"))

@@ -75,12 +75,9 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> int:
         if ctx.full:
             ctx.run(P, "identifiers_delete_full")
             ctx.run(P, "identifiers_insert_full", p)
-            ctx.run(P, "attributes_delete_full")
         else:
             ctx.run(P, "identifiers_delete_incr")
             ctx.run(P, "identifiers_insert_incr", p)
-            ctx.run(P, "attributes_delete_incr")
-        ctx.run(P, "attributes_insert")
         ctx.run(P, "skipped_insert", {"run_id": ctx.run_id, "now": ctx.now})
         ctx.run(P, "sequence_update", {"next": ctx.facts["next_id"]})
         for table_id, wm in ctx.result.watermarks.items():

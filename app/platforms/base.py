@@ -49,6 +49,8 @@ class Adapter(ABC):
     canonical_dialect: ClassVar[str] = "duckdb"
     # In-process engines can hand result sets to Python as Arrow (zero-copy fast paths).
     supports_arrow: ClassVar[bool] = False
+    # arg_min(x, row(...)): composite-key minimum in one aggregation (golden profile).
+    supports_struct_min_by: ClassVar[bool] = False
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         self._connect = connect
@@ -169,6 +171,10 @@ class Adapter(ABC):
     @abstractmethod
     def table_fingerprint(self, table_fqn: str) -> str:
         """Order-independent checksum of a table's whole content (row count + hash)."""
+
+    def row_index_sql(self) -> str:
+        """0..n-1 over the rows of a freshly created scratch table (in a SELECT from it)."""
+        return "(row_number() OVER (ORDER BY entity_key) - 1)"
 
     def drop_table(self, fqn: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {fqn}")

@@ -47,6 +47,7 @@ class DuckDBAdapter(Adapter):
     platform = "duckdb"
     dialect = "duckdb"
     supports_arrow = True
+    supports_struct_min_by = True
 
     def __init__(self, connect) -> None:
         super().__init__(connect)
@@ -60,6 +61,10 @@ class DuckDBAdapter(Adapter):
     def work_table(self, tag: str, name: str) -> str:
         super().work_table(tag, name)  # validates the tag
         return f"temp.main.{self.ident(f'{tag}_{name}')}"
+
+    def row_index_sql(self) -> str:
+        # A fresh table's rowid already runs 0..n-1: free, where a window costs a pass.
+        return "rowid"
 
     def drop_work_tables(self, tag: str) -> None:
         for kind, fn in (("VIEW", "duckdb_views"), ("TABLE", "duckdb_tables")):

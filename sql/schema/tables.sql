@@ -120,14 +120,6 @@ CREATE TABLE IF NOT EXISTS idr_out.identity_clusters_current (
     updated_ts TIMESTAMP
 );
 
-CREATE TABLE IF NOT EXISTS idr_out.entity_attributes_current (
-    entity_key VARCHAR NOT NULL,
-    table_id VARCHAR NOT NULL,
-    attribute_name VARCHAR NOT NULL,
-    attribute_value VARCHAR,
-    record_ts TIMESTAMP
-);
-
 CREATE TABLE IF NOT EXISTS idr_out.golden_profile_current (
     resolved_id VARCHAR NOT NULL,
     attribute_name VARCHAR NOT NULL,

@@ -10,7 +10,7 @@ SELECT DISTINCT identifier_type, v FROM {{w.excl_norm}} WHERE match_type = 'EXAC
 -- The delta's identifier rows after the exclusion list (EXACT on the normalized
 -- value, LIKE on the normalized value); one row per (entity, type, value).
 CREATE TABLE {{w.identifiers}} AS
-SELECT DISTINCT r.entity_key, r.identifier_type, r.identifier_value_norm
+SELECT DISTINCT r.eid, r.entity_key, r.identifier_type, r.identifier_value_norm
 FROM {{w.ident_raw}} AS r
 WHERE NOT EXISTS (
         SELECT 1 FROM {{w.excl_exact}} AS x

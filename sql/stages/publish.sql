@@ -86,18 +86,6 @@ WHERE EXISTS (
 INSERT INTO idr_out.identifiers_current (entity_key, identifier_type, identifier_value_norm, updated_ts)
 SELECT entity_key, identifier_type, identifier_value_norm, $now FROM {{w.gained}}
 
--- name: attributes_delete_full
-DELETE FROM idr_out.entity_attributes_current
-
--- name: attributes_delete_incr
-DELETE FROM idr_out.entity_attributes_current AS c
-WHERE EXISTS (SELECT 1 FROM {{w.entities}} AS e WHERE e.entity_key = c.entity_key)
-
--- name: attributes_insert
-INSERT INTO idr_out.entity_attributes_current (entity_key, table_id, attribute_name, attribute_value, record_ts)
-SELECT entity_key, table_id, attribute_name, attribute_value, record_ts FROM {{w.attributes}}
-
-
 -- name: skipped_insert
 INSERT INTO idr_out.skipped_identifier_groups
     (run_id, identifier_type, identifier_value_norm, group_size, max_allowed, sample_entity_keys, reason, skipped_at)

@@ -178,7 +178,6 @@ PRODUCTION_TABLES = [
     "idr_out.identity_clusters_current",
     "idr_out.identity_edges_current",
     "idr_out.identifiers_current",
-    "idr_out.entity_attributes_current",
     "idr_out.golden_profile_current",
     "idr_out.rule_match_audit_current",
     "idr_meta.run_state",

@@ -212,11 +212,6 @@ def production(a: Adapter) -> dict[str, list[tuple]]:
         "identifiers": _rows(
             a, "SELECT entity_key, identifier_type, identifier_value_norm FROM idr_out.identifiers_current"
         ),
-        "attributes": _rows(
-            a,
-            "SELECT entity_key, table_id, attribute_name, attribute_value, record_ts "
-            "FROM idr_out.entity_attributes_current",
-        ),
         "golden": _rows(
             a,
             "SELECT resolved_id, attribute_name, attribute_value, source_entity_key, source_table_id, strategy "
