@@ -172,6 +172,10 @@ def extract(ctx: RunContext) -> tuple[int, int]:
             ctx.exec(f"INSERT INTO {ctx.w(table)} " + " UNION ALL ".join(parts))
     for srct in src_tables:
         a.drop_table(srct)
+    # One mapping per (source, type) cannot repeat an (entity, type, value): rows are
+    # unique per entity key, so the identifiers stage can skip a DISTINCT.
+    pairs = [(s.table_id, m.identifier_type) for s in sources for m in identifier_maps(ctx, s)]
+    ctx.facts["identifiers_may_repeat"] = len(pairs) != len(set(pairs))
     ctx.result.source_tables_processed = len(sources)
     ctx.result.watermarks = watermarks
     ctx.result.entities_processed = rows_in

@@ -12,33 +12,56 @@ R = "resolve"
 
 
 def identifiers(ctx: RunContext) -> tuple[int, int]:
-    """Exclusion list (EXACT / LIKE on the normalized value) over the delta's identifiers."""
+    """Exclusion list (EXACT / LIKE on the normalized value) over the delta's identifiers.
+
+    Excluded rows are deleted from {w.ident_raw} in place (one pass, no copy);
+    {w.identifiers} is a view of what is left, made distinct only when two mappings of
+    one source can yield the same (entity, type, value)."""
     a = ctx.adapter
-    rules = active_rules(ctx)
-    ctx.exec(f"CREATE TABLE {ctx.w('excl_raw')} (identifier_type VARCHAR, pattern VARCHAR, match_type VARCHAR)")
-    a.executemany(
-        f"INSERT INTO {ctx.w('excl_raw')} VALUES ($t, $p, $m)",
-        [
-            {"t": x.identifier_type, "p": x.identifier_value_pattern, "m": str(x.match_type)}
-            for x in ctx.config.exclusions
-        ],
-    )
-    # EXACT patterns are canonicalized like the values they are compared with.
-    cases = " ".join(
-        f"WHEN {lit(t)} THEN {canonical_sql('pattern', r.canonicalize)}"
-        for t, r in rules.items()
-        if r.canonicalize != Canonicalize.NONE
-    )
-    v = f"CASE identifier_type {cases} ELSE pattern END" if cases else "pattern"
-    ctx.exec(
-        f"CREATE TABLE {ctx.w('excl_norm')} AS SELECT identifier_type, pattern, match_type, {v} AS v "
-        f"FROM {ctx.w('excl_raw')}"
-    )
-    ctx.run(G, "exclusions_exact")
-    ctx.run(G, "identifiers")
-    excluded = int(a.scalar(ctx.stmt(G, "excluded_count")) or 0) if ctx.config.exclusions else 0
-    ctx.result.values_excluded = excluded
-    return ctx.count(ctx.w("ident_raw")), ctx.count(ctx.w("identifiers"))
+    raw = ctx.w("ident_raw")
+    n_raw = ctx.count(raw)
+    n_kept = n_raw
+    if ctx.config.exclusions:
+        rules = active_rules(ctx)
+        ctx.exec(f"CREATE TABLE {ctx.w('excl_raw')} (identifier_type VARCHAR, pattern VARCHAR, match_type VARCHAR)")
+        a.executemany(
+            f"INSERT INTO {ctx.w('excl_raw')} VALUES ($t, $p, $m)",
+            [
+                {"t": x.identifier_type, "p": x.identifier_value_pattern, "m": str(x.match_type)}
+                for x in ctx.config.exclusions
+            ],
+        )
+        # EXACT patterns are canonicalized like the values they are compared with.
+        cases = " ".join(
+            f"WHEN {lit(t)} THEN {canonical_sql('pattern', r.canonicalize)}"
+            for t, r in rules.items()
+            if r.canonicalize != Canonicalize.NONE
+        )
+        v = f"CASE identifier_type {cases} ELSE pattern END" if cases else "pattern"
+        ctx.exec(
+            f"CREATE TABLE {ctx.w('excl_norm')} AS SELECT identifier_type, pattern, match_type, {v} AS v "
+            f"FROM {ctx.w('excl_raw')}"
+        )
+        ctx.run(G, "exclusions_exact")
+        # LIKE patterns become literal predicates: vectorized, where a correlated
+        # EXISTS with LIKE is a nested loop.
+        likes = sorted(
+            {(x.identifier_type, x.identifier_value_pattern) for x in ctx.config.exclusions if x.match_type == "LIKE"}
+        )
+        like_sql = "".join(
+            f" OR (r.identifier_type = {lit(t)} AND r.identifier_value_norm LIKE {lit(pat)})" for t, pat in likes
+        )
+        ctx.exec(
+            f"DELETE FROM {raw} AS r WHERE EXISTS (SELECT 1 FROM {ctx.w('excl_exact')} AS x "
+            "WHERE x.identifier_type = r.identifier_type AND x.v = r.identifier_value_norm)" + like_sql
+        )
+        n_kept = ctx.count(raw)
+    ctx.result.values_excluded = n_raw - n_kept
+    if ctx.facts.get("identifiers_may_repeat"):
+        ctx.exec(f"CREATE TABLE {ctx.w('identifiers')} AS SELECT DISTINCT * FROM {raw}")
+        return n_raw, ctx.count(ctx.w("identifiers"))
+    ctx.exec(f"CREATE VIEW {ctx.w('identifiers')} AS SELECT * FROM {raw}")
+    return n_raw, n_kept
 
 
 def rules_table(ctx: RunContext) -> None:

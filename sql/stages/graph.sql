@@ -6,30 +6,6 @@
 CREATE TABLE {{w.excl_exact}} AS
 SELECT DISTINCT identifier_type, v FROM {{w.excl_norm}} WHERE match_type = 'EXACT'
 
--- name: identifiers
--- The delta's identifier rows after the exclusion list (EXACT on the normalized
--- value, LIKE on the normalized value); one row per (entity, type, value).
-CREATE TABLE {{w.identifiers}} AS
-SELECT DISTINCT r.eid, r.entity_key, r.identifier_type, r.identifier_value_norm
-FROM {{w.ident_raw}} AS r
-WHERE NOT EXISTS (
-        SELECT 1 FROM {{w.excl_exact}} AS x
-        WHERE x.identifier_type = r.identifier_type AND x.v = r.identifier_value_norm)
-  AND NOT EXISTS (
-        SELECT 1 FROM {{w.excl_norm}} AS x
-        WHERE x.match_type = 'LIKE' AND x.identifier_type = r.identifier_type
-          AND r.identifier_value_norm LIKE x.pattern)
-
--- name: excluded_count
-SELECT count(*) FROM {{w.ident_raw}} AS r
-WHERE EXISTS (
-        SELECT 1 FROM {{w.excl_exact}} AS x
-        WHERE x.identifier_type = r.identifier_type AND x.v = r.identifier_value_norm)
-   OR EXISTS (
-        SELECT 1 FROM {{w.excl_norm}} AS x
-        WHERE x.match_type = 'LIKE' AND x.identifier_type = r.identifier_type
-          AND r.identifier_value_norm LIKE x.pattern)
-
 -- name: incr_old_ident
 CREATE TABLE {{w.old_ident}} AS
 SELECT c.entity_key, c.identifier_type, c.identifier_value_norm

@@ -235,3 +235,26 @@ def test_golden_profile_strategies():
     w.run()
     golden = dict(w.adapter.fetchall("SELECT attribute_name, attribute_value FROM idr_out.golden_profile_current"))
     assert golden == {"name": "Shop Name", "email": "b@x.com"}
+
+
+def test_two_mappings_of_one_type_in_one_source_count_each_value_once():
+    # email and its upper-cased copy canonicalize to the same EMAIL value: the run must
+    # still hold one identifier row per (entity, type, value) and link like one mapping.
+    mappings = [
+        {"table_id": "crm", "identifier_type": "EMAIL", "identifier_value_expr": "email"},
+        {"table_id": "crm", "identifier_type": "EMAIL", "identifier_value_expr": "upper(email)"},
+        {"table_id": "crm", "identifier_type": "PHONE", "identifier_value_expr": "phone"},
+    ]
+    w = World.create(extra={"identifier_mappings": mappings})
+    w.upsert("crm", "1", email="a@x.com")
+    w.upsert("crm", "2", email="A@X.COM ")
+    w.upsert("crm", "3", email="b@x.com")
+    assert w.run().ok
+    assert w.partition() == {frozenset({"crm:1", "crm:2"}), frozenset({"crm:3"})}
+    rows = w.adapter.fetchall(
+        "SELECT entity_key, count(*) FROM idr_out.identifiers_current WHERE identifier_type = 'EMAIL' "
+        "GROUP BY entity_key ORDER BY 1"
+    )
+    assert rows == [("crm:1", 1), ("crm:2", 1), ("crm:3", 1)]
+    edges = w.adapter.fetchall("SELECT left_entity_key, right_entity_key FROM idr_out.identity_edges_current")
+    assert edges == [("crm:1", "crm:2")]
