@@ -1,7 +1,7 @@
 """Connected components of an integer edge list, exact, in O(log n) rounds.
 
 ``sql_components`` runs in the warehouse (every platform); ``unionfind_components``
-is the embedded fast path (DuckDB hands the edges to scipy through Arrow). Both write
+is the embedded fast path (DuckDB hands the edges to scipy as numpy arrays). Both write
 ``{w.cc_labels}(node, label)`` for every node that has an edge; the partition they give
 is identical (tests check), labels are arbitrary.
 """
@@ -94,23 +94,29 @@ def sql_components(ctx: RunContext, max_rounds: int) -> int:
 
 
 def unionfind_components(ctx: RunContext) -> int:
-    """Embedded fast path: the integer edge list goes to scipy through Arrow (no Python
-    objects per edge) and the labels come back the same way. Exact; returns 1 "round"."""
-    from scipy.sparse import coo_matrix
+    """Embedded fast path: the integer edge list goes to scipy as numpy arrays (no
+    Python objects per edge) and the labels come back through Arrow. Exact; returns 1
+    "round"."""
+    from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
 
     a = ctx.adapter
-    edges = a.arrow(f"SELECT u, v FROM {ctx.w('cc_edges')}")  # type: ignore[attr-defined]
-    u = edges.column("u").to_numpy()
-    v = edges.column("v").to_numpy()
+    edges = a.numpy(f"SELECT u, v FROM {ctx.w('cc_edges')}")  # type: ignore[attr-defined]
+    u, v = edges["u"].astype(np.int64, copy=False), edges["v"].astype(np.int64, copy=False)
     if len(u) == 0:
         ctx.exec(f"CREATE TABLE {ctx.w('cc_labels')} (node BIGINT, label BIGINT)")
         return 0
-    nodes = np.unique(np.concatenate([u, v]))
-    # Compact ids keep the sparse matrix as small as the edge list.
-    iu, iv = np.searchsorted(nodes, u), np.searchsorted(nodes, v)
-    graph = coo_matrix((np.ones(len(iu), dtype=np.int8), (iu, iv)), shape=(len(nodes), len(nodes)))
+    # Node ids are run-local and dense (FULL: eids, INCR: ranks), so they index the
+    # matrix directly; isolated ids cost a bit each and are dropped from the labels.
+    size = int(max(u.max(), v.max())) + 1
+    present = np.zeros(size, dtype=bool)
+    present[u] = True
+    present[v] = True
+    nodes = np.flatnonzero(present)
+    # bool data: parallel edges sum to True, never overflow to an explicit zero
+    graph = csr_matrix((np.ones(len(u), dtype=bool), (u, v)), shape=(size, size))
     _, labels = connected_components(graph, directed=True, connection="weak")
+    labels = labels[nodes]
     table = pa.table({"node": pa.array(nodes, pa.int64()), "label": pa.array(labels.astype(np.int64))})
     name = f"{ctx.tag}_cc_arrow"
     a.register_arrow(name, table)  # type: ignore[attr-defined]

@@ -81,7 +81,7 @@ def groups(ctx: RunContext) -> tuple[int, int]:
         for name in ("incr_old_ident", "incr_lost", "incr_gained", "incr_values", "incr_members_old", "incr_members"):
             ctx.run(G, name)
         ctx.run(G, "groups_old")
-    ctx.run(G, "groups")
+    ctx.run(G, "full_groups" if ctx.full else "groups")
     ctx.run(G, "skipped")
     ctx.result.groups_skipped = ctx.count(ctx.w("skipped"))
     if ctx.result.groups_skipped:
@@ -93,7 +93,7 @@ def groups(ctx: RunContext) -> tuple[int, int]:
 
 
 def edges(ctx: RunContext) -> tuple[int, int]:
-    ctx.run(G, "edges_new")
+    ctx.run(G, "full_edges_new" if ctx.full else "edges_new")
     n_new = ctx.count(ctx.w("edges_new"))
     a = ctx.adapter
     if ctx.full:
@@ -161,14 +161,13 @@ def _rule_stats(ctx: RunContext) -> None:
 def connected_components(ctx: RunContext) -> tuple[int, int]:
     if ctx.full:
         ctx.run(G, "full_scope")
-        ctx.run(G, "full_nodes")
+        ctx.run(G, "full_cc_edges")
     else:
         ctx.run(G, "incr_broken")
         ctx.run(G, "incr_impacted")
         ctx.run(G, "incr_scope")
         ctx.run(G, "incr_nodes")
-    ctx.run(G, "cc_edges")
-    if not ctx.full:
+        ctx.run(G, "cc_edges")
         ctx.run(G, "incr_cc_edges_kept")
     n_edges = ctx.count(ctx.w("cc_edges"))
     max_rounds = int(ctx.config.settings.get("max_cc_rounds", ctx.settings.max_cc_rounds))
@@ -179,7 +178,7 @@ def connected_components(ctx: RunContext) -> tuple[int, int]:
         ctx.result.lp_iterations = components.unionfind_components(ctx)
     else:
         ctx.result.lp_iterations = components.sql_components(ctx, max_rounds)
-    ctx.run(G, "proposed")
+    ctx.run(G, "full_proposed" if ctx.full else "proposed")
     n_comps = int(ctx.adapter.scalar(f"SELECT count(DISTINCT comp) FROM {ctx.w('proposed')}") or 0)
     return n_edges, n_comps
 

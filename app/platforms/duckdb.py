@@ -104,6 +104,11 @@ class DuckDBAdapter(Adapter):
             fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
             return fetch()
 
+    def numpy(self, sql: str, params: Params = None) -> dict[str, Any]:
+        """Columns as numpy arrays, straight from DuckDB's vectors."""
+        with self._lock:
+            return self.conn.sql(sql, params=used_params(sql, params)).fetchnumpy()
+
     def register_arrow(self, name: str, table) -> None:
         self.conn.register(name, table)
 

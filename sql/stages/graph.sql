@@ -55,6 +55,17 @@ FROM (SELECT identifier_type, identifier_value_norm, count(*) AS n, min(entity_k
       GROUP BY identifier_type, identifier_value_norm) AS g
 JOIN {{w.rules}} AS r ON r.identifier_type = g.identifier_type
 
+-- name: full_groups
+-- FULL runs also keep the anchor's run-local integer id, so the component stage reads
+-- integer edges straight from {{w.edges_new}} instead of joining keys back to nodes.
+CREATE TABLE {{w.groups}} AS
+SELECT g.identifier_type, g.identifier_value_norm, g.n, g.anchor, g.anchor_eid, r.rule_id, r.max_group_size
+FROM (SELECT identifier_type, identifier_value_norm, count(*) AS n, min(entity_key) AS anchor,
+             arg_min(eid, entity_key) AS anchor_eid
+      FROM {{w.members}}
+      GROUP BY identifier_type, identifier_value_norm) AS g
+JOIN {{w.rules}} AS r ON r.identifier_type = g.identifier_type
+
 -- name: groups_old
 CREATE TABLE {{w.groups_old}} AS
 SELECT m.identifier_type, m.identifier_value_norm, count(*) AS n, r.rule_id, r.max_group_size
@@ -72,6 +83,15 @@ FROM {{w.members}} AS m
 JOIN {{w.groups}} AS g
   ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
 WHERE g.n >= 2 AND g.n <= g.max_group_size AND m.entity_key <> g.anchor
+
+-- name: full_edges_new
+CREATE TABLE {{w.edges_new}} AS
+SELECT g.rule_id, g.anchor AS left_entity_key, m.entity_key AS right_entity_key,
+       m.identifier_type, m.identifier_value_norm, g.anchor_eid AS left_eid, m.eid AS right_eid
+FROM {{w.members}} AS m
+JOIN {{w.groups}} AS g
+  ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
+WHERE g.n >= 2 AND g.n <= g.max_group_size AND m.eid <> g.anchor_eid
 
 -- name: skipped
 -- The sample is the five smallest member keys. Written with row_number + an ordered
@@ -142,10 +162,6 @@ SELECT e.entity_key, m.resolved_id AS old_id, m.updated_ts AS old_ts, TRUE AS br
 FROM {{w.entities}} AS e
 LEFT JOIN idr_out.identity_resolved_membership_current AS m ON m.entity_key = e.entity_key
 
--- name: full_nodes
-CREATE TABLE {{w.nodes}} AS
-SELECT entity_key, CAST(row_number() OVER () - 1 AS BIGINT) AS node FROM {{w.scope}}
-
 -- name: incr_nodes
 -- Untouched-by-removal clusters become one node each; the rest stay per entity.
 CREATE TABLE {{w.nodes}} AS
@@ -153,6 +169,17 @@ SELECT entity_key, CAST(dense_rank() OVER (ORDER BY nkey) - 1 AS BIGINT) AS node
 FROM (SELECT entity_key,
              CASE WHEN broken THEN 'e' || entity_key ELSE 'c' || old_id END AS nkey
       FROM {{w.scope}}) AS t
+
+-- name: full_cc_edges
+-- FULL: every entity is a node and its run-local eid is the node id.
+CREATE TABLE {{w.cc_edges}} AS
+SELECT left_eid AS u, right_eid AS v FROM {{w.edges_new}}
+
+-- name: full_proposed
+CREATE TABLE {{w.proposed}} AS
+SELECT e.entity_key, coalesce(l.label, -1 - e.eid) AS comp
+FROM {{w.entities}} AS e
+LEFT JOIN {{w.cc_labels}} AS l ON l.node = e.eid
 
 -- name: cc_edges
 CREATE TABLE {{w.cc_edges}} AS
