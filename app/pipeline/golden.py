@@ -10,7 +10,7 @@ Strategies (a NULL value never wins; ties always fall through to a deterministic
 Entity rows are wide (attribute j in column ``a{j}``, see ``extract.attribute_names``), so
 the profile is one aggregation over the clusters' entities instead of a window over
 one row per (entity, attribute). Adapters with ``supports_struct_min_by`` pick each
-winner with ``arg_min`` over a composite key; the others rank with a window.
+winner with an integer ``min`` over a packed key; the others rank with a window.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from app.config.model import Strategy
 from app.pipeline.context import RunContext
 from app.pipeline.extract import attribute_names, lit, source_select
-
-_LAST = 9_223_372_036_854_775_807  # sorts after every real (negated) timestamp
 
 
 @dataclass(frozen=True)
@@ -62,11 +60,18 @@ def _attrs(ctx: RunContext) -> list[_Attr]:
 
 
 def _scope_rows(ctx: RunContext) -> str:
-    """Wide entity rows of every entity in the proposal, with its component."""
+    """Wide entity rows of every entity in the proposal, with its component and ``kr``,
+    its position in entity_key order."""
     if ctx.full:
+        # Rank the keys alone, then join on the integer eid: a window that carried the
+        # wide rows through its sort would cost several times as much.
+        ctx.exec(
+            f"CREATE TABLE {ctx.w('key_rank')} AS "
+            f"SELECT eid, row_number() OVER (ORDER BY entity_key) AS kr FROM {ctx.w('entities')}"
+        )
         return (
-            f"SELECT p.comp, e.* FROM {ctx.w('entities')} AS e "
-            f"JOIN {ctx.w('proposed')} AS p ON p.entity_key = e.entity_key"
+            f"SELECT p.comp, e.*, k.kr FROM {ctx.w('entities')} AS e "
+            f"JOIN {ctx.w('proposed')} AS p ON p.eid = e.eid JOIN {ctx.w('key_rank')} AS k ON k.eid = e.eid"
         )
     # INCR: the delta's rows are fresh; the other members of impacted clusters are read
     # back from their sources (rows the watermark already passed, so as last seen).
@@ -81,57 +86,63 @@ def _scope_rows(ctx: RunContext) -> str:
         parts.append(f"SELECT entity_key, {lit(src.table_id)} AS table_id, record_ts{names} FROM ({sel}) AS s")
     ctx.exec(f"CREATE TABLE {ctx.w('attr_rows')} AS " + " UNION ALL ".join(parts))
     return (
-        f"SELECT p.comp, e.* FROM {ctx.w('attr_rows')} AS e "
+        f"SELECT p.comp, e.*, row_number() OVER (ORDER BY e.entity_key) AS kr FROM {ctx.w('attr_rows')} AS e "
         f"JOIN {ctx.w('proposed')} AS p ON p.entity_key = e.entity_key"
     )
 
 
-def _key(at: _Attr) -> list[str]:
-    """Sort key of a record for this attribute, smallest wins (after frequency)."""
-    newest = f"coalesce(-epoch_us({at.recency}), {_LAST})"
+# Packed integer sort keys (smallest wins): no strings in the aggregation states, which
+# is what keeps a 10M-entity profile in memory. ``kr`` is the record's position in
+# entity_key order (< 2^40), so integer ties fall to the smallest entity key exactly.
+_KR = 1 << 40
+_NULL_NEWEST = (1 << 64) - 1
+
+
+def _key(at: _Attr) -> str:
+    # newest first: -epoch_us shifted to [0, 2^64); an unknown time sorts last
+    nz = f"coalesce(-CAST(epoch_us({at.recency}) AS HUGEINT) + {1 << 63}, CAST('{_NULL_NEWEST}' AS HUGEINT))"
+    rank = f"CAST(least(greatest({at.rank}, 0), 65535) AS HUGEINT)"
     if at.strategy == Strategy.SOURCE_PRIORITY:
-        return [at.rank, newest, "entity_key"]
-    return [newest, at.rank, "entity_key"]
+        return f"({rank} * CAST('{1 << 104}' AS HUGEINT) + {nz} * {_KR} + kr)"
+    return f"({nz} * CAST('{1 << 56}' AS HUGEINT) + {rank} * {_KR} + kr)"
 
 
 def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> None:
-    """One GROUP BY comp with an ``arg_min`` per attribute; a MOST_FREQUENT attribute
-    first counts its values per cluster (keeping each value's best record)."""
-    plain, joins, picks = [], [], []
+    """One GROUP BY comp with an integer ``min`` per attribute (a MOST_FREQUENT
+    attribute first counts its values per cluster, keeping each value's best key); the
+    winners' rows are then looked up by ``kr``."""
+    plain, winners = [], []
     for at in attrs:
         col = f"a{at.j}"
-        key = ", ".join(_key(at))
         if at.strategy == Strategy.MOST_FREQUENT:
             f = ctx.w(f"freq{at.j}")
-            # best = (key..., entity_key, table_id): its last two fields name the record.
             ctx.exec(
-                f"CREATE TABLE {f} AS SELECT comp, "
-                f"arg_min(row({col}, best[3], best[4]), row(-n, best)) AS w "
-                f"FROM (SELECT comp, {col}, count(*) AS n, min(row({key}, table_id)) AS best "
+                f"CREATE TABLE {f} AS SELECT comp, arg_min(best, row(-n, best)) AS m "
+                f"FROM (SELECT comp, count(*) AS n, min({_key(at)}) AS best "
                 f"FROM {ctx.w('gsrc')} WHERE {col} IS NOT NULL GROUP BY comp, {col}) AS v GROUP BY comp"
             )
-            joins.append(f"LEFT JOIN {f} AS f{at.j} ON f{at.j}.comp = g.comp")
-            picks.append(f"f{at.j}.w AS w{at.j}")
+            winners.append(f"SELECT comp, {at.j} AS j, CAST(m & {_KR - 1} AS BIGINT) AS kr FROM {f}")
         else:
-            plain.append(
-                f"arg_min(row({col}, entity_key, table_id), CASE WHEN {col} IS NOT NULL THEN row({key}) END) AS w{at.j}"
+            plain.append(f"min(CASE WHEN {col} IS NOT NULL THEN {_key(at)} END) AS m{at.j}")
+            winners.append(
+                f"SELECT comp, {at.j} AS j, CAST(m{at.j} & {_KR - 1} AS BIGINT) AS kr "
+                f"FROM {ctx.w('golden_wide')} WHERE m{at.j} IS NOT NULL"
             )
-            picks.append(f"g.w{at.j}")
+    if plain:
+        ctx.exec(
+            f"CREATE TABLE {ctx.w('golden_wide')} AS SELECT comp, {', '.join(plain)} "
+            f"FROM {ctx.w('gsrc')} GROUP BY comp"
+        )
+    ctx.exec(f"CREATE TABLE {ctx.w('golden_win')} AS " + " UNION ALL ".join(winners))
+    value = "CASE w.j " + " ".join(f"WHEN {at.j} THEN g.a{at.j}" for at in attrs) + " END"
+    name = "CASE w.j " + " ".join(f"WHEN {at.j} THEN {lit(at.name)}" for at in attrs) + " END"
+    strategy = "CASE w.j " + " ".join(f"WHEN {at.j} THEN {lit(str(at.strategy))}" for at in attrs) + " END"
     ctx.exec(
-        f"CREATE TABLE {ctx.w('golden_wide')} AS SELECT comp{''.join(', ' + s for s in plain)} "
-        f"FROM {ctx.w('gsrc')} GROUP BY comp"
+        f"CREATE TABLE {ctx.w('golden')} AS SELECT c.resolved_id, {name} AS attribute_name, "
+        f"{value} AS attribute_value, g.entity_key AS source_entity_key, g.table_id AS source_table_id, "
+        f"{strategy} AS strategy FROM {ctx.w('golden_win')} AS w "
+        f"JOIN {ctx.w('gsrc')} AS g ON g.kr = w.kr JOIN {ctx.w('comp_ids')} AS c ON c.comp = w.comp"
     )
-    ctx.exec(
-        f"CREATE TABLE {ctx.w('golden_w')} AS SELECT c.resolved_id{''.join(', ' + p for p in picks)} "
-        f"FROM {ctx.w('golden_wide')} AS g JOIN {ctx.w('comp_ids')} AS c ON c.comp = g.comp {' '.join(joins)}"
-    )
-    parts = [
-        f"SELECT resolved_id, {lit(at.name)} AS attribute_name, w{at.j}[1] AS attribute_value, "
-        f"w{at.j}[2] AS source_entity_key, w{at.j}[3] AS source_table_id, {lit(str(at.strategy))} AS strategy "
-        f"FROM {ctx.w('golden_w')} WHERE w{at.j} IS NOT NULL"
-        for at in attrs
-    ]
-    ctx.exec(f"CREATE TABLE {ctx.w('golden')} AS " + " UNION ALL ".join(parts))
 
 
 def _golden_window(ctx: RunContext, attrs: list[_Attr]) -> None:

@@ -177,7 +177,7 @@ SELECT left_eid AS u, right_eid AS v FROM {{w.edges_new}}
 
 -- name: full_proposed
 CREATE TABLE {{w.proposed}} AS
-SELECT e.entity_key, coalesce(l.label, -1 - e.eid) AS comp
+SELECT e.entity_key, coalesce(l.label, -1 - e.eid) AS comp, e.eid
 FROM {{w.entities}} AS e
 LEFT JOIN {{w.cc_labels}} AS l ON l.node = e.eid
 
