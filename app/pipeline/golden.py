@@ -110,8 +110,8 @@ def _key(at: _Attr) -> str:
 def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> None:
     """One GROUP BY comp with an integer ``min`` per attribute (a MOST_FREQUENT
     attribute first counts its values per cluster, keeping each value's best key); the
-    winners' rows are then looked up by ``kr``."""
-    plain, winners = [], []
+    winning records are then picked out of the entity rows by one join on comp."""
+    plain, picks, joins = [], [], []
     for at in attrs:
         col = f"a{at.j}"
         if at.strategy == Strategy.MOST_FREQUENT:
@@ -121,28 +121,34 @@ def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> None:
                 f"FROM (SELECT comp, count(*) AS n, min({_key(at)}) AS best "
                 f"FROM {ctx.w('gsrc')} WHERE {col} IS NOT NULL GROUP BY comp, {col}) AS v GROUP BY comp"
             )
-            winners.append(f"SELECT comp, {at.j} AS j, CAST(m & {_KR - 1} AS BIGINT) AS kr FROM {f}")
+            joins.append(f"LEFT JOIN {f} AS f{at.j} ON f{at.j}.comp = c.comp")
+            picks.append(f"CAST(f{at.j}.m & {_KR - 1} AS BIGINT) AS k{at.j}")
         else:
             plain.append(f"min(CASE WHEN {col} IS NOT NULL THEN {_key(at)} END) AS m{at.j}")
-            winners.append(
-                f"SELECT comp, {at.j} AS j, CAST(m{at.j} & {_KR - 1} AS BIGINT) AS kr "
-                f"FROM {ctx.w('golden_wide')} WHERE m{at.j} IS NOT NULL"
-            )
+            picks.append(f"CAST(g.m{at.j} & {_KR - 1} AS BIGINT) AS k{at.j}")
     if plain:
         ctx.exec(
             f"CREATE TABLE {ctx.w('golden_wide')} AS SELECT comp, {', '.join(plain)} "
             f"FROM {ctx.w('gsrc')} GROUP BY comp"
         )
-    ctx.exec(f"CREATE TABLE {ctx.w('golden_win')} AS " + " UNION ALL ".join(winners))
-    value = "CASE w.j " + " ".join(f"WHEN {at.j} THEN g.a{at.j}" for at in attrs) + " END"
-    name = "CASE w.j " + " ".join(f"WHEN {at.j} THEN {lit(at.name)}" for at in attrs) + " END"
-    strategy = "CASE w.j " + " ".join(f"WHEN {at.j} THEN {lit(str(at.strategy))}" for at in attrs) + " END"
+        joins.insert(0, f"JOIN {ctx.w('golden_wide')} AS g ON g.comp = c.comp")
+    # Winner positions per cluster (k_j = kr of attribute j's winning record).
     ctx.exec(
-        f"CREATE TABLE {ctx.w('golden')} AS SELECT c.resolved_id, {name} AS attribute_name, "
-        f"{value} AS attribute_value, g.entity_key AS source_entity_key, g.table_id AS source_table_id, "
-        f"{strategy} AS strategy FROM {ctx.w('golden_win')} AS w "
-        f"JOIN {ctx.w('gsrc')} AS g ON g.kr = w.kr JOIN {ctx.w('comp_ids')} AS c ON c.comp = w.comp"
+        f"CREATE TABLE {ctx.w('golden_k')} AS SELECT c.comp, c.resolved_id, {', '.join(picks)} "
+        f"FROM {ctx.w('comp_ids')} AS c {' '.join(joins)}"
     )
+    ks = ", ".join(f"k.k{at.j}" for at in attrs)
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('golden_rec')} AS SELECT k.resolved_id, x.*, {ks} "
+        f"FROM {ctx.w('gsrc')} AS x JOIN {ctx.w('golden_k')} AS k ON k.comp = x.comp WHERE x.kr IN ({ks})"
+    )
+    parts = [
+        f"SELECT resolved_id, {lit(at.name)} AS attribute_name, a{at.j} AS attribute_value, "
+        f"entity_key AS source_entity_key, table_id AS source_table_id, {lit(str(at.strategy))} AS strategy "
+        f"FROM {ctx.w('golden_rec')} WHERE kr = k{at.j}"
+        for at in attrs
+    ]
+    ctx.exec(f"CREATE TABLE {ctx.w('golden')} AS " + " UNION ALL ".join(parts))
 
 
 def _golden_window(ctx: RunContext, attrs: list[_Attr]) -> None:
