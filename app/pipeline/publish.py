@@ -11,8 +11,8 @@ P = "publish"
 
 
 def prepare(ctx: RunContext) -> None:
-    """Build the final rows in work tables, outside the transaction."""
-    ctx.run(P, "edges_final_full" if ctx.full else "edges_final_incr", {"now": ctx.now})
+    """Define the final edge rows (a view the publish transaction reads once)."""
+    ctx.run(P, "edges_final_full" if ctx.full else "edges_final_incr")
 
 
 def _rule_audit_rows(ctx: RunContext) -> list[dict]:
@@ -71,7 +71,7 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> int:
         ctx.run(P, "golden_delete_full" if ctx.full else "golden_delete_incr")
         ctx.run(P, "golden_insert", p)
         ctx.run(P, "edges_delete_full" if ctx.full else "edges_delete_incr")
-        ctx.run(P, "edges_insert")
+        ctx.run(P, "edges_insert", p)
         if ctx.full:
             ctx.run(P, "identifiers_delete_full")
             ctx.run(P, "identifiers_insert_full", p)

@@ -36,18 +36,20 @@ SELECT resolved_id, attribute_name, attribute_value, source_entity_key, source_t
 FROM {{w.golden}}
 
 -- name: edges_final_full
+-- A table: the publish transaction deletes the current edges before it inserts these.
 CREATE TABLE {{w.edges_final}} AS
 SELECT n.rule_id, n.left_entity_key, n.right_entity_key, n.identifier_type, n.identifier_value_norm,
-       coalesce(o.first_seen_ts, $now) AS first_seen_ts, CAST($now AS TIMESTAMP) AS last_seen_ts
+       o.first_seen_ts
 FROM {{w.edges_new}} AS n
 LEFT JOIN idr_out.identity_edges_current AS o
   ON o.identifier_type = n.identifier_type AND o.identifier_value_norm = n.identifier_value_norm
  AND o.left_entity_key = n.left_entity_key AND o.right_entity_key = n.right_entity_key
 
 -- name: edges_final_incr
-CREATE TABLE {{w.edges_final}} AS
+-- A view: its inputs are work tables, and the insert reads it once.
+CREATE VIEW {{w.edges_final}} AS
 SELECT n.rule_id, n.left_entity_key, n.right_entity_key, n.identifier_type, n.identifier_value_norm,
-       coalesce(o.first_seen_ts, $now) AS first_seen_ts, CAST($now AS TIMESTAMP) AS last_seen_ts
+       o.first_seen_ts
 FROM {{w.edges_new}} AS n
 LEFT JOIN {{w.edges_old}} AS o
   ON o.identifier_type = n.identifier_type AND o.identifier_value_norm = n.identifier_value_norm
@@ -65,7 +67,8 @@ WHERE EXISTS (
 -- name: edges_insert
 INSERT INTO idr_out.identity_edges_current
     (rule_id, left_entity_key, right_entity_key, identifier_type, identifier_value_norm, first_seen_ts, last_seen_ts)
-SELECT rule_id, left_entity_key, right_entity_key, identifier_type, identifier_value_norm, first_seen_ts, last_seen_ts
+SELECT rule_id, left_entity_key, right_entity_key, identifier_type, identifier_value_norm,
+       coalesce(first_seen_ts, $now), CAST($now AS TIMESTAMP)
 FROM {{w.edges_final}}
 
 -- name: identifiers_delete_full

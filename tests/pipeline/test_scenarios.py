@@ -258,3 +258,19 @@ def test_two_mappings_of_one_type_in_one_source_count_each_value_once():
     assert rows == [("crm:1", 1), ("crm:2", 1), ("crm:3", 1)]
     edges = w.adapter.fetchall("SELECT left_entity_key, right_entity_key FROM idr_out.identity_edges_current")
     assert edges == [("crm:1", "crm:2")]
+
+
+def test_edges_keep_first_seen_and_advance_last_seen_across_runs():
+    w = World.create()
+    w.upsert("crm", "1", email="a@x.com")
+    w.upsert("crm", "2", email="a@x.com")
+    q = "SELECT first_seen_ts, last_seen_ts FROM idr_out.identity_edges_current"
+    for mode in ("FULL", "INCR", "FULL"):
+        if mode == "INCR":
+            w.upsert("crm", "3", email="a@x.com")  # same group: its edges are re-derived
+        assert w.run(mode).ok
+        seen = w.adapter.fetchall(q + " WHERE right_entity_key = 'crm:2'")
+        if mode == "FULL" and len(w.runs) == 1:
+            first = seen[0][0]
+        assert len(seen) == 1 and seen[0][0] == first, mode
+    assert seen[0][1] > first
