@@ -1,6 +1,6 @@
 """Benchmark: generate synthetic data, run FULL then INCR, print per-stage figures.
 
-    python bench/run.py --records 100000 [--delta 0.01] [--check] [--db PATH] [--keep]
+    python bench/run.py --records 100000 [--delta 0.001,0.01] [--check] [--db PATH] [--keep]
 
 Prints figures only; it asserts nothing except with ``--check``, which recomputes the
 exact partition independently (SQL over the *source tables* + scipy connected
@@ -406,10 +406,25 @@ def _remove_db(path: Path) -> None:
     shutil.rmtree(f"{path}.tmp", ignore_errors=True)
 
 
+def _fractions(text: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--delta: {text!r} is not a comma-separated list of fractions") from e
+    if any(not 0 <= v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"--delta: every fraction must be in [0, 1), got {text!r}")
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=100_000, help="records to generate (default 100000)")
-    ap.add_argument("--delta", type=float, default=0.01, help="fraction changed before INCR; 0 = no INCR")
+    ap.add_argument(
+        "--delta",
+        type=_fractions,
+        default=[0.01],
+        help="fraction(s) changed before each INCR, comma-separated, run in order (default 0.01); 0 = no INCR",
+    )
     ap.add_argument("--check", action="store_true", help="verify the partition independently")
     ap.add_argument("--db", type=Path, default=None, help="DuckDB file (default: temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the db afterwards; reuse it if it exists")
@@ -456,8 +471,10 @@ def main(argv: list[str] | None = None) -> int:
         ok &= run_ok
         if args.check and run_ok:
             ok &= run_check(adapter, doc)
-        if args.delta > 0 and run_ok:
-            d = make_delta(adapter, args.delta, seed=args.seed + 1)
+        for k, fraction in enumerate(args.delta):
+            if not (fraction > 0 and run_ok):
+                break
+            d = make_delta(adapter, fraction, seed=args.seed + 1 + k)
             print(
                 f"\ndelta: {d['changed']:,} records changed in {d['seconds']:.1f}s "
                 f"(new {d['new_fresh']:,}, joining {d['new_joining']:,}, bridging {d['new_bridging']:,}, "
