@@ -62,17 +62,8 @@ def _attrs(ctx: RunContext) -> list[_Attr]:
 def _scope_rows(ctx: RunContext) -> str:
     """Wide entity rows of every entity in the proposal, with its component and ``kr``,
     its position in entity_key order."""
-    if ctx.full:
-        # Rank the keys alone, then join on the integer eid: a window that carried the
-        # wide rows through its sort would cost several times as much.
-        ctx.exec(
-            f"CREATE TABLE {ctx.w('key_rank')} AS "
-            f"SELECT eid, row_number() OVER (ORDER BY entity_key) AS kr FROM {ctx.w('entities')}"
-        )
-        return (
-            f"SELECT p.comp, e.*, k.kr FROM {ctx.w('entities')} AS e "
-            f"JOIN {ctx.w('proposed')} AS p ON p.eid = e.eid JOIN {ctx.w('key_rank')} AS k ON k.eid = e.eid"
-        )
+    if ctx.full:  # FULL proposals carry kr (see graph.sql: full_key_rank)
+        return f"SELECT p.comp, p.kr, e.* FROM {ctx.w('entities')} AS e JOIN {ctx.w('proposed')} AS p ON p.eid = e.eid"
     # INCR: the delta's rows are fresh; the other members of impacted clusters are read
     # back from their sources (rows the watermark already passed, so as last seen).
     ctx.exec(

@@ -178,7 +178,11 @@ def connected_components(ctx: RunContext) -> tuple[int, int]:
         ctx.result.lp_iterations = components.unionfind_components(ctx)
     else:
         ctx.result.lp_iterations = components.sql_components(ctx, max_rounds)
-    ctx.run(G, "full_proposed" if ctx.full else "proposed")
+    if ctx.full:
+        ctx.run(G, "full_key_rank")
+        ctx.run(G, "full_proposed")
+    else:
+        ctx.run(G, "proposed")
     n_comps = int(ctx.adapter.scalar(f"SELECT count(DISTINCT comp) FROM {ctx.w('proposed')}") or 0)
     return n_edges, n_comps
 
@@ -186,7 +190,9 @@ def connected_components(ctx: RunContext) -> tuple[int, int]:
 def resolve_ids(ctx: RunContext) -> tuple[int, int]:
     """Stable ids (see README: Stable resolved ids), proposed membership and clusters."""
     a = ctx.adapter
-    for name in ("overlap", "comps", "keep"):
+    # FULL: integer joins on eid, and kr (entity_key order) stands in for the key.
+    full = "full_" if ctx.full else ""
+    for name in (f"{full}overlap", f"{full}comps", "keep"):
         ctx.run(R, name)
     next_no = int(
         a.scalar("SELECT next_value FROM idr_meta.resolved_id_sequence WHERE sequence_name = 'resolved_id'") or 1
@@ -196,7 +202,7 @@ def resolve_ids(ctx: RunContext) -> tuple[int, int]:
     new_ids = int(a.scalar(f"SELECT count(*) FROM {ctx.w('comp_ids')} WHERE new_no IS NOT NULL") or 0)
     ctx.facts["next_id"] = next_no + new_ids
     ctx.facts["new_ids"] = new_ids
-    ctx.run(R, "new_membership")
+    ctx.run(R, f"{full}new_membership")
     ctx.run(R, "removed" if ctx.full else "removed_empty")
     ctx.run(R, "changed_ids")
     ctx.result.clusters_impacted = ctx.count(ctx.w("changed_ids"))

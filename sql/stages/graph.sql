@@ -158,7 +158,7 @@ WHERE NOT EXISTS (
 
 -- name: full_scope
 CREATE TABLE {{w.scope}} AS
-SELECT e.entity_key, m.resolved_id AS old_id, m.updated_ts AS old_ts, TRUE AS broken
+SELECT e.entity_key, m.resolved_id AS old_id, m.updated_ts AS old_ts, TRUE AS broken, e.eid
 FROM {{w.entities}} AS e
 LEFT JOIN idr_out.identity_resolved_membership_current AS m ON m.entity_key = e.entity_key
 
@@ -175,10 +175,18 @@ FROM (SELECT entity_key,
 CREATE TABLE {{w.cc_edges}} AS
 SELECT left_eid AS u, right_eid AS v FROM {{w.edges_new}}
 
+-- name: full_key_rank
+-- Each entity's position in entity_key order: later stages compare these integers
+-- where they would compare keys (smallest member, tie-breaks). Only the keys are
+-- sorted; carrying the wide rows through the sort would cost several times more.
+CREATE TABLE {{w.key_rank}} AS
+SELECT eid, row_number() OVER (ORDER BY entity_key) AS kr FROM {{w.entities}}
+
 -- name: full_proposed
 CREATE TABLE {{w.proposed}} AS
-SELECT e.entity_key, coalesce(l.label, -1 - e.eid) AS comp, e.eid
+SELECT e.entity_key, coalesce(l.label, -1 - e.eid) AS comp, e.eid, k.kr
 FROM {{w.entities}} AS e
+JOIN {{w.key_rank}} AS k ON k.eid = e.eid
 LEFT JOIN {{w.cc_labels}} AS l ON l.node = e.eid
 
 -- name: cc_edges

@@ -8,9 +8,24 @@ JOIN {{w.scope}} AS s ON s.entity_key = p.entity_key
 WHERE s.old_id IS NOT NULL
 GROUP BY p.comp, s.old_id
 
+-- name: full_overlap
+CREATE TABLE {{w.overlap}} AS
+SELECT p.comp, s.old_id, count(*) AS n
+FROM {{w.proposed}} AS p
+JOIN {{w.scope}} AS s ON s.eid = p.eid
+WHERE s.old_id IS NOT NULL
+GROUP BY p.comp, s.old_id
+
 -- name: comps
 CREATE TABLE {{w.comps}} AS
 SELECT comp, min(entity_key) AS min_key, count(*) AS size
+FROM {{w.proposed}}
+GROUP BY comp
+
+-- name: full_comps
+-- min_key is the smallest member's kr: the same order as its entity_key.
+CREATE TABLE {{w.comps}} AS
+SELECT comp, min(kr) AS min_key, count(*) AS size
 FROM {{w.proposed}}
 GROUP BY comp
 
@@ -53,6 +68,13 @@ SELECT p.entity_key, c.resolved_id, s.old_id, s.old_ts, c.size AS cluster_size
 FROM {{w.proposed}} AS p
 JOIN {{w.comp_ids}} AS c ON c.comp = p.comp
 JOIN {{w.scope}} AS s ON s.entity_key = p.entity_key
+
+-- name: full_new_membership
+CREATE TABLE {{w.membership}} AS
+SELECT p.entity_key, c.resolved_id, s.old_id, s.old_ts, c.size AS cluster_size
+FROM {{w.proposed}} AS p
+JOIN {{w.comp_ids}} AS c ON c.comp = p.comp
+JOIN {{w.scope}} AS s ON s.eid = p.eid
 
 -- name: removed
 -- FULL only: current members no longer present in any active source.
