@@ -340,13 +340,17 @@ def _fmt_int(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else ("" if v is None else str(v))
 
 
-def print_run(label: str, result: Any, wall: float, peak_mb: float) -> None:
+def print_run(label: str, result: Any, wall: float, peak_mb: float, stage_peaks: dict[str, float]) -> None:
     print(f"\n== {label}: status {getattr(result, 'status', '?')}")
     stages = list(getattr(result, "stages", []) or [])
     w = max([len("stage")] + [len(s.name) for s in stages])
-    print(f"  {'stage':<{w}}  {'seconds':>9}  {'rows_in':>13}  {'rows_out':>13}")
+    print(f"  {'stage':<{w}}  {'seconds':>9}  {'rows_in':>13}  {'rows_out':>13}  {'peak RSS MB':>11}")
     for s in stages:
-        print(f"  {s.name:<{w}}  {s.seconds:>9.2f}  {_fmt_int(s.rows_in):>13}  {_fmt_int(s.rows_out):>13}")
+        peak = stage_peaks.get(s.name)
+        print(
+            f"  {s.name:<{w}}  {s.seconds:>9.2f}  {_fmt_int(s.rows_in):>13}  {_fmt_int(s.rows_out):>13}  "
+            f"{'' if peak is None else f'{peak:,.0f}':>11}"
+        )
     print(f"  {'(stages total)':<{w}}  {sum(s.seconds for s in stages):>9.2f}")
     print(f"  wall seconds      {wall:.2f}")
     print(f"  peak RSS MB       {peak_mb:,.0f}")
@@ -372,7 +376,17 @@ def print_run(label: str, result: Any, wall: float, peak_mb: float) -> None:
 def timed_run(
     run_pipeline: Callable[..., Any], adapter: Adapter, mode: str, verbose: bool, dry_run: bool = False
 ) -> tuple[Any, bool, float]:
+    stage_peaks: dict[str, float] = {}
+    run_peak = 0.0
+
     def progress(stage: str, event: str) -> None:
+        nonlocal run_peak
+        # Peak RSS per stage: reset the kernel's high-water mark as each stage starts.
+        if event == "start":
+            run_peak = max(run_peak, peak_rss_mb())
+            reset_peak_rss()
+        else:
+            stage_peaks[stage] = peak_rss_mb()
         if verbose:
             print(f"    [{time.strftime('%H:%M:%S')}] {stage} {event}", flush=True)
 
@@ -380,7 +394,8 @@ def timed_run(
     t0 = time.perf_counter()
     result = run_pipeline(adapter, mode=mode, dry_run=dry_run, progress=progress)
     wall = time.perf_counter() - t0
-    print_run(f"{mode} dry run" if dry_run else mode, result, wall, peak_rss_mb())
+    run_peak = max([run_peak, peak_rss_mb(), *stage_peaks.values()])
+    print_run(f"{mode} dry run" if dry_run else mode, result, wall, run_peak, stage_peaks)
     ok = bool(getattr(result, "ok", getattr(result, "status", "") in ("SUCCESS", "SUCCESS_WITH_WARNINGS")))
     return result, ok, wall
 
