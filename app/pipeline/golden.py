@@ -142,7 +142,10 @@ def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> int:
     # A view: publish reads it once, so materializing it would only copy 24M rows at 10M.
     ctx.exec(f"CREATE VIEW {ctx.w('golden')} AS " + " UNION ALL ".join(parts))
     counts = " + ".join(f"count(k{at.j})" for at in attrs)
-    return int(ctx.adapter.scalar(f"SELECT {counts} FROM {ctx.w('golden_k')}") or 0)
+    rows = int(ctx.adapter.scalar(f"SELECT {counts} FROM {ctx.w('golden_k')}") or 0)
+    for name in ("golden_wide", "golden_k", *(f"freq{at.j}" for at in attrs)):
+        ctx.adapter.drop_table(ctx.w(name))
+    return rows
 
 
 def _golden_window(ctx: RunContext, attrs: list[_Attr]) -> int:

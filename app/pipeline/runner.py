@@ -36,8 +36,23 @@ STAGES: list[tuple[str, Callable[[RunContext], tuple[int, int]]]] = [
     ("edges", stages.edges),
     ("components", stages.connected_components),
     ("resolve_ids", stages.resolve_ids),
-    ("golden_profile", lambda ctx: (ctx.count(ctx.w("membership")), build_golden(ctx))),
+    ("golden_profile", lambda ctx: golden_profile(ctx)),
 ]
+
+# Scratch tables that neither publish nor the dry-run diff reads: dropped once the golden
+# profile is built, so a large run spills less while it writes production tables.
+_RELEASED_AFTER_GOLDEN = (
+    "entities", "proposed", "key_rank", "gsrc", "attr_rows", "reread_keys",
+    "scope", "overlap", "comps", "keep", "nodes", "cc_edges", "cc_labels", "groups", "groups_old",
+    "members_old", "old_ident",
+)  # fmt: skip
+
+
+def golden_profile(ctx: RunContext) -> tuple[int, int]:
+    rows_in, rows_out = ctx.count(ctx.w("membership")), build_golden(ctx)
+    for name in _RELEASED_AFTER_GOLDEN:
+        ctx.adapter.drop_table(ctx.w(name))
+    return rows_in, rows_out
 
 
 def config_fingerprint(ctx_config) -> str:
