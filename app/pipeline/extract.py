@@ -83,13 +83,22 @@ def identifier_maps(ctx: RunContext, src: SourceTable) -> list[IdentifierMapping
     ]
 
 
+LATEST = "QUALIFY row_number() OVER (PARTITION BY entity_key ORDER BY record_ts DESC NULLS LAST) = 1"
+
+
 def source_select(
-    ctx: RunContext, src: SourceTable, *, identifiers: bool, where: list[str], keys_in: str | None = None
+    ctx: RunContext,
+    src: SourceTable,
+    *,
+    identifiers: bool,
+    where: list[str],
+    keys_in: str | None = None,
+    latest: bool = True,
 ) -> str:
     """One scan of a source: ``entity_key, record_ts, a0..ak`` (attributes in
     ``attribute_names`` order, NULL where this source maps none) and, with
-    ``identifiers``, raw identifier columns ``i0..``. Duplicate keys keep their latest
-    record. ``where`` adds conditions on the source's columns; ``keys_in`` keeps only
+    ``identifiers``, raw identifier columns ``i0..``. With ``latest``, duplicate keys
+    keep their latest record. ``where`` adds conditions on the source's columns; ``keys_in`` keeps only
     the entity keys listed in that table's ``entity_key`` column."""
     a = ctx.adapter
     key = expr_sql(ctx, src.entity_key_expr, f"sources[{src.table_id}].entity_key_expr")
@@ -114,10 +123,8 @@ def source_select(
     conds = [f"({key}) IS NOT NULL", *where]
     if keys_in:
         conds.append(f"({entity_key}) IN (SELECT entity_key FROM {keys_in})")
-    return (
-        f"SELECT {', '.join(cols)} FROM {table_sql(src.table_fqn)} WHERE {' AND '.join(conds)} "
-        "QUALIFY row_number() OVER (PARTITION BY entity_key ORDER BY record_ts DESC NULLS LAST) = 1"
-    )
+    sql = f"SELECT {', '.join(cols)} FROM {table_sql(src.table_fqn)} WHERE {' AND '.join(conds)}"
+    return f"{sql} {LATEST}" if latest else sql
 
 
 def extract(ctx: RunContext) -> tuple[int, int]:
@@ -150,8 +157,17 @@ def extract(ctx: RunContext) -> tuple[int, int]:
         if since is not None and src.watermark_column:
             where.append(f"{a.ident(src.watermark_column)} > {ts_lit(since)}")  # lookback covers late arrivals
         srct = ctx.w(f"src{i}")
-        ctx.exec(f"CREATE TABLE {srct} AS " + source_select(ctx, src, identifiers=True, where=where))
-        n, max_ts = a.fetchone(f"SELECT count(*), max(record_ts) FROM {srct}") or (0, None)
+        ctx.exec(f"CREATE TABLE {srct} AS " + source_select(ctx, src, identifiers=True, where=where, latest=False))
+        n, distinct, max_ts = a.fetchone(
+            f"SELECT count(*), count(DISTINCT entity_key), max(record_ts) FROM {srct}"
+        ) or (0, 0, None)
+        if distinct < n:
+            # Duplicate keys: keep each key's latest record. Checked on the snapshot just
+            # read because the window costs twice the read and keys are usually unique.
+            src_tables.append(srct)
+            srct = ctx.w(f"src{i}_latest")
+            ctx.exec(f"CREATE TABLE {srct} AS SELECT * FROM {ctx.w(f'src{i}')} {LATEST}")
+            n = distinct
         eid = f"CAST({rows_in} + {a.row_index_sql()} AS BIGINT)"
         rows_in += int(n)
         prev = ctx.facts["run_state"].get(src.table_id)

@@ -274,3 +274,19 @@ def test_edges_keep_first_seen_and_advance_last_seen_across_runs():
             first = seen[0][0]
         assert len(seen) == 1 and seen[0][0] == first, mode
     assert seen[0][1] > first
+
+
+def test_duplicate_source_keys_keep_their_latest_record():
+    w = World.create()
+    w.upsert("crm", "1", email="old@x.com", name="Old")
+    # A second row with the same key (upsert replaces, so insert directly), newer.
+    w.adapter.execute("INSERT INTO src.crm VALUES ('1', 'new@x.com', NULL, 'New', $ts)", {"ts": w.tick()})
+    w.upsert("crm", "2", email="new@x.com")
+    w.upsert("crm", "3", email="old@x.com")
+    r = w.run()
+    assert r.ok and r.entities_processed == 3
+    assert w.partition() == {frozenset({"crm:1", "crm:2"}), frozenset({"crm:3"})}
+    names = w.adapter.fetchall(
+        "SELECT attribute_value FROM idr_out.golden_profile_current WHERE attribute_name = 'name'"
+    )
+    assert ("New",) in names and ("Old",) not in names
