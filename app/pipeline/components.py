@@ -115,8 +115,10 @@ def unionfind_components(ctx: RunContext) -> int:
     nodes = np.flatnonzero(present)
     # bool data: parallel edges sum to True, never overflow to an explicit zero
     graph = csr_matrix((np.ones(len(u), dtype=bool), (u, v)), shape=(size, size))
-    _, labels = connected_components(graph, directed=True, connection="weak")
+    n_comp, labels = connected_components(graph, directed=True, connection="weak")
     labels = labels[nodes]
+    # Components among nodes that have edges (every other id in range is its own).
+    ctx.facts["cc_linked"] = (len(nodes), int(n_comp) - (size - len(nodes)))
     table = pa.table({"node": pa.array(nodes, pa.int64()), "label": pa.array(labels.astype(np.int64))})
     name = f"{ctx.tag}_cc_arrow"
     a.register_arrow(name, table)  # type: ignore[attr-defined]

@@ -62,8 +62,11 @@ def _attrs(ctx: RunContext) -> list[_Attr]:
 def _scope_rows(ctx: RunContext) -> str:
     """Wide entity rows of every entity in the proposal, with its component and ``kr``,
     its position in entity_key order."""
-    if ctx.full:  # FULL proposals carry kr (see graph.sql: full_key_rank)
-        return f"SELECT p.comp, p.kr, e.* FROM {ctx.w('entities')} AS e JOIN {ctx.w('proposed')} AS p ON p.eid = e.eid"
+    if ctx.full:  # kr from resolve_ids (graph.sql: full_key_rank)
+        return (
+            f"SELECT p.comp, k.kr, e.* FROM {ctx.w('entities')} AS e JOIN {ctx.w('proposed')} AS p "
+            f"ON p.eid = e.eid JOIN {ctx.w('key_rank')} AS k ON k.eid = e.eid"
+        )
     # INCR: the delta's rows are fresh; the other members of impacted clusters are read
     # back from their sources (rows the watermark already passed, so as last seen).
     ctx.exec(

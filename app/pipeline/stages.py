@@ -159,8 +159,7 @@ def _rule_stats(ctx: RunContext) -> None:
 
 
 def connected_components(ctx: RunContext) -> tuple[int, int]:
-    if ctx.full:
-        ctx.run(G, "full_scope")
+    if ctx.full:  # the stage is the components alone; FULL's scope is resolve_ids' input
         ctx.run(G, "full_cc_edges")
     else:
         ctx.run(G, "incr_broken")
@@ -179,11 +178,14 @@ def connected_components(ctx: RunContext) -> tuple[int, int]:
     else:
         ctx.result.lp_iterations = components.sql_components(ctx, max_rounds)
     if ctx.full:
-        ctx.run(G, "full_key_rank")
         ctx.run(G, "full_proposed")
     else:
         ctx.run(G, "proposed")
-    n_comps = int(ctx.adapter.scalar(f"SELECT count(DISTINCT comp) FROM {ctx.w('proposed')}") or 0)
+    if ctx.full and "cc_linked" in ctx.facts:  # every unlinked entity is a cluster of its own
+        linked_nodes, linked_comps = ctx.facts["cc_linked"]
+        n_comps = linked_comps + ctx.result.entities_processed - linked_nodes
+    else:
+        n_comps = int(ctx.adapter.scalar(f"SELECT count(DISTINCT comp) FROM {ctx.w('proposed')}") or 0)
     return n_edges, n_comps
 
 
@@ -192,6 +194,9 @@ def resolve_ids(ctx: RunContext) -> tuple[int, int]:
     a = ctx.adapter
     # FULL: integer joins on eid, and kr (entity_key order) stands in for the key.
     full = "full_" if ctx.full else ""
+    if ctx.full:
+        ctx.run(G, "full_scope")
+        ctx.run(G, "full_key_rank")
     for name in (f"{full}overlap", f"{full}comps", "keep"):
         ctx.run(R, name)
     next_no = int(

@@ -171,8 +171,8 @@ FROM (SELECT entity_key,
       FROM {{w.scope}}) AS t
 
 -- name: full_cc_edges
--- FULL: every entity is a node and its run-local eid is the node id.
-CREATE TABLE {{w.cc_edges}} AS
+-- FULL: every entity is a node and its run-local eid is the node id (a view: no copy).
+CREATE VIEW {{w.cc_edges}} AS
 SELECT left_eid AS u, right_eid AS v FROM {{w.edges_new}}
 
 -- name: full_key_rank
@@ -184,9 +184,8 @@ SELECT eid, row_number() OVER (ORDER BY entity_key) AS kr FROM {{w.entities}}
 
 -- name: full_proposed
 CREATE TABLE {{w.proposed}} AS
-SELECT e.entity_key, coalesce(l.label, -1 - e.eid) AS comp, e.eid, k.kr
+SELECT e.entity_key, coalesce(l.label, -1 - e.eid) AS comp, e.eid
 FROM {{w.entities}} AS e
-JOIN {{w.key_rank}} AS k ON k.eid = e.eid
 LEFT JOIN {{w.cc_labels}} AS l ON l.node = e.eid
 
 -- name: cc_edges

@@ -25,9 +25,10 @@ GROUP BY comp
 -- name: full_comps
 -- min_key is the smallest member's kr: the same order as its entity_key.
 CREATE TABLE {{w.comps}} AS
-SELECT comp, min(kr) AS min_key, count(*) AS size
-FROM {{w.proposed}}
-GROUP BY comp
+SELECT p.comp, min(k.kr) AS min_key, count(*) AS size
+FROM {{w.proposed}} AS p
+JOIN {{w.key_rank}} AS k ON k.eid = p.eid
+GROUP BY p.comp
 
 -- name: keep
 -- A current cluster's id goes to the proposed cluster holding most of its members

@@ -35,6 +35,9 @@ def test_unionfind_equals_sql_path(first, second):
     r1, r2 = sql.run(engine="sql"), uf.run(engine="unionfind")
     assert r1.ok and r2.ok
     assert state(sql) == state(uf)
+    clusters = len(set(sql.membership().values()))
+    for r in (r1, r2):  # the union-find path counts components without a scan
+        assert next(s.rows_out for s in r.stages if s.name == "components") == clusters
     for w in (sql, uf):
         for i, email, phone in second:
             w.upsert("crm", str(i), email=email, phone=phone)
