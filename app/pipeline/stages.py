@@ -212,15 +212,17 @@ def resolve_ids(ctx: RunContext) -> tuple[int, int]:
     ctx.run(R, "changed_ids")
     ctx.result.clusters_impacted = ctx.count(ctx.w("changed_ids"))
     threshold = int(ctx.config.settings.get("large_cluster_threshold", "5000"))
-    # Large clusters after this run: proposed ones in scope + untouched current ones.
+    # Large clusters after this run: proposed ones in scope + untouched current ones
+    # (FULL: none is untouched, every current id is inherited or retired).
+    untouched = (
+        "0"
+        if ctx.full
+        else "(SELECT count(*) FROM idr_out.identity_clusters_current AS c WHERE c.cluster_size > $t "
+        f"AND c.resolved_id NOT IN (SELECT resolved_id FROM {ctx.w('comp_ids')}) "
+        f"AND c.resolved_id NOT IN (SELECT resolved_id FROM {ctx.w('changed_ids')}))"
+    )
     ctx.result.large_clusters = int(
-        a.scalar(
-            f"SELECT (SELECT count(*) FROM {ctx.w('comp_ids')} WHERE size > $t) + "
-            "(SELECT count(*) FROM idr_out.identity_clusters_current AS c WHERE c.cluster_size > $t "
-            f"AND c.resolved_id NOT IN (SELECT resolved_id FROM {ctx.w('comp_ids')}) "
-            f"AND c.resolved_id NOT IN (SELECT resolved_id FROM {ctx.w('changed_ids')}))",
-            {"t": threshold},
-        )
+        a.scalar(f"SELECT (SELECT count(*) FROM {ctx.w('comp_ids')} WHERE size > $t) + {untouched}", {"t": threshold})
         or 0
     )
     if ctx.result.large_clusters:

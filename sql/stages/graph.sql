@@ -157,10 +157,11 @@ WHERE NOT EXISTS (
     SELECT 1 FROM idr_out.identity_resolved_membership_current AS m WHERE m.entity_key = e.entity_key)
 
 -- name: full_scope
+-- FULL: only the entities that have a current id (the rest have none to carry over).
 CREATE TABLE {{w.scope}} AS
-SELECT e.entity_key, m.resolved_id AS old_id, m.updated_ts AS old_ts, TRUE AS broken, e.eid
+SELECT e.eid, m.resolved_id AS old_id, m.updated_ts AS old_ts
 FROM {{w.entities}} AS e
-LEFT JOIN idr_out.identity_resolved_membership_current AS m ON m.entity_key = e.entity_key
+JOIN idr_out.identity_resolved_membership_current AS m ON m.entity_key = e.entity_key
 
 -- name: incr_nodes
 -- Untouched-by-removal clusters become one node each; the rest stay per entity.

@@ -75,7 +75,7 @@ CREATE TABLE {{w.membership}} AS
 SELECT p.entity_key, c.resolved_id, s.old_id, s.old_ts, c.size AS cluster_size
 FROM {{w.proposed}} AS p
 JOIN {{w.comp_ids}} AS c ON c.comp = p.comp
-JOIN {{w.scope}} AS s ON s.eid = p.eid
+LEFT JOIN {{w.scope}} AS s ON s.eid = p.eid
 
 -- name: removed
 -- FULL only: current members no longer present in any active source.
