@@ -43,7 +43,7 @@ STAGES: list[tuple[str, Callable[[RunContext], tuple[int, int]]]] = [
 # profile is built, so a large run spills less while it writes production tables.
 _RELEASED_AFTER_GOLDEN = (
     "entities", "proposed", "key_rank", "gsrc", "attr_rows", "reread_keys",
-    "scope", "overlap", "comps", "keep", "nodes", "cc_labels", "groups", "groups_old",
+    "scope", "touched", "overlap", "comps", "keep", "nodes", "cc_labels", "groups", "groups_old",
     "members_old", "old_ident",
 )  # fmt: skip
 

@@ -162,6 +162,7 @@ def connected_components(ctx: RunContext) -> tuple[int, int]:
     if ctx.full:  # the stage is the components alone; FULL's scope is resolve_ids' input
         ctx.run(G, "full_cc_edges")
     else:
+        ctx.run(G, "incr_touched")
         ctx.run(G, "incr_broken")
         ctx.run(G, "incr_impacted")
         ctx.run(G, "incr_scope")

@@ -117,15 +117,27 @@ SELECT e.* FROM idr_out.identity_edges_current AS e
 JOIN {{w.vals}} AS v
   ON v.identifier_type = e.identifier_type AND v.identifier_value_norm = e.identifier_value_norm
 
+-- name: incr_touched
+-- Current membership of every entity the delta or a re-derived value touches: one scan
+-- of the membership table that the three statements below share.
+CREATE TABLE {{w.touched}} AS
+SELECT m.entity_key, m.resolved_id
+FROM idr_out.identity_resolved_membership_current AS m
+WHERE m.entity_key IN (
+    SELECT entity_key FROM {{w.members_old}}
+    UNION ALL
+    SELECT entity_key FROM {{w.entities}})
+
 -- name: incr_broken
 -- Current clusters that may split: a member lost a value, or a linking value's group
 -- outgrew max_group_size. Every other impacted cluster only gains links and is
--- contracted to one node.
+-- contracted to one node. (Both kinds of member are touched: lost rows belong to the
+-- delta's entities, outgrown groups' members to members_old.)
 CREATE TABLE {{w.broken}} AS
-SELECT DISTINCT m.resolved_id
-FROM idr_out.identity_resolved_membership_current AS m
-WHERE m.entity_key IN (SELECT entity_key FROM {{w.lost}})
-   OR m.entity_key IN (
+SELECT DISTINCT t.resolved_id
+FROM {{w.touched}} AS t
+WHERE t.entity_key IN (SELECT entity_key FROM {{w.lost}})
+   OR t.entity_key IN (
         SELECT mo.entity_key
         FROM {{w.members_old}} AS mo
         JOIN {{w.groups_old}} AS go
@@ -136,14 +148,10 @@ WHERE m.entity_key IN (SELECT entity_key FROM {{w.lost}})
 
 -- name: incr_impacted
 CREATE TABLE {{w.impacted}} AS
-SELECT DISTINCT m.resolved_id
-FROM idr_out.identity_resolved_membership_current AS m
-WHERE m.entity_key IN (
-    SELECT entity_key FROM {{w.members_old}}
-    UNION ALL
-    SELECT entity_key FROM {{w.entities}})
+SELECT DISTINCT resolved_id FROM {{w.touched}}
 
 -- name: incr_scope
+-- Every member of an impacted cluster, plus the delta's entities that have no cluster yet.
 CREATE TABLE {{w.scope}} AS
 SELECT m.entity_key, m.resolved_id AS old_id, m.updated_ts AS old_ts,
        (b.resolved_id IS NOT NULL) AS broken
@@ -153,8 +161,7 @@ LEFT JOIN {{w.broken}} AS b ON b.resolved_id = m.resolved_id
 UNION ALL
 SELECT e.entity_key, CAST(NULL AS VARCHAR), CAST(NULL AS TIMESTAMP), TRUE
 FROM {{w.entities}} AS e
-WHERE NOT EXISTS (
-    SELECT 1 FROM idr_out.identity_resolved_membership_current AS m WHERE m.entity_key = e.entity_key)
+WHERE NOT EXISTS (SELECT 1 FROM {{w.touched}} AS t WHERE t.entity_key = e.entity_key)
 
 -- name: full_scope
 -- FULL: only the entities that have a current id (the rest have none to carry over).
