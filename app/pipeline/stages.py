@@ -204,7 +204,6 @@ def resolve_ids(ctx: RunContext) -> tuple[int, int]:
         a.scalar("SELECT next_value FROM idr_meta.resolved_id_sequence WHERE sequence_name = 'resolved_id'") or 1
     )
     ctx.run(R, "comp_ids", {"next": next_no})
-    ctx.run(R, "finalize_ids")
     new_ids = int(a.scalar(f"SELECT count(*) FROM {ctx.w('comp_ids')} WHERE new_no IS NOT NULL") or 0)
     ctx.facts["next_id"] = next_no + new_ids
     ctx.facts["new_ids"] = new_ids

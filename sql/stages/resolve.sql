@@ -48,19 +48,17 @@ QUALIFY row_number() OVER (PARTITION BY h.comp ORDER BY cc.cluster_size DESC, h.
 
 -- name: comp_ids
 -- New ids: numbered from the sequence in order of each cluster's smallest member key,
--- so the same input always gets the same ids.
+-- so the same input always gets the same ids (written in one pass: an UPDATE of the
+-- new ids afterwards cost more than the whole numbering).
 CREATE TABLE {{w.comp_ids}} AS
-SELECT c.comp, c.size, k.resolved_id,
-       CASE WHEN k.resolved_id IS NULL
-            THEN $next + row_number() OVER (PARTITION BY k.resolved_id IS NULL ORDER BY c.min_key) - 1
-       END AS new_no
-FROM {{w.comps}} AS c
-LEFT JOIN {{w.keep}} AS k ON k.comp = c.comp
-
--- name: finalize_ids
-UPDATE {{w.comp_ids}}
-SET resolved_id = 'R' || lpad(CAST(new_no AS VARCHAR), 11, '0')
-WHERE resolved_id IS NULL
+SELECT comp, size, coalesce(kept_id, 'R' || lpad(CAST(new_no AS VARCHAR), 11, '0')) AS resolved_id, new_no
+FROM (
+    SELECT c.comp, c.size, k.resolved_id AS kept_id,
+           CASE WHEN k.resolved_id IS NULL
+                THEN $next + row_number() OVER (PARTITION BY k.resolved_id IS NULL ORDER BY c.min_key) - 1
+           END AS new_no
+    FROM {{w.comps}} AS c
+    LEFT JOIN {{w.keep}} AS k ON k.comp = c.comp) AS t
 
 -- name: new_membership
 -- Proposed membership of the scope, with the current id beside it.
