@@ -49,12 +49,14 @@ def _attrs(ctx: RunContext) -> list[_Attr]:
         else:  # a recency field that no source maps is never known
             recency = "CAST(NULL AS TIMESTAMP)"
         listed = [t.strip() for t in (rule.source_priority_list or "").split(",") if t.strip()] if rule else []
-        whens = " ".join(
-            f"WHEN {lit(s.table_id)} THEN "
-            f"{listed.index(s.table_id) if s.table_id in listed else len(listed) + trust.get(s.table_id, 100)}"
+        raw = {
+            s.table_id: listed.index(s.table_id) if s.table_id in listed else len(listed) + trust.get(s.table_id, 100)
             for s in cfg.sources
-        )
-        rank = f"CASE table_id {whens} ELSE 1000000 END" if whens else "1000000"
+        }
+        # Dense positions keep the order and stay small, so they fit the packed key.
+        dense = {v: i for i, v in enumerate(sorted(set(raw.values())))}
+        whens = " ".join(f"WHEN {lit(t)} THEN {dense[v]}" for t, v in raw.items())
+        rank = f"CASE table_id {whens} ELSE {len(dense)} END" if whens else "0"
         out.append(_Attr(j, name, strategy, recency, rank))
     return out
 
@@ -95,7 +97,7 @@ _NULL_NEWEST = (1 << 64) - 1
 def _key(at: _Attr) -> str:
     # newest first: -epoch_us shifted to [0, 2^64); an unknown time sorts last
     nz = f"coalesce(-CAST(epoch_us({at.recency}) AS HUGEINT) + {1 << 63}, CAST('{_NULL_NEWEST}' AS HUGEINT))"
-    rank = f"CAST(least(greatest({at.rank}, 0), 65535) AS HUGEINT)"
+    rank = f"CAST({at.rank} AS HUGEINT)"  # a dense source position: < 2^16 (one per source)
     if at.strategy == Strategy.SOURCE_PRIORITY:
         return f"({rank} * CAST('{1 << 104}' AS HUGEINT) + {nz} * {_KR} + kr)"
     return f"({nz} * CAST('{1 << 56}' AS HUGEINT) + {rank} * {_KR} + kr)"
