@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     )
     cc_engine: Literal["auto", "sql", "unionfind"] = Field(
         "auto",
-        description="Connected components: 'sql' (every platform), 'unionfind' (scipy via Arrow, in-process "
+        description="Connected components: 'sql' (every platform), 'unionfind' (scipy's union-find, in-process "
         "engines only), 'auto' = unionfind where the warehouse supports it. Both give the same partition.",
     )
     sql_dir: Path = Field(REPO_ROOT / "sql", description="Folder holding the stage SQL.")

@@ -11,8 +11,15 @@ P = "publish"
 
 
 def prepare(ctx: RunContext) -> None:
-    """Define the final edge rows (a view the publish transaction reads once)."""
-    ctx.run(P, "edges_final_full" if ctx.full else "edges_final_incr")
+    """Everything publish reads but does not write, computed outside the transaction:
+    the rule audit rows and the number of membership rows that change."""
+    ctx.facts["audit_rows"] = _rule_audit_rows(ctx)
+    ctx.facts["membership_changed"] = int(
+        ctx.adapter.scalar(
+            f"SELECT count(*) FROM {ctx.w('membership')} WHERE old_id IS DISTINCT FROM resolved_id"
+        )
+        or 0
+    )
 
 
 def _rule_audit_rows(ctx: RunContext) -> list[dict]:
@@ -53,10 +60,7 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> int:
     """One transaction; returns the number of membership rows written."""
     a = ctx.adapter
     p = {"now": ctx.now}
-    audit = _rule_audit_rows(ctx)
-    changed = int(
-        a.scalar(f"SELECT count(*) FROM {ctx.w('membership')} WHERE old_id IS DISTINCT FROM resolved_id") or 0
-    )
+    audit = ctx.facts["audit_rows"]
     with a.transaction():
         from app.pipeline.runner import LAST_PUBLISHED_SQL
 
@@ -97,4 +101,4 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> int:
         )
         # The run's own history row flips to its final status in the same commit.
         finalize()
-    return changed
+    return ctx.facts["membership_changed"]

@@ -93,23 +93,18 @@ def groups(ctx: RunContext) -> tuple[int, int]:
 
 
 def edges(ctx: RunContext) -> tuple[int, int]:
-    ctx.run(G, "full_edges_new" if ctx.full else "edges_new")
-    n_new = ctx.count(ctx.w("edges_new"))
     a = ctx.adapter
     if ctx.full:
-        old = "idr_out.identity_edges_current"
-        old_total = ctx.count(old)
+        old_total = ctx.count("idr_out.identity_edges_current")
+        ctx.run(G, "full_edges_new")
     else:
         ctx.run(G, "incr_old_edges")
-        old = ctx.w("edges_old")
-        old_total = ctx.count(old)
+        old_total = ctx.count(ctx.w("edges_old"))
+        ctx.run(G, "edges_new")
+    n_new = ctx.count(ctx.w("edges_new"))
     # An edge that already existed (same link, same value) is "updated", the rest new.
     per_rule = a.fetchall(
-        f"SELECT n.rule_id, count(*), count(o.left_entity_key) FROM {ctx.w('edges_new')} AS n "
-        f"LEFT JOIN {old} AS o ON o.identifier_type = n.identifier_type "
-        "AND o.identifier_value_norm = n.identifier_value_norm "
-        "AND o.left_entity_key = n.left_entity_key AND o.right_entity_key = n.right_entity_key "
-        "GROUP BY n.rule_id"
+        f"SELECT rule_id, count(*), count(*) FILTER (WHERE existed) FROM {ctx.w('edges_new')} GROUP BY rule_id"
     )
     existing = sum(int(r[2]) for r in per_rule)
     ctx.result.edges_created = n_new - existing

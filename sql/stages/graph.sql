@@ -75,23 +75,36 @@ GROUP BY m.identifier_type, m.identifier_value_norm, r.rule_id, r.max_group_size
 
 -- name: edges_new
 -- Star edges: every member links to the group's smallest key, so edges grow
--- linearly with group size; oversized groups (max_group_size) link nothing.
+-- linearly with group size; oversized groups (max_group_size) link nothing. Each edge
+-- is matched once with the stored edges of the re-derived values ({{w.edges_old}}):
+-- `existed` feeds the created/updated counts, first_seen_ts the publish.
 CREATE TABLE {{w.edges_new}} AS
-SELECT g.rule_id, g.anchor AS left_entity_key, m.entity_key AS right_entity_key,
-       m.identifier_type, m.identifier_value_norm
-FROM {{w.members}} AS m
-JOIN {{w.groups}} AS g
-  ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
-WHERE g.n >= 2 AND g.n <= g.max_group_size AND m.entity_key <> g.anchor
+SELECT s.*, o.first_seen_ts, (o.left_entity_key IS NOT NULL) AS existed
+FROM (
+    SELECT g.rule_id, g.anchor AS left_entity_key, m.entity_key AS right_entity_key,
+           m.identifier_type, m.identifier_value_norm
+    FROM {{w.members}} AS m
+    JOIN {{w.groups}} AS g
+      ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
+    WHERE g.n >= 2 AND g.n <= g.max_group_size AND m.entity_key <> g.anchor) AS s
+LEFT JOIN {{w.edges_old}} AS o
+  ON o.identifier_type = s.identifier_type AND o.identifier_value_norm = s.identifier_value_norm
+ AND o.left_entity_key = s.left_entity_key AND o.right_entity_key = s.right_entity_key
 
 -- name: full_edges_new
+-- As edges_new, matched with every stored edge (FULL re-derives them all).
 CREATE TABLE {{w.edges_new}} AS
-SELECT g.rule_id, g.anchor AS left_entity_key, m.entity_key AS right_entity_key,
-       m.identifier_type, m.identifier_value_norm, g.anchor_eid AS left_eid, m.eid AS right_eid
-FROM {{w.members}} AS m
-JOIN {{w.groups}} AS g
-  ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
-WHERE g.n >= 2 AND g.n <= g.max_group_size AND m.eid <> g.anchor_eid
+SELECT s.*, o.first_seen_ts, (o.left_entity_key IS NOT NULL) AS existed
+FROM (
+    SELECT g.rule_id, g.anchor AS left_entity_key, m.entity_key AS right_entity_key,
+           m.identifier_type, m.identifier_value_norm, g.anchor_eid AS left_eid, m.eid AS right_eid
+    FROM {{w.members}} AS m
+    JOIN {{w.groups}} AS g
+      ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
+    WHERE g.n >= 2 AND g.n <= g.max_group_size AND m.eid <> g.anchor_eid) AS s
+LEFT JOIN idr_out.identity_edges_current AS o
+  ON o.identifier_type = s.identifier_type AND o.identifier_value_norm = s.identifier_value_norm
+ AND o.left_entity_key = s.left_entity_key AND o.right_entity_key = s.right_entity_key
 
 -- name: skipped
 -- The sample is the five smallest member keys. Written with row_number + an ordered

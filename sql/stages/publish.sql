@@ -35,26 +35,6 @@ INSERT INTO idr_out.golden_profile_current
 SELECT resolved_id, attribute_name, attribute_value, source_entity_key, source_table_id, strategy, $now
 FROM {{w.golden}}
 
--- name: edges_final_full
--- A table: the publish transaction deletes the current edges before it inserts these.
-CREATE TABLE {{w.edges_final}} AS
-SELECT n.rule_id, n.left_entity_key, n.right_entity_key, n.identifier_type, n.identifier_value_norm,
-       o.first_seen_ts
-FROM {{w.edges_new}} AS n
-LEFT JOIN idr_out.identity_edges_current AS o
-  ON o.identifier_type = n.identifier_type AND o.identifier_value_norm = n.identifier_value_norm
- AND o.left_entity_key = n.left_entity_key AND o.right_entity_key = n.right_entity_key
-
--- name: edges_final_incr
--- A view: its inputs are work tables, and the insert reads it once.
-CREATE VIEW {{w.edges_final}} AS
-SELECT n.rule_id, n.left_entity_key, n.right_entity_key, n.identifier_type, n.identifier_value_norm,
-       o.first_seen_ts
-FROM {{w.edges_new}} AS n
-LEFT JOIN {{w.edges_old}} AS o
-  ON o.identifier_type = n.identifier_type AND o.identifier_value_norm = n.identifier_value_norm
- AND o.left_entity_key = n.left_entity_key AND o.right_entity_key = n.right_entity_key
-
 -- name: edges_delete_full
 DELETE FROM idr_out.identity_edges_current
 
@@ -69,7 +49,7 @@ INSERT INTO idr_out.identity_edges_current
     (rule_id, left_entity_key, right_entity_key, identifier_type, identifier_value_norm, first_seen_ts, last_seen_ts)
 SELECT rule_id, left_entity_key, right_entity_key, identifier_type, identifier_value_norm,
        coalesce(first_seen_ts, $now), CAST($now AS TIMESTAMP)
-FROM {{w.edges_final}}
+FROM {{w.edges_new}}
 
 -- name: identifiers_delete_full
 DELETE FROM idr_out.identifiers_current
