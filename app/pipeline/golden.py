@@ -190,6 +190,9 @@ def build_golden(ctx: RunContext) -> int:
         )
         return 0
     ctx.exec(f"CREATE TABLE {ctx.w('gsrc')} AS " + _scope_rows(ctx))
+    # gsrc holds all the profile reads: its inputs go before the aggregations need memory.
+    for name in ("entities", "proposed", "key_rank", "attr_rows", "reread_keys"):
+        ctx.adapter.drop_table(ctx.w(name))
     if ctx.adapter.supports_struct_min_by:
         return _golden_min_by(ctx, attrs)
     return _golden_window(ctx, attrs)

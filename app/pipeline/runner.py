@@ -34,18 +34,26 @@ STAGES: list[tuple[str, Callable[[RunContext], tuple[int, int]]]] = [
     ("identifiers", stages.identifiers),
     ("group_guard", stages.groups),
     ("edges", stages.edges),
-    ("components", stages.connected_components),
-    ("resolve_ids", stages.resolve_ids),
+    ("components", lambda ctx: _then_release(ctx, stages.connected_components(ctx), _AFTER_COMPONENTS)),
+    ("resolve_ids", lambda ctx: _then_release(ctx, stages.resolve_ids(ctx), _AFTER_RESOLVE)),
     ("golden_profile", lambda ctx: golden_profile(ctx)),
 ]
 
-# Scratch tables that neither publish nor the dry-run diff reads: dropped once the golden
-# profile is built, so a large run spills less while it writes production tables.
-_RELEASED_AFTER_GOLDEN = (
-    "entities", "proposed", "key_rank", "gsrc", "attr_rows", "reread_keys",
-    "scope", "touched", "overlap", "comps", "keep", "nodes", "cc_labels", "groups", "groups_old",
-    "members_old", "old_ident",
-)  # fmt: skip
+# Scratch tables no later step reads are dropped as soon as a stage is done: at 10M the
+# groups alone hold ~15M rows, and what stays alive decides whether DuckDB spills.
+_AFTER_COMPONENTS = ("groups", "groups_old", "members_old", "touched", "broken", "impacted", "nodes", "cc_labels")
+_AFTER_RESOLVE = ("overlap", "comps", "keep", "scope", "old_ident")
+
+
+def _then_release(ctx: RunContext, out: tuple[int, int], names: tuple[str, ...]) -> tuple[int, int]:
+    for name in names:
+        ctx.adapter.drop_table(ctx.w(name))
+    return out
+
+
+# The golden profile's inputs: neither publish nor the dry-run diff reads them (golden.py
+# drops most as soon as it has read them; this covers a profile with no attributes).
+_RELEASED_AFTER_GOLDEN = ("entities", "proposed", "key_rank", "gsrc", "attr_rows", "reread_keys")
 
 
 def golden_profile(ctx: RunContext) -> tuple[int, int]:
