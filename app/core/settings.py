@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     )
     duckdb_temp_directory: str | None = Field(None, description="Where DuckDB spills; default: '<duckdb_path>.tmp'.")
     duckdb_threads: int | None = Field(None, description="DuckDB threads; default: all cores.")
+    duckdb_compact_strings: bool = Field(
+        True,
+        description="Keep DuckDB's dictionary+FSST string compression in the database file. False stores "
+        "strings uncompressed: FULL runs write 10-15% faster, but the file grows about 4x and INCR runs "
+        "need about twice the memory.",
+    )
 
     # Pipeline.
     max_cc_rounds: int = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from pathlib import Path
@@ -28,9 +29,19 @@ def duckdb_connector(path: str, settings: Settings | None = None):
         if settings.duckdb_threads:
             conn.execute(f"SET threads = {int(settings.duckdb_threads)}")
         conn.execute("SET preserve_insertion_order = false")
+        if not settings.duckdb_compact_strings:
+            _fast_strings(conn)
         return conn
 
     return connect
+
+
+def _fast_strings(conn: duckdb.DuckDBPyConnection) -> None:
+    """Store strings uncompressed (opt-in). DuckDB 1.3+ writes them as DICT_FSST, whose
+    encoding is most of the cost of writing the production tables; see the setting."""
+    # An older DuckDB has no DICT_FSST (its string codecs are cheap): nothing to disable.
+    with contextlib.suppress(duckdb.Error):
+        conn.execute("SET disabled_compression_methods = 'dict_fsst'")
 
 
 # Scratch tables are DuckDB TEMP tables: kept in memory (spilling to temp_directory), never
