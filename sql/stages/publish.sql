@@ -59,15 +59,18 @@ INSERT INTO idr_out.identifiers_current (entity_key, identifier_type, identifier
 SELECT entity_key, identifier_type, identifier_value_norm, $now FROM {{w.identifiers}}
 
 -- name: identifiers_delete_incr
-DELETE FROM idr_out.identifiers_current AS c
-WHERE EXISTS (
-    SELECT 1 FROM {{w.lost}} AS l
-    WHERE l.entity_key = c.entity_key AND l.identifier_type = c.identifier_type
-      AND l.identifier_value_norm = c.identifier_value_norm)
+-- Every stored row of an entity that lost a value goes and its whole new set comes back
+-- (below): matching on the key alone reads one column of this large table, not three.
+DELETE FROM idr_out.identifiers_current
+WHERE entity_key IN (SELECT entity_key FROM {{w.lost}})
 
 -- name: identifiers_insert_incr
 INSERT INTO idr_out.identifiers_current (entity_key, identifier_type, identifier_value_norm, updated_ts)
+SELECT entity_key, identifier_type, identifier_value_norm, $now FROM {{w.identifiers}}
+WHERE entity_key IN (SELECT entity_key FROM {{w.lost}})
+UNION ALL
 SELECT entity_key, identifier_type, identifier_value_norm, $now FROM {{w.gained}}
+WHERE entity_key NOT IN (SELECT entity_key FROM {{w.lost}})
 
 -- name: skipped_insert
 INSERT INTO idr_out.skipped_identifier_groups
