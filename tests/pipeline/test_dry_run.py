@@ -12,6 +12,7 @@ from app.pipeline import dryrun, runner
 from app.pipeline.context import utcnow
 from app.pipeline.runner import run_pipeline
 from app.platforms.duckdb import DuckDBAdapter
+from app.services.runs import stages_total
 from tests.pipeline.world import World, clone
 
 
@@ -53,6 +54,13 @@ def test_dry_run_has_zero_production_impact(mode):
     assert hist == ("DRY_RUN_COMPLETE", True)
     stages = w.adapter.fetchall("SELECT stage_name FROM idr_out.stage_metrics WHERE run_id = $r", {"r": r.run_id})
     assert ("dry_run_diff",) in stages and ("components",) in stages
+    # The diff compares memberships only, so a dry run builds no golden profile.
+    assert ("golden_profile",) not in stages
+    # The service's progress bar counts the stages the runner will record.
+    assert len(stages) == stages_total(dry_run=True, apply=False)
+    real = w.run(mode)
+    n_real = w.adapter.scalar("SELECT count(*) FROM idr_out.stage_metrics WHERE run_id = $r", {"r": real.run_id})
+    assert n_real == stages_total(dry_run=False, apply=False)
 
 
 def test_dry_run_failing_midway_has_zero_impact_and_leaves_no_results(monkeypatch):
