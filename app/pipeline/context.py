@@ -66,6 +66,12 @@ class RunContext:
     def count(self, table_fqn: str) -> int:
         return int(self.adapter.scalar(f"SELECT count(*) FROM {table_fqn}") or 0)
 
+    def drop(self, *names: str) -> None:
+        """Drop scratch tables no later step reads (what stays alive decides whether a
+        large run spills)."""
+        for name in names:
+            self.adapter.drop_table(self.w(name))
+
     def drop_work_tables(self) -> None:
         self.adapter.drop_work_tables(self.tag)
 

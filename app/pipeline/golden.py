@@ -64,7 +64,7 @@ def _attrs(ctx: RunContext) -> list[_Attr]:
 def _scope_rows(ctx: RunContext) -> str:
     """Wide entity rows of every entity in the proposal, with its component and ``kr``,
     its position in entity_key order."""
-    if ctx.full:  # kr from resolve_ids (graph.sql: full_key_rank)
+    if ctx.full:  # kr from resolve_ids (resolve.sql: full_key_rank)
         return (
             f"SELECT p.comp, k.kr, e.* FROM {ctx.w('entities')} AS e JOIN {ctx.w('proposed')} AS p "
             f"ON p.eid = e.eid JOIN {ctx.w('key_rank')} AS k ON k.eid = e.eid"
@@ -148,8 +148,7 @@ def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> int:
     ctx.exec(f"CREATE VIEW {ctx.w('golden')} AS " + " UNION ALL ".join(parts))
     counts = " + ".join(f"count(k{at.j})" for at in attrs)
     rows = int(ctx.adapter.scalar(f"SELECT {counts} FROM {ctx.w('golden_k')}") or 0)
-    for name in ("golden_wide", "golden_k", *(f"freq{at.j}" for at in attrs)):
-        ctx.adapter.drop_table(ctx.w(name))
+    ctx.drop("golden_wide", "golden_k", *(f"freq{at.j}" for at in attrs))
     return rows
 
 
@@ -180,6 +179,11 @@ def _golden_window(ctx: RunContext, attrs: list[_Attr]) -> int:
     return ctx.count(ctx.w("golden"))
 
 
+# What the profile reads (besides comp_ids) and nothing after it does: publish and the
+# dry-run diff read neither. Dropped as soon as {w.gsrc} holds what the profile needs.
+INPUTS = ("entities", "proposed", "key_rank", "attr_rows", "reread_keys")
+
+
 def build_golden(ctx: RunContext) -> int:
     """Fill {w.golden} for every proposed cluster in scope. Returns rows written."""
     attrs = _attrs(ctx)
@@ -188,11 +192,11 @@ def build_golden(ctx: RunContext) -> int:
             f"CREATE TABLE {ctx.w('golden')} (resolved_id VARCHAR, attribute_name VARCHAR, "
             "attribute_value VARCHAR, source_entity_key VARCHAR, source_table_id VARCHAR, strategy VARCHAR)"
         )
+        ctx.drop(*INPUTS)
         return 0
     ctx.exec(f"CREATE TABLE {ctx.w('gsrc')} AS " + _scope_rows(ctx))
-    # gsrc holds all the profile reads: its inputs go before the aggregations need memory.
-    for name in ("entities", "proposed", "key_rank", "attr_rows", "reread_keys"):
-        ctx.adapter.drop_table(ctx.w(name))
-    if ctx.adapter.supports_struct_min_by:
-        return _golden_min_by(ctx, attrs)
-    return _golden_window(ctx, attrs)
+    ctx.drop(*INPUTS)  # before the aggregations need the memory
+    build = _golden_min_by if ctx.adapter.supports_struct_min_by else _golden_window
+    rows = build(ctx, attrs)
+    ctx.drop("gsrc")
+    return rows

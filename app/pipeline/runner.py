@@ -21,9 +21,8 @@ from datetime import datetime
 from app.config.store import read_config
 from app.core.errors import IdrError, PipelineError
 from app.core.settings import Settings, get_settings
-from app.pipeline import extract, publish, stages
+from app.pipeline import extract, golden, publish, stages
 from app.pipeline.context import ProgressFn, RunContext, new_run_id, utcnow
-from app.pipeline.golden import build_golden
 from app.pipeline.result import RunResult, StageResult
 from app.platforms.base import Adapter
 
@@ -37,16 +36,16 @@ STAGES: list[tuple[str, Callable[[RunContext], tuple[int, int]]]] = [
     ("edges", stages.edges),
     ("components", lambda ctx: _then_release(ctx, stages.connected_components(ctx), _AFTER_COMPONENTS)),
     ("resolve_ids", lambda ctx: _then_release(ctx, stages.resolve_ids(ctx), _after_resolve(ctx))),
-    ("golden_profile", lambda ctx: golden_profile(ctx)),
+    ("golden_profile", lambda ctx: (ctx.count(ctx.w("membership")), golden.build_golden(ctx))),
 ]
 
 # Scratch tables no later step reads are dropped as soon as a stage is done: at 10M the
 # groups alone hold ~15M rows, and what stays alive decides whether DuckDB spills.
 _AFTER_COMPONENTS = ("groups", "groups_old", "members_old", "touched", "broken", "impacted", "nodes", "cc_labels")
 _AFTER_RESOLVE = ("overlap", "comps", "keep", "scope", "old_ident")
-# A dry run's diff reads only the membership, the removed entities and the cluster ids,
-# so everything upstream of them goes too (and it builds no golden profile, see below).
-_AFTER_RESOLVE_DRY = ("entities", "proposed", "key_rank", "ident_raw", "edges_new", "edges_old")
+# A dry run's diff reads only the membership, the removed entities and the cluster ids:
+# it builds no golden profile (see pipeline_stages), so that profile's inputs go too.
+_AFTER_RESOLVE_DRY = (*golden.INPUTS, "ident_raw", "edges_new", "edges_old")
 
 
 def pipeline_stages(dry_run: bool) -> list[tuple[str, Callable[[RunContext], tuple[int, int]]]]:
@@ -61,21 +60,8 @@ def _after_resolve(ctx: RunContext) -> tuple[str, ...]:
 
 
 def _then_release(ctx: RunContext, out: tuple[int, int], names: tuple[str, ...]) -> tuple[int, int]:
-    for name in names:
-        ctx.adapter.drop_table(ctx.w(name))
+    ctx.drop(*names)
     return out
-
-
-# The golden profile's inputs: neither publish nor the dry-run diff reads them (golden.py
-# drops most as soon as it has read them; this covers a profile with no attributes).
-_RELEASED_AFTER_GOLDEN = ("entities", "proposed", "key_rank", "gsrc", "attr_rows", "reread_keys")
-
-
-def golden_profile(ctx: RunContext) -> tuple[int, int]:
-    rows_in, rows_out = ctx.count(ctx.w("membership")), build_golden(ctx)
-    for name in _RELEASED_AFTER_GOLDEN:
-        ctx.adapter.drop_table(ctx.w(name))
-    return rows_in, rows_out
 
 
 def config_fingerprint(ctx_config) -> str:

@@ -89,7 +89,8 @@ def groups(ctx: RunContext) -> tuple[int, int]:
             f"{ctx.result.groups_skipped} identifier group(s) exceeded max_group_size and were skipped "
             "(see idr_out.skipped_identifier_groups)"
         )
-    return ctx.count(ctx.w("members")), ctx.count(ctx.w("groups"))
+    ctx.facts["member_rows"] = ctx.count(ctx.w("members"))  # the edges stage's input too
+    return ctx.facts["member_rows"], ctx.count(ctx.w("groups"))
 
 
 def edges(ctx: RunContext) -> tuple[int, int]:
@@ -99,29 +100,36 @@ def edges(ctx: RunContext) -> tuple[int, int]:
         ctx.run(G, "full_edges_new")
     else:
         ctx.run(G, "incr_old_edges")
-        old_total = ctx.count(ctx.w("edges_old"))
+        ctx.facts["rule_edges_old"] = {
+            rule_id: int(n)
+            for rule_id, n in a.fetchall(f"SELECT rule_id, count(*) FROM {ctx.w('edges_old')} GROUP BY rule_id")
+        }
+        old_total = sum(ctx.facts["rule_edges_old"].values())
         ctx.run(G, "edges_new")
-    n_new = ctx.count(ctx.w("edges_new"))
-    # An edge that already existed (same link, same value) is "updated", the rest new.
-    per_rule = a.fetchall(
-        f"SELECT rule_id, count(*), count(*) FILTER (WHERE existed) FROM {ctx.w('edges_new')} GROUP BY rule_id"
-    )
-    existing = sum(int(r[2]) for r in per_rule)
+    # Per rule: the new edges, and how many of them already existed (same link, same
+    # value: "updated"; the rest are new).
+    per_rule = {
+        rule_id: (int(total), int(kept))
+        for rule_id, total, kept in a.fetchall(
+            f"SELECT rule_id, count(*), count(*) FILTER (WHERE existed) FROM {ctx.w('edges_new')} GROUP BY rule_id"
+        )
+    }
+    n_new = sum(total for total, _ in per_rule.values())
+    existing = sum(kept for _, kept in per_rule.values())
     ctx.result.edges_created = n_new - existing
     ctx.result.edges_updated = existing
     ctx.result.edges_removed = old_total - existing
-    _rule_stats(ctx)
-    for rule_id, total, kept in per_rule:
-        ctx.result.rule_stats[rule_id]["edges_created"] = int(total) - int(kept)
-    return ctx.count(ctx.w("members")), n_new
+    _rule_stats(ctx, per_rule)
+    return ctx.facts["member_rows"], n_new
 
 
 def _empty_stats() -> dict[str, int]:
     return {"groups_matched": 0, "entities_matched": 0, "groups_skipped": 0, "edges": 0, "edges_created": 0}
 
 
-def _rule_stats(ctx: RunContext) -> None:
-    """Per-rule counts of this run's new state (FULL) or of its change (INCR)."""
+def _rule_stats(ctx: RunContext, edges_per_rule: dict[str, tuple[int, int]]) -> None:
+    """Per-rule counts of this run's new state (FULL) or of its change (INCR);
+    ``edges_per_rule``: rule -> (new edges, of which already stored)."""
     a = ctx.adapter
     stats: dict[str, dict[str, int]] = {}
     q = (
@@ -137,17 +145,15 @@ def _rule_stats(ctx: RunContext) -> None:
             "edges": 0,
             "edges_created": 0,
         }
-    for rule_id, n in a.fetchall(f"SELECT rule_id, count(*) FROM {ctx.w('edges_new')} GROUP BY rule_id"):
+    for rule_id, (total, kept) in edges_per_rule.items():
         stats.setdefault(rule_id, _empty_stats())
-        stats[rule_id]["edges"] = int(n)
+        stats[rule_id]["edges"] = total
+        stats[rule_id]["edges_created"] = total - kept
     if not ctx.full:
         ctx.facts["rule_stats_old"] = {
             rule_id: {"groups_matched": int(m), "entities_matched": int(e), "groups_skipped": int(s)}
             for rule_id, m, e, s in a.fetchall(q.format(t=ctx.w("groups_old")))
         }
-        ctx.facts["rule_edges_old"] = dict(
-            a.fetchall(f"SELECT rule_id, count(*) FROM {ctx.w('edges_old')} GROUP BY rule_id")
-        )
     for r in active_rules(ctx).values():
         stats.setdefault(r.rule_id, _empty_stats())
     ctx.result.rule_stats = stats
@@ -191,8 +197,8 @@ def resolve_ids(ctx: RunContext) -> tuple[int, int]:
     # FULL: integer joins on eid, and kr (entity_key order) stands in for the key.
     full = "full_" if ctx.full else ""
     if ctx.full:
-        ctx.run(G, "full_scope")
-        ctx.run(G, "full_key_rank")
+        ctx.run(R, "full_scope")
+        ctx.run(R, "full_key_rank")
     for name in (f"{full}overlap", f"{full}comps", "keep"):
         ctx.run(R, name)
     next_no = int(

@@ -176,13 +176,6 @@ SELECT e.entity_key, CAST(NULL AS VARCHAR), CAST(NULL AS TIMESTAMP), TRUE
 FROM {{w.entities}} AS e
 WHERE NOT EXISTS (SELECT 1 FROM {{w.touched}} AS t WHERE t.entity_key = e.entity_key)
 
--- name: full_scope
--- FULL: only the entities that have a current id (the rest have none to carry over).
-CREATE TABLE {{w.scope}} AS
-SELECT e.eid, m.resolved_id AS old_id, m.updated_ts AS old_ts
-FROM {{w.entities}} AS e
-JOIN idr_out.identity_resolved_membership_current AS m ON m.entity_key = e.entity_key
-
 -- name: incr_nodes
 -- Untouched-by-removal clusters become one node each; the rest stay per entity.
 CREATE TABLE {{w.nodes}} AS
@@ -195,13 +188,6 @@ FROM (SELECT entity_key,
 -- FULL: every entity is a node and its run-local eid is the node id (a view: no copy).
 CREATE VIEW {{w.cc_edges}} AS
 SELECT left_eid AS u, right_eid AS v FROM {{w.edges_new}}
-
--- name: full_key_rank
--- Each entity's position in entity_key order: later stages compare these integers
--- where they would compare keys (smallest member, tie-breaks). Only the keys are
--- sorted; carrying the wide rows through the sort would cost several times more.
-CREATE TABLE {{w.key_rank}} AS
-SELECT eid, row_number() OVER (ORDER BY entity_key) AS kr FROM {{w.entities}}
 
 -- name: full_proposed
 CREATE TABLE {{w.proposed}} AS

@@ -1,5 +1,19 @@
 -- Stable resolved ids, membership and cluster proposal, change detection.
 
+-- name: full_scope
+-- FULL: only the entities that have a current id (the rest have none to carry over).
+CREATE TABLE {{w.scope}} AS
+SELECT e.eid, m.resolved_id AS old_id, m.updated_ts AS old_ts
+FROM {{w.entities}} AS e
+JOIN idr_out.identity_resolved_membership_current AS m ON m.entity_key = e.entity_key
+
+-- name: full_key_rank
+-- Each entity's position in entity_key order: later stages compare these integers
+-- where they would compare keys (smallest member, tie-breaks). Only the keys are
+-- sorted; carrying the wide rows through the sort would cost several times more.
+CREATE TABLE {{w.key_rank}} AS
+SELECT eid, row_number() OVER (ORDER BY entity_key) AS kr FROM {{w.entities}}
+
 -- name: overlap
 CREATE TABLE {{w.overlap}} AS
 SELECT p.comp, s.old_id, count(*) AS n
