@@ -150,6 +150,11 @@ def extract(ctx: RunContext) -> tuple[int, int]:
     ent_parts: list[str] = []
     ident_parts: list[str] = []
     src_tables: list[str] = []
+    # Without MATERIALIZED, DuckDB pushes the empty-value filter into the scan as a copy
+    # of the canonicalization, which then runs three times per row (1M records: 1.8 s
+    # instead of 0.9 s to fill ident_raw).
+    ident_ctes: list[str] = []
+    materialized = "MATERIALIZED " if a.supports_materialized_cte else ""
     attrs = "".join(f", a{j}" for j in range(len(attribute_names(ctx))))
     for i, src in enumerate(sources):
         where: list[str] = []
@@ -176,16 +181,18 @@ def extract(ctx: RunContext) -> tuple[int, int]:
         ent_parts.append(f"SELECT {eid}, entity_key, {lit(src.table_id)}, record_ts{attrs} FROM {srct}")
         for j, m in enumerate(identifier_maps(ctx, src)):
             norm = canonical_sql(f"i{j}", rules[m.identifier_type].canonicalize)
+            ident_ctes.append(f"t{i}_{j} AS {materialized}(SELECT {eid} AS eid, entity_key, {norm} AS v FROM {srct})")
             ident_parts.append(
-                f"SELECT eid, entity_key, {lit(m.identifier_type)}, v FROM "
-                f"(SELECT {eid} AS eid, entity_key, {norm} AS v FROM {srct}) AS t{i}_{j} "
-                "WHERE v IS NOT NULL AND v <> ''"
+                f"SELECT eid, entity_key, {lit(m.identifier_type)}, v FROM t{i}_{j} WHERE v IS NOT NULL AND v <> ''"
             )
         src_tables.append(srct)
     # One statement per target table: far cheaper than an INSERT per mapping.
-    for table, parts in (("entities", ent_parts), ("ident_raw", ident_parts)):
-        if parts:
-            ctx.exec(f"INSERT INTO {ctx.w(table)} " + " UNION ALL ".join(parts))
+    if ent_parts:
+        ctx.exec(f"INSERT INTO {ctx.w('entities')} " + " UNION ALL ".join(ent_parts))
+    if ident_parts:
+        ctx.exec(
+            f"INSERT INTO {ctx.w('ident_raw')} WITH {', '.join(ident_ctes)} " + " UNION ALL ".join(ident_parts)
+        )
     for srct in src_tables:
         a.drop_table(srct)
     # One mapping per (source, type) cannot repeat an (entity, type, value): rows are

@@ -51,6 +51,8 @@ class Adapter(ABC):
     supports_arrow: ClassVar[bool] = False
     # arg_min(x, row(...)): composite-key minimum in one aggregation (golden profile).
     supports_struct_min_by: ClassVar[bool] = False
+    # WITH x AS MATERIALIZED (...): computed once, no filter pushed into it (extraction).
+    supports_materialized_cte: ClassVar[bool] = False
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         self._connect = connect

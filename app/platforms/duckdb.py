@@ -59,6 +59,7 @@ class DuckDBAdapter(Adapter):
     dialect = "duckdb"
     supports_arrow = True
     supports_struct_min_by = True
+    supports_materialized_cte = True
 
     def __init__(self, connect) -> None:
         super().__init__(connect)
