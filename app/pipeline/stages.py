@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from itertools import pairwise
+
 from app.config.model import Canonicalize
 from app.pipeline import components
 from app.pipeline.context import RunContext
@@ -198,7 +201,7 @@ def resolve_ids(ctx: RunContext) -> tuple[int, int]:
     full = "full_" if ctx.full else ""
     if ctx.full:
         ctx.run(R, "full_scope")
-        ctx.run(R, "full_key_rank")
+        key_rank(ctx)
     for name in (f"{full}overlap", f"{full}comps", "keep"):
         ctx.run(R, name)
     next_no = int(
@@ -231,3 +234,46 @@ def resolve_ids(ctx: RunContext) -> tuple[int, int]:
             f"{ctx.result.large_clusters} cluster(s) larger than large_cluster_threshold={threshold}"
         )
     return ctx.count(ctx.w("proposed")), ctx.count(ctx.w("comp_ids"))
+
+
+def key_rank(ctx: RunContext) -> None:
+    """FULL: {w.key_rank} (eid, kr), each entity's 1-based position in entity_key order.
+
+    Entity keys share long prefixes ('shop_orders:ORD-000...'), and DuckDB's sort only
+    tells strings apart by their first bytes, so sorting whole keys compares most pairs
+    byte by byte (10M keys: 11 s here). Where each table's keys occupy their own range
+    of the key order, the order is (table, key without the prefix all of that table's
+    keys share), and sorting on that is 3-4x faster. Exact: any string between a table's
+    smallest and largest key starts with their common prefix."""
+    a = ctx.adapter
+    plan = _table_prefixes(ctx) if a.binary_string_order else None
+    if plan is None:
+        ctx.run(R, "full_key_rank")
+        return
+    order = " ".join(f"WHEN {lit(t)} THEN {i}" for i, (t, _) in enumerate(plan))
+    start = " ".join(f"WHEN {lit(t)} THEN {n + 1}" for t, n in plan)
+    # Materialized first: sorting on the substr expression itself is as slow as the keys.
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('key_sfx')} AS SELECT eid, CASE table_id {order} END AS t, "
+        f"substr(entity_key, CASE table_id {start} END) AS sfx FROM {ctx.w('entities')}"
+    )
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('key_rank')} AS SELECT eid, row_number() OVER (ORDER BY t, sfx) AS kr "
+        f"FROM {ctx.w('key_sfx')}"
+    )
+    ctx.drop("key_sfx")
+
+
+def _table_prefixes(ctx: RunContext) -> list[tuple[str, int]] | None:
+    """[(table_id, length of the prefix all its keys share)] in key order, or None when
+    two tables' key ranges overlap (a table id that is a prefix of another's keys)."""
+    rows = sorted(
+        ctx.adapter.fetchall(
+            f"SELECT table_id, min(entity_key), max(entity_key) FROM {ctx.w('entities')} GROUP BY table_id"
+        ),
+        key=lambda r: r[1],
+    )
+    # Python compares str by code point: the same order as DuckDB's bytewise UTF-8.
+    if any(prev[2] >= nxt[1] for prev, nxt in pairwise(rows)):
+        return None
+    return [(t, len(os.path.commonprefix([lo, hi]))) for t, lo, hi in rows]

@@ -53,6 +53,8 @@ class Adapter(ABC):
     supports_struct_min_by: ClassVar[bool] = False
     # WITH x AS MATERIALIZED (...): computed once, no filter pushed into it (extraction).
     supports_materialized_cte: ClassVar[bool] = False
+    # VARCHAR comparison is bytewise (no collation): FULL's key rank may sort on suffixes.
+    binary_string_order: ClassVar[bool] = False
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         self._connect = connect

@@ -60,6 +60,7 @@ class DuckDBAdapter(Adapter):
     supports_arrow = True
     supports_struct_min_by = True
     supports_materialized_cte = True
+    binary_string_order = True
 
     def __init__(self, connect) -> None:
         super().__init__(connect)
