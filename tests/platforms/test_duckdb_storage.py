@@ -29,3 +29,36 @@ def test_string_compression_follows_the_setting(tmp_path, compact):
 
 def test_compact_strings_is_the_default():
     assert Settings().duckdb_compact_strings is True
+
+
+def _row_groups(a: DuckDBAdapter) -> int:
+    return int(a.scalar("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('t')") or 0)
+
+
+def test_vacuum_is_off_by_default_and_a_full_rewrite_reclaims(tmp_path):
+    assert Settings().duckdb_vacuum is False
+    a = DuckDBAdapter.from_path(str(tmp_path / "v.duckdb"), Settings())
+    assert int(a.scalar("SELECT current_setting('max_vacuum_tasks')")) == 0
+    a.execute("CREATE TABLE t AS SELECT i, 'crm_customers:' || i AS k FROM range(600000) AS r(i)")
+    a.execute("CHECKPOINT")
+    before = _row_groups(a)
+    # INCR-like churn: a tenth of the rows, spread over every row group, replaced.
+    for step in range(3):
+        a.execute(f"CREATE OR REPLACE TEMP TABLE c AS SELECT * FROM t WHERE i % 10 = {step}")
+        a.execute(f"DELETE FROM t WHERE i % 10 = {step}")
+        a.execute("INSERT INTO t SELECT * FROM c")
+        a.execute("CHECKPOINT")
+    churned = _row_groups(a)
+    assert churned > before  # holes kept: no row group was rewritten
+    # A FULL run deletes every row and writes the new state: old row groups go.
+    a.execute("CREATE OR REPLACE TEMP TABLE c AS SELECT * FROM t")
+    a.execute("DELETE FROM t")
+    a.execute("INSERT INTO t SELECT * FROM c")
+    a.execute("CHECKPOINT")
+    assert _row_groups(a) < churned
+    assert a.scalar("SELECT count(*) FROM t") == 600000
+
+
+def test_vacuum_setting_restores_duckdbs_default(tmp_path):
+    a = DuckDBAdapter.from_path(str(tmp_path / "w.duckdb"), Settings(duckdb_vacuum=True))
+    assert int(a.scalar("SELECT current_setting('max_vacuum_tasks')")) > 0
