@@ -154,6 +154,7 @@ def extract(ctx: RunContext) -> tuple[int, int]:
     # of the canonicalization, which then runs three times per row (1M records: 1.8 s
     # instead of 0.9 s to fill ident_raw).
     ident_ctes: list[str] = []
+    key_ranges: list[tuple[str, str, str]] = []
     materialized = "MATERIALIZED " if a.supports_materialized_cte else ""
     attrs = "".join(f", a{j}" for j in range(len(attribute_names(ctx))))
     for i, src in enumerate(sources):
@@ -163,9 +164,12 @@ def extract(ctx: RunContext) -> tuple[int, int]:
             where.append(f"{a.ident(src.watermark_column)} > {ts_lit(since)}")  # lookback covers late arrivals
         srct = ctx.w(f"src{i}")
         ctx.exec(f"CREATE TABLE {srct} AS " + source_select(ctx, src, identifiers=True, where=where, latest=False))
-        n, distinct, max_ts = a.fetchone(
-            f"SELECT count(*), count(DISTINCT entity_key), max(record_ts) FROM {srct}"
-        ) or (0, 0, None)
+        n, distinct, max_ts, lo, hi = a.fetchone(
+            f"SELECT count(*), count(DISTINCT entity_key), max(record_ts), min(entity_key), max(entity_key) "
+            f"FROM {srct}"
+        ) or (0, 0, None, None, None)
+        if n:  # the table's key range, for FULL's key rank (stages.key_rank); read in the same scan
+            key_ranges.append((src.table_id, lo, hi))
         if distinct < n:
             # Duplicate keys: keep each key's latest record. Checked on the snapshot just
             # read because the window costs twice the read and keys are usually unique.
@@ -199,6 +203,9 @@ def extract(ctx: RunContext) -> tuple[int, int]:
     # unique per entity key, so the identifiers stage can skip a DISTINCT.
     pairs = [(s.table_id, m.identifier_type) for s in sources for m in identifier_maps(ctx, s)]
     ctx.facts["identifiers_may_repeat"] = len(pairs) != len(set(pairs))
+    # Ranges of the snapshot read: a key dropped by the latest-record window only narrows
+    # the real range, so a prefix shared by the whole range is shared by what is kept.
+    ctx.facts["key_ranges"] = key_ranges
     ctx.result.source_tables_processed = len(sources)
     ctx.result.watermarks = watermarks
     ctx.result.entities_processed = rows_in

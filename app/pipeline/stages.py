@@ -246,7 +246,7 @@ def key_rank(ctx: RunContext) -> None:
     keys share), and sorting on that is 3-4x faster. Exact: any string between a table's
     smallest and largest key starts with their common prefix."""
     a = ctx.adapter
-    plan = _table_prefixes(ctx) if a.binary_string_order else None
+    plan = _table_prefixes(ctx.facts["key_ranges"]) if a.binary_string_order else None
     if plan is None:
         ctx.run(R, "full_key_rank")
         return
@@ -264,15 +264,11 @@ def key_rank(ctx: RunContext) -> None:
     ctx.drop("key_sfx")
 
 
-def _table_prefixes(ctx: RunContext) -> list[tuple[str, int]] | None:
-    """[(table_id, length of the prefix all its keys share)] in key order, or None when
-    two tables' key ranges overlap (a table id that is a prefix of another's keys)."""
-    rows = sorted(
-        ctx.adapter.fetchall(
-            f"SELECT table_id, min(entity_key), max(entity_key) FROM {ctx.w('entities')} GROUP BY table_id"
-        ),
-        key=lambda r: r[1],
-    )
+def _table_prefixes(key_ranges: list[tuple[str, str, str]]) -> list[tuple[str, int]] | None:
+    """From each table's (table_id, smallest key, largest key), as extraction read them:
+    [(table_id, length of the prefix all its keys share)] in key order, or None when two
+    tables' key ranges overlap (a table id that is a prefix of another's keys)."""
+    rows = sorted(key_ranges, key=lambda r: r[1])
     # Python compares str by code point: the same order as DuckDB's bytewise UTF-8.
     if any(prev[2] >= nxt[1] for prev, nxt in pairwise(rows)):
         return None

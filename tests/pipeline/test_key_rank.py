@@ -39,6 +39,10 @@ def _ranks(ctx: RunContext, entity_keys: list[tuple[str, str]]) -> dict[int, int
         f"INSERT INTO {ctx.w('entities')} VALUES ($e, $k, $t)",
         [{"e": i, "k": f"{t}:{k}", "t": t} for i, (t, k) in enumerate(entity_keys)],
     )
+    # What extraction hands over: each table's smallest and largest key, read by DuckDB.
+    ctx.facts["key_ranges"] = a.fetchall(
+        f"SELECT table_id, min(entity_key), max(entity_key) FROM {ctx.w('entities')} GROUP BY table_id"
+    )
     stages.key_rank(ctx)
     return dict(a.fetchall(f"SELECT eid, kr FROM {ctx.w('key_rank')}"))
 
@@ -60,7 +64,10 @@ def test_disjoint_tables_take_the_suffix_sort():
     ctx = _ctx()
     data = [("shop_orders", f"ORD-{i:010d}") for i in range(0, 300, 7)] + [("crm", str(i)) for i in range(120)]
     assert _ranks(ctx, data) == _expected(data)
-    assert stages._table_prefixes(ctx) == [("crm", len("crm:")), ("shop_orders", len("shop_orders:ORD-0000000"))]
+    assert stages._table_prefixes(ctx.facts["key_ranges"]) == [
+        ("crm", len("crm:")),
+        ("shop_orders", len("shop_orders:ORD-0000000")),
+    ]
 
 
 def test_overlapping_tables_fall_back_to_the_whole_key():
@@ -68,4 +75,4 @@ def test_overlapping_tables_fall_back_to_the_whole_key():
     ctx = _ctx()
     data = [("crm", "a"), ("crm", "z"), ("crm:x", "1")]
     assert _ranks(ctx, data) == _expected(data)
-    assert stages._table_prefixes(ctx) is None
+    assert stages._table_prefixes(ctx.facts["key_ranges"]) is None
