@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from app.config.model import Strategy
 from app.pipeline.context import RunContext
-from app.pipeline.extract import attribute_names, lit, source_select
+from app.pipeline.extract import attribute_names, drop_entities, lit, source_select
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,12 @@ def _golden_window(ctx: RunContext, attrs: list[_Attr]) -> int:
 
 # What the profile reads (besides comp_ids) and nothing after it does: publish and the
 # dry-run diff read neither. Dropped as soon as {w.gsrc} holds what the profile needs.
-INPUTS = ("entities", "proposed", "key_rank", "attr_rows", "reread_keys")
+INPUTS = ("proposed", "key_rank", "attr_rows", "reread_keys")
+
+
+def drop_inputs(ctx: RunContext) -> None:
+    drop_entities(ctx)
+    ctx.drop(*INPUTS)
 
 
 def build_golden(ctx: RunContext) -> int:
@@ -192,10 +197,10 @@ def build_golden(ctx: RunContext) -> int:
             f"CREATE TABLE {ctx.w('golden')} (resolved_id VARCHAR, attribute_name VARCHAR, "
             "attribute_value VARCHAR, source_entity_key VARCHAR, source_table_id VARCHAR, strategy VARCHAR)"
         )
-        ctx.drop(*INPUTS)
+        drop_inputs(ctx)
         return 0
     ctx.exec(f"CREATE TABLE {ctx.w('gsrc')} AS " + _scope_rows(ctx))
-    ctx.drop(*INPUTS)  # before the aggregations need the memory
+    drop_inputs(ctx)  # before the aggregations need the memory
     build = _golden_min_by if ctx.adapter.supports_struct_min_by else _golden_window
     rows = build(ctx, attrs)
     ctx.drop("gsrc")

@@ -35,7 +35,7 @@ STAGES: list[tuple[str, Callable[[RunContext], tuple[int, int]]]] = [
     ("group_guard", stages.groups),
     ("edges", stages.edges),
     ("components", lambda ctx: _then_release(ctx, stages.connected_components(ctx), _AFTER_COMPONENTS)),
-    ("resolve_ids", lambda ctx: _then_release(ctx, stages.resolve_ids(ctx), _after_resolve(ctx))),
+    ("resolve_ids", lambda ctx: _release_after_resolve(ctx, stages.resolve_ids(ctx))),
     ("golden_profile", lambda ctx: (ctx.count(ctx.w("membership")), golden.build_golden(ctx))),
 ]
 
@@ -45,7 +45,7 @@ _AFTER_COMPONENTS = ("groups", "groups_old", "members_old", "touched", "broken",
 _AFTER_RESOLVE = ("overlap", "comps", "keep", "scope", "old_ident")
 # A dry run's diff reads only the membership, the removed entities and the cluster ids:
 # it builds no golden profile (see pipeline_stages), so that profile's inputs go too.
-_AFTER_RESOLVE_DRY = (*golden.INPUTS, "ident_raw", "edges_new", "edges_old")
+_AFTER_RESOLVE_DRY = ("ident_raw", "edges_new", "edges_old")
 
 
 def pipeline_stages(dry_run: bool) -> list[tuple[str, Callable[[RunContext], tuple[int, int]]]]:
@@ -62,6 +62,12 @@ def _after_resolve(ctx: RunContext) -> tuple[str, ...]:
 def _then_release(ctx: RunContext, out: tuple[int, int], names: tuple[str, ...]) -> tuple[int, int]:
     ctx.drop(*names)
     return out
+
+
+def _release_after_resolve(ctx: RunContext, out: tuple[int, int]) -> tuple[int, int]:
+    if ctx.dry_run:  # no golden profile will read its inputs
+        golden.drop_inputs(ctx)
+    return _then_release(ctx, out, _after_resolve(ctx))
 
 
 def config_fingerprint(ctx_config) -> str:

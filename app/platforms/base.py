@@ -55,6 +55,10 @@ class Adapter(ABC):
     supports_materialized_cte: ClassVar[bool] = False
     # VARCHAR comparison is bytewise (no collation): FULL's key rank may sort on suffixes.
     binary_string_order: ClassVar[bool] = False
+    # A scratch table's row_index_sql() is a stored row number (not a window), so a view
+    # over the table sees the same number on every read: extraction's entities may be a
+    # view over its per-source tables instead of a copy of them.
+    stable_row_index: ClassVar[bool] = False
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         self._connect = connect

@@ -74,6 +74,7 @@ class DuckDBAdapter(Adapter):
     supports_struct_min_by = True
     supports_materialized_cte = True
     binary_string_order = True
+    stable_row_index = True
 
     def __init__(self, connect) -> None:
         super().__init__(connect)
