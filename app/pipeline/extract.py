@@ -137,11 +137,6 @@ def extract(ctx: RunContext) -> tuple[int, int]:
     a = ctx.adapter
     rules = active_rules(ctx)
     sources = [s for s in ctx.config.sources if s.is_active]
-    attr_cols = "".join(f", a{j} VARCHAR" for j in range(len(attribute_names(ctx))))
-    ctx.exec(
-        f"CREATE TABLE {ctx.w('entities')} "
-        f"(eid BIGINT, entity_key VARCHAR, table_id VARCHAR, record_ts TIMESTAMP{attr_cols})"
-    )
     ctx.exec(
         f"CREATE TABLE {ctx.w('ident_raw')} "
         "(eid BIGINT, entity_key VARCHAR, identifier_type VARCHAR, identifier_value_norm VARCHAR)"
@@ -187,8 +182,9 @@ def extract(ctx: RunContext) -> tuple[int, int]:
         ent_parts.append(
             f"SELECT {eid} AS eid, entity_key, {lit(src.table_id)} AS table_id, record_ts{attrs} FROM {srct}"
         )
-        entity_srcs[srct] = len(identifier_maps(ctx, src))
-        for j, m in enumerate(identifier_maps(ctx, src)):
+        maps = identifier_maps(ctx, src)
+        entity_srcs[srct] = len(maps)
+        for j, m in enumerate(maps):
             norm = canonical_sql(f"i{j}", rules[m.identifier_type].canonicalize)
             ident_ctes.append(f"t{i}_{j} AS {materialized}(SELECT {eid} AS eid, entity_key, {norm} AS v FROM {srct})")
             ident_parts.append(
@@ -204,16 +200,20 @@ def extract(ctx: RunContext) -> tuple[int, int]:
         # A view over the per-source tables, which stay: copying their rows into one
         # table was a quarter of extraction (10M records: 4 s). Their raw identifier
         # columns are dropped (metadata only: rows keep their row numbers).
-        kept = [t for t in src_tables if t in entity_srcs]
         for srct, n_ident in entity_srcs.items():
             for j in range(n_ident):
                 ctx.exec(f"ALTER TABLE {srct} DROP COLUMN i{j}")
-        ctx.exec(f"DROP TABLE {ctx.w('entities')}")
         ctx.exec(f"CREATE VIEW {ctx.w('entities')} AS " + " UNION ALL ".join(ent_parts))
-        ctx.facts["entity_tables"] = kept
+        ctx.facts["entity_tables"] = list(entity_srcs)
         src_tables = [t for t in src_tables if t not in entity_srcs]
-    elif ent_parts:
-        ctx.exec(f"INSERT INTO {ctx.w('entities')} " + " UNION ALL ".join(ent_parts))
+    else:
+        attr_cols = "".join(f", a{j} VARCHAR" for j in range(len(attribute_names(ctx))))
+        ctx.exec(
+            f"CREATE TABLE {ctx.w('entities')} "
+            f"(eid BIGINT, entity_key VARCHAR, table_id VARCHAR, record_ts TIMESTAMP{attr_cols})"
+        )
+        if ent_parts:
+            ctx.exec(f"INSERT INTO {ctx.w('entities')} " + " UNION ALL ".join(ent_parts))
     for srct in src_tables:
         a.drop_table(srct)
     # One mapping per (source, type) cannot repeat an (entity, type, value): rows are

@@ -55,19 +55,16 @@ def pipeline_stages(dry_run: bool) -> list[tuple[str, Callable[[RunContext], tup
     return [st for st in STAGES if not (dry_run and st[0] == "golden_profile")]
 
 
-def _after_resolve(ctx: RunContext) -> tuple[str, ...]:
-    return _AFTER_RESOLVE + _AFTER_RESOLVE_DRY if ctx.dry_run else _AFTER_RESOLVE
-
-
 def _then_release(ctx: RunContext, out: tuple[int, int], names: tuple[str, ...]) -> tuple[int, int]:
     ctx.drop(*names)
     return out
 
 
 def _release_after_resolve(ctx: RunContext, out: tuple[int, int]) -> tuple[int, int]:
-    if ctx.dry_run:  # no golden profile will read its inputs
-        golden.drop_inputs(ctx)
-    return _then_release(ctx, out, _after_resolve(ctx))
+    if not ctx.dry_run:
+        return _then_release(ctx, out, _AFTER_RESOLVE)
+    golden.drop_inputs(ctx)  # no golden profile will read its inputs
+    return _then_release(ctx, out, _AFTER_RESOLVE + _AFTER_RESOLVE_DRY)
 
 
 def config_fingerprint(ctx_config) -> str:
