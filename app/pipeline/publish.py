@@ -76,12 +76,8 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> int:
         ctx.run(P, "golden_insert", p)
         ctx.run(P, "edges_delete_full" if ctx.full else "edges_delete_incr")
         ctx.run(P, "edges_insert", p)
-        if ctx.full:
-            ctx.run(P, "identifiers_delete_full")
-            ctx.run(P, "identifiers_insert_full", p)
-        else:
-            ctx.run(P, "identifiers_delete_incr")
-            ctx.run(P, "identifiers_insert_incr", p)
+        ctx.run(P, "identifiers_delete_full" if ctx.full else "identifiers_delete_incr")
+        ctx.run(P, "identifiers_insert", p)
         ctx.run(P, "skipped_insert", {"run_id": ctx.run_id, "now": ctx.now})
         ctx.run(P, "sequence_update", {"next": ctx.facts["next_id"]})
         for table_id, wm in ctx.result.watermarks.items():

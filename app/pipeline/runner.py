@@ -34,18 +34,18 @@ STAGES: list[tuple[str, Callable[[RunContext], tuple[int, int]]]] = [
     ("identifiers", stages.identifiers),
     ("group_guard", stages.groups),
     ("edges", stages.edges),
-    ("components", lambda ctx: _then_release(ctx, stages.connected_components(ctx), _AFTER_COMPONENTS)),
+    ("components", lambda ctx: _release_after_components(ctx, stages.connected_components(ctx))),
     ("resolve_ids", lambda ctx: _release_after_resolve(ctx, stages.resolve_ids(ctx))),
     ("golden_profile", lambda ctx: (ctx.count(ctx.w("membership")), golden.build_golden(ctx))),
 ]
 
 # Scratch tables no later step reads are dropped as soon as a stage is done: at 10M the
 # groups alone hold ~15M rows, and what stays alive decides whether DuckDB spills.
-_AFTER_COMPONENTS = ("groups", "groups_old", "members_old", "touched", "broken", "impacted", "nodes", "cc_labels")
+_AFTER_COMPONENTS = ("groups_old", "members_old", "touched", "broken", "impacted", "nodes", "cc_labels")
 _AFTER_RESOLVE = ("overlap", "comps", "keep", "scope", "old_ident")
 # A dry run's diff reads only the membership, the removed entities and the cluster ids:
 # it builds no golden profile (see pipeline_stages), so that profile's inputs go too.
-_AFTER_RESOLVE_DRY = ("ident_raw", "edges_new", "edges_old")
+_AFTER_RESOLVE_DRY = ("edges_new", "edges_old")
 
 
 def pipeline_stages(dry_run: bool) -> list[tuple[str, Callable[[RunContext], tuple[int, int]]]]:
@@ -58,6 +58,12 @@ def pipeline_stages(dry_run: bool) -> list[tuple[str, Callable[[RunContext], tup
 def _then_release(ctx: RunContext, out: tuple[int, int], names: tuple[str, ...]) -> tuple[int, int]:
     ctx.drop(*names)
     return out
+
+
+def _release_after_components(ctx: RunContext, out: tuple[int, int]) -> tuple[int, int]:
+    stages.release_graph_inputs(ctx)
+    # A real run's publish stores the unlinked values from the groups ({w.unlinked}).
+    return _then_release(ctx, out, (*_AFTER_COMPONENTS, "groups") if ctx.dry_run else _AFTER_COMPONENTS)
 
 
 def _release_after_resolve(ctx: RunContext, out: tuple[int, int]) -> tuple[int, int]:

@@ -67,6 +67,18 @@ def identifiers(ctx: RunContext) -> tuple[int, int]:
     return n_raw, n_kept
 
 
+def release_graph_inputs(ctx: RunContext) -> None:
+    """Drop the identifier rows and the INCR diff once the components are known: nothing
+    later reads them (publish stores identifiers from {w.unlinked}: groups and skipped
+    members). Views over them stay until the run's scratch is dropped, never read."""
+    names = ["ident_raw", "lost", "gained", "edges_touched"]
+    if not ctx.full:
+        names.append("members")  # a table in INCR runs, a view over ident_raw in FULL
+    if ctx.facts.get("identifiers_may_repeat"):
+        names.append("identifiers")  # a DISTINCT copy, not a view
+    ctx.drop(*names)
+
+
 def rules_table(ctx: RunContext) -> None:
     ctx.exec(f"CREATE TABLE {ctx.w('rules')} (identifier_type VARCHAR, rule_id VARCHAR, max_group_size BIGINT)")
     ctx.adapter.executemany(
@@ -81,11 +93,22 @@ def groups(ctx: RunContext) -> tuple[int, int]:
     if ctx.full:
         ctx.exec(f"CREATE VIEW {ctx.w('members')} AS SELECT * FROM {ctx.w('identifiers')}")
     else:
-        for name in ("incr_old_ident", "incr_lost", "incr_gained", "incr_values", "incr_members_old", "incr_members"):
+        for name in (
+            "incr_edges_touched",
+            "incr_old_ident",
+            "incr_lost",
+            "incr_gained",
+            "incr_values",
+            "incr_old_edges",  # the linked values' stored holders, for members_old
+            "incr_members_old",
+            "incr_members",
+        ):
             ctx.run(G, name)
         ctx.run(G, "groups_old")
     ctx.run(G, "full_groups" if ctx.full else "groups")
+    ctx.run(G, "skipped_members")
     ctx.run(G, "skipped")
+    ctx.run(G, "unlinked")
     ctx.result.groups_skipped = ctx.count(ctx.w("skipped"))
     if ctx.result.groups_skipped:
         ctx.result.warnings.append(
@@ -102,7 +125,6 @@ def edges(ctx: RunContext) -> tuple[int, int]:
         old_total = ctx.count("idr_out.identity_edges_current")
         ctx.run(G, "full_edges_new")
     else:
-        ctx.run(G, "incr_old_edges")
         ctx.facts["rule_edges_old"] = {
             rule_id: int(n)
             for rule_id, n in a.fetchall(f"SELECT rule_id, count(*) FROM {ctx.w('edges_old')} GROUP BY rule_id")

@@ -6,11 +6,31 @@
 CREATE TABLE {{w.excl_exact}} AS
 SELECT DISTINCT identifier_type, v FROM {{w.excl_norm}} WHERE match_type = 'EXACT'
 
+-- name: incr_edges_touched
+-- Stored edges with an end among the delta's entities (one scan of the edge table).
+CREATE TABLE {{w.edges_touched}} AS
+SELECT e.left_entity_key, e.right_entity_key, e.identifier_type, e.identifier_value_norm
+FROM idr_out.identity_edges_current AS e
+WHERE e.left_entity_key IN (SELECT entity_key FROM {{w.entities}})
+   OR e.right_entity_key IN (SELECT entity_key FROM {{w.entities}})
+
 -- name: incr_old_ident
+-- The delta's entities' stored identifiers: identifiers_current holds only the values
+-- no edge links (held by one record, or in a skipped group); a linked value is read
+-- from the edges, whose ends are its holders. UNION: rows are unique either way, and
+-- state written before that split (every row in identifiers_current) stays readable.
 CREATE TABLE {{w.old_ident}} AS
 SELECT c.entity_key, c.identifier_type, c.identifier_value_norm
 FROM idr_out.identifiers_current AS c
-WHERE EXISTS (SELECT 1 FROM {{w.entities}} AS e WHERE e.entity_key = c.entity_key)
+WHERE c.entity_key IN (SELECT entity_key FROM {{w.entities}})
+UNION
+SELECT t.left_entity_key, t.identifier_type, t.identifier_value_norm
+FROM {{w.edges_touched}} AS t
+WHERE t.left_entity_key IN (SELECT entity_key FROM {{w.entities}})
+UNION
+SELECT t.right_entity_key, t.identifier_type, t.identifier_value_norm
+FROM {{w.edges_touched}} AS t
+WHERE t.right_entity_key IN (SELECT entity_key FROM {{w.entities}})
 
 -- name: incr_lost
 CREATE TABLE {{w.lost}} AS
@@ -32,11 +52,17 @@ SELECT DISTINCT identifier_type, identifier_value_norm FROM (
     SELECT identifier_type, identifier_value_norm FROM {{w.gained}}) AS t
 
 -- name: incr_members_old
+-- Every stored holder of a value whose group changes: unlinked values from
+-- identifiers_current, linked ones from both ends of their edges ({{w.edges_old}}).
 CREATE TABLE {{w.members_old}} AS
 SELECT c.entity_key, c.identifier_type, c.identifier_value_norm
 FROM idr_out.identifiers_current AS c
 JOIN {{w.vals}} AS v
   ON v.identifier_type = c.identifier_type AND v.identifier_value_norm = c.identifier_value_norm
+UNION
+SELECT left_entity_key, identifier_type, identifier_value_norm FROM {{w.edges_old}}
+UNION
+SELECT right_entity_key, identifier_type, identifier_value_norm FROM {{w.edges_old}}
 
 -- name: incr_members
 CREATE TABLE {{w.members}} AS
@@ -106,6 +132,16 @@ LEFT JOIN idr_out.identity_edges_current AS o
   ON o.identifier_type = s.identifier_type AND o.identifier_value_norm = s.identifier_value_norm
  AND o.left_entity_key = s.left_entity_key AND o.right_entity_key = s.right_entity_key
 
+-- name: skipped_members
+-- Members of the groups over max_group_size: audited below, and stored in
+-- identifiers_current at publish (no edge records them).
+CREATE TABLE {{w.skipped_members}} AS
+SELECT m.entity_key, m.identifier_type, m.identifier_value_norm, g.n AS group_size, g.max_group_size AS max_allowed
+FROM {{w.groups}} AS g
+JOIN {{w.members}} AS m
+  ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
+WHERE g.n > g.max_group_size
+
 -- name: skipped
 -- The sample is the five smallest member keys. Written with row_number + an ordered
 -- string_agg because list slicing does not transpile (platforms without ordered
@@ -114,15 +150,20 @@ CREATE TABLE {{w.skipped}} AS
 SELECT identifier_type, identifier_value_norm, group_size, max_allowed,
        string_agg(entity_key, ',' ORDER BY entity_key) AS sample_entity_keys
 FROM (
-    SELECT g.identifier_type, g.identifier_value_norm, g.n AS group_size, g.max_group_size AS max_allowed,
-           m.entity_key,
-           row_number() OVER (PARTITION BY g.identifier_type, g.identifier_value_norm ORDER BY m.entity_key) AS rn
-    FROM {{w.groups}} AS g
-    JOIN {{w.members}} AS m
-      ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
-    WHERE g.n > g.max_group_size) AS t
+    SELECT identifier_type, identifier_value_norm, group_size, max_allowed, entity_key,
+           row_number() OVER (PARTITION BY identifier_type, identifier_value_norm ORDER BY entity_key) AS rn
+    FROM {{w.skipped_members}}) AS t
 WHERE rn <= 5
 GROUP BY identifier_type, identifier_value_norm, group_size, max_allowed
+
+-- name: unlinked
+-- What identifiers_current stores for the groups of this run: the values no edge
+-- links, i.e. held by one record, or in a skipped group. A linked value's holders are
+-- the ends of its edges, so storing them again would double the largest state table.
+CREATE VIEW {{w.unlinked}} AS
+SELECT anchor AS entity_key, identifier_type, identifier_value_norm FROM {{w.groups}} WHERE n = 1
+UNION ALL
+SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.skipped_members}}
 
 -- name: incr_old_edges
 CREATE TABLE {{w.edges_old}} AS

@@ -54,23 +54,17 @@ FROM {{w.edges_new}}
 -- name: identifiers_delete_full
 DELETE FROM idr_out.identifiers_current
 
--- name: identifiers_insert_full
-INSERT INTO idr_out.identifiers_current (entity_key, identifier_type, identifier_value_norm, updated_ts)
-SELECT entity_key, identifier_type, identifier_value_norm, $now FROM {{w.identifiers}}
-
 -- name: identifiers_delete_incr
--- Every stored row of an entity that lost a value goes and its whole new set comes back
--- (below): matching on the key alone reads one column of this large table, not three.
-DELETE FROM idr_out.identifiers_current
-WHERE entity_key IN (SELECT entity_key FROM {{w.lost}})
+-- Every stored row of a value whose group was re-derived goes (a lost value is one of
+-- them), and what the new group stores comes back (identifiers_insert).
+DELETE FROM idr_out.identifiers_current AS c
+WHERE EXISTS (
+    SELECT 1 FROM {{w.vals}} AS v
+    WHERE v.identifier_type = c.identifier_type AND v.identifier_value_norm = c.identifier_value_norm)
 
--- name: identifiers_insert_incr
+-- name: identifiers_insert
 INSERT INTO idr_out.identifiers_current (entity_key, identifier_type, identifier_value_norm, updated_ts)
-SELECT entity_key, identifier_type, identifier_value_norm, $now FROM {{w.identifiers}}
-WHERE entity_key IN (SELECT entity_key FROM {{w.lost}})
-UNION ALL
-SELECT entity_key, identifier_type, identifier_value_norm, $now FROM {{w.gained}}
-WHERE entity_key NOT IN (SELECT entity_key FROM {{w.lost}})
+SELECT entity_key, identifier_type, identifier_value_norm, $now FROM {{w.unlinked}}
 
 -- name: skipped_insert
 INSERT INTO idr_out.skipped_identifier_groups

@@ -12,7 +12,7 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.pipeline.world import World
+from tests.pipeline.world import STORED_IDENTIFIERS, World
 
 EXAMPLES = int(os.environ.get("IDR_PROPERTY_EXAMPLES", "200" if os.environ.get("CI") else "40"))
 
@@ -27,15 +27,30 @@ COMPARED = {
     "edges": "SELECT rule_id, left_entity_key, right_entity_key, identifier_type, identifier_value_norm "
     "FROM idr_out.identity_edges_current",
     "identifiers": "SELECT entity_key, identifier_type, identifier_value_norm FROM idr_out.identifiers_current",
+    "stored_identifiers": STORED_IDENTIFIERS,
     "golden": "SELECT resolved_id, attribute_name, attribute_value, source_entity_key "
     "FROM idr_out.golden_profile_current",
+    "audit": "SELECT rule_id, edges, entities_matched, groups_matched, groups_skipped "
+    "FROM idr_out.rule_match_audit_current",
     "sequence": "SELECT next_value FROM idr_meta.resolved_id_sequence",
     "run_state": "SELECT table_id, last_watermark_value FROM idr_meta.run_state",
 }
 
 
-def state(w: World) -> dict[str, list]:
-    return {k: sorted(w.adapter.fetchall(q), key=repr) for k, q in COMPARED.items()}
+def state(w: World, legacy: bool = False) -> dict[str, list]:
+    # Legacy state keeps extra identifier rows by design: compare what they stand for.
+    skip = {"identifiers"} if legacy else set()
+    return {k: sorted(w.adapter.fetchall(q), key=repr) for k, q in COMPARED.items() if k not in skip}
+
+
+def to_legacy(w: World) -> None:
+    """State as versions before the split wrote it: every identifier row in
+    identifiers_current, linked values included. INCR must read it all the same."""
+    w.adapter.execute(
+        "INSERT INTO idr_out.identifiers_current (entity_key, identifier_type, identifier_value_norm) "
+        f"SELECT * FROM ({STORED_IDENTIFIERS}) AS s EXCEPT "
+        "SELECT entity_key, identifier_type, identifier_value_norm FROM idr_out.identifiers_current"
+    )
 
 
 def apply_batch(w: World, batch) -> None:
@@ -44,8 +59,8 @@ def apply_batch(w: World, batch) -> None:
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(batches)
-def test_incr_equals_full_from_the_same_prior_state(batches):
+@given(batches, st.booleans())
+def test_incr_equals_full_from_the_same_prior_state(batches, legacy):
     incr = World.create(tables=("crm", "shop"), max_group_size=4)
     full = World.create(tables=("crm", "shop"), max_group_size=4)
     for k, batch in enumerate(batches):
@@ -54,4 +69,6 @@ def test_incr_equals_full_from_the_same_prior_state(batches):
         r_incr = incr.run("FULL" if k == 0 else "INCR")
         r_full = full.run("FULL")
         assert r_incr.ok and r_full.ok, (r_incr.error_message, r_full.error_message)
-        assert state(incr) == state(full), f"batch {k}: {batch}"
+        assert state(incr, legacy and k > 0) == state(full, legacy and k > 0), f"batch {k}: {batch}"
+        if legacy:
+            to_legacy(incr)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.pipeline.world import World, clone
+from tests.pipeline.world import STORED_IDENTIFIERS, World, clone
 
 
 def test_two_records_sharing_an_email():
@@ -197,7 +197,7 @@ def test_full_rederives_edges_and_sees_deletes():
     assert r.status == "SUCCESS"
     assert w.partition() == {frozenset({"crm:1"}), frozenset({"crm:2"})}
     assert w.adapter.fetchall("SELECT * FROM idr_out.identity_edges_current") == []
-    assert w.adapter.fetchall("SELECT entity_key FROM idr_out.identifiers_current WHERE entity_key = 'crm:3'") == []
+    assert w.adapter.fetchall(f"SELECT entity_key FROM ({STORED_IDENTIFIERS}) AS s WHERE entity_key = 'crm:3'") == []
 
 
 def test_untouched_cluster_keeps_id_and_timestamp():
@@ -252,7 +252,7 @@ def test_two_mappings_of_one_type_in_one_source_count_each_value_once():
     assert w.run().ok
     assert w.partition() == {frozenset({"crm:1", "crm:2"}), frozenset({"crm:3"})}
     rows = w.adapter.fetchall(
-        "SELECT entity_key, count(*) FROM idr_out.identifiers_current WHERE identifier_type = 'EMAIL' "
+        f"SELECT entity_key, count(*) FROM ({STORED_IDENTIFIERS}) AS s WHERE identifier_type = 'EMAIL' "
         "GROUP BY entity_key ORDER BY 1"
     )
     assert rows == [("crm:1", 1), ("crm:2", 1), ("crm:3", 1)]
@@ -290,3 +290,50 @@ def test_duplicate_source_keys_keep_their_latest_record():
         "SELECT attribute_value FROM idr_out.golden_profile_current WHERE attribute_name = 'name'"
     )
     assert ("New",) in names and ("Old",) not in names
+
+
+def test_identifiers_current_stores_only_values_no_edge_links():
+    # Linked values live in the edges (their holders are the edge ends); identifiers_current
+    # keeps the rest: values held by one record and skipped groups. Together they are every
+    # identifier, after FULL and after INCR runs that link, unlink and outgrow groups.
+    w = World.create(max_group_size=3)
+    w.upsert("crm", "1", email="a@x.com", phone="111")
+    w.upsert("crm", "2", email="a@x.com", phone="222")
+    w.upsert("crm", "3", email="b@x.com", phone="333")
+    for i in range(4, 8):
+        w.upsert("crm", str(i), phone="999")  # four holders > max_group_size: skipped
+
+    def check(expected: set[tuple[str, str, str]], linked: set[tuple[str, str]]) -> None:
+        stored = set(w.adapter.fetchall(STORED_IDENTIFIERS))
+        assert stored == expected
+        q = "SELECT entity_key, identifier_type, identifier_value_norm FROM idr_out.identifiers_current"
+        current = set(w.adapter.fetchall(q))
+        assert current == {r for r in expected if (r[1], r[2]) not in linked}
+
+    expected = {
+        ("crm:1", "EMAIL", "a@x.com"),
+        ("crm:2", "EMAIL", "a@x.com"),
+        ("crm:3", "EMAIL", "b@x.com"),
+        ("crm:1", "PHONE", "111"),
+        ("crm:2", "PHONE", "222"),
+        ("crm:3", "PHONE", "333"),
+        *{(f"crm:{i}", "PHONE", "999") for i in range(4, 8)},
+    }
+    assert w.run().ok
+    check(expected, linked={("EMAIL", "a@x.com")})
+    # INCR: b@x.com gains a holder (linked now), crm:2 leaves a@x.com (a singleton again),
+    # and one 999 holder changes phone (the group fits the cap again: linked).
+    w.upsert("crm", "8", email="b@x.com")
+    w.upsert("crm", "2", email="c@x.com", phone="222")
+    w.upsert("crm", "7", phone="777")
+    assert w.run("INCR").ok
+    expected -= {("crm:2", "EMAIL", "a@x.com"), ("crm:7", "PHONE", "999")}
+    expected |= {("crm:8", "EMAIL", "b@x.com"), ("crm:2", "EMAIL", "c@x.com"), ("crm:7", "PHONE", "777")}
+    check(expected, linked={("EMAIL", "b@x.com"), ("PHONE", "999")})
+    assert w.partition() == {
+        frozenset({"crm:1"}),
+        frozenset({"crm:2"}),
+        frozenset({"crm:3", "crm:8"}),
+        frozenset({"crm:4", "crm:5", "crm:6"}),
+        frozenset({"crm:7"}),
+    }

@@ -173,6 +173,14 @@ class World:
         return out
 
 
+# Every stored (entity, type, value): identifiers_current holds the values no edge links,
+# a linked value's holders are the ends of its edges (README: Incremental runs).
+STORED_IDENTIFIERS = (
+    "SELECT entity_key, identifier_type, identifier_value_norm FROM idr_out.identifiers_current "
+    "UNION SELECT left_entity_key, identifier_type, identifier_value_norm FROM idr_out.identity_edges_current "
+    "UNION SELECT right_entity_key, identifier_type, identifier_value_norm FROM idr_out.identity_edges_current"
+)
+
 PRODUCTION_TABLES = [
     "idr_out.identity_resolved_membership_current",
     "idr_out.identity_clusters_current",

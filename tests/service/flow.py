@@ -10,6 +10,7 @@ from standardwebhooks.webhooks import Webhook
 
 from app.demo.generator import demo_config, make_delta
 from app.platforms.duckdb import DuckDBAdapter
+from tests.pipeline.world import STORED_IDENTIFIERS
 from tests.service.conftest import RECORDS, Receiver, wait_run
 
 PRODUCTION = (
@@ -119,7 +120,7 @@ def full_flow(client: TestClient, warehouse: Path, receiver: Receiver) -> dict:
         ]
         idents = {}
         for k, t, v in a.fetchall(
-            "SELECT entity_key, identifier_type, identifier_value_norm FROM idr_out.identifiers_current "
+            f"SELECT entity_key, identifier_type, identifier_value_norm FROM ({STORED_IDENTIFIERS}) AS s "
             "WHERE entity_key IN (SELECT entity_key FROM idr_out.identity_resolved_membership_current "
             "WHERE resolved_id = $r)",
             {"r": rid},
