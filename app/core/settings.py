@@ -59,8 +59,10 @@ class Settings(BaseSettings):
 
     # Warehouse (embedded default).
     duckdb_path: str = Field("idr.duckdb", description="DuckDB database file of the embedded warehouse.")
-    duckdb_memory_limit: str = Field(
-        "8GB", description="DuckDB memory_limit; larger runs spill to duckdb_temp_directory."
+    duckdb_memory_limit: str | None = Field(
+        None,
+        description="DuckDB memory_limit (e.g. '8GB'); larger runs spill to duckdb_temp_directory. Default: 60% "
+        "of the memory of the machine, or of the container where a cgroup limit is lower.",
     )
     duckdb_temp_directory: str | None = Field(None, description="Where DuckDB spills; default: '<duckdb_path>.tmp'.")
     duckdb_threads: int | None = Field(None, description="DuckDB threads; default: all cores.")

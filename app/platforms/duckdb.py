@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 from pathlib import Path
@@ -22,7 +23,7 @@ def duckdb_connector(path: str, settings: Settings | None = None):
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = duckdb.connect(path)
-        conn.execute("SET memory_limit = $v", {"v": settings.duckdb_memory_limit})
+        conn.execute("SET memory_limit = $v", {"v": settings.duckdb_memory_limit or default_memory_limit()})
         tmp = settings.duckdb_temp_directory or (f"{path}.tmp" if path != ":memory:" else None)
         if tmp:
             conn.execute("SET temp_directory = $v", {"v": tmp})
@@ -36,6 +37,22 @@ def duckdb_connector(path: str, settings: Settings | None = None):
         return conn
 
     return connect
+
+
+# cgroup v2, then v1: a container's limit, which the machine's page count does not show.
+_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def default_memory_limit(cgroup_files: tuple[str, ...] = _CGROUP_LIMITS) -> str:
+    """60% of the memory this process may use: a fixed cap either starves a large
+    machine (10M records: 63 s at 8GB, where the grouping spilled, against 50 s at 16GB)
+    or exceeds a small one, where the process would be killed instead of spilling. The
+    rest is for the service itself, the union-find's arrays and the OS file cache."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for f in cgroup_files:
+        with contextlib.suppress(OSError, ValueError):
+            total = min(total, int(Path(f).read_text().strip()))  # 'max' (no limit) is a ValueError
+    return f"{max(total * 6 // 10 >> 20, 256)}MB"
 
 
 def _fast_strings(conn: duckdb.DuckDBPyConnection) -> None:

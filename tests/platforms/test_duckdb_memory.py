@@ -1,0 +1,42 @@
+"""DuckDB's memory cap: the setting when given, else 60% of the machine's or the
+container's memory, so a large run spills instead of being killed."""
+
+from __future__ import annotations
+
+import os
+
+from app.core.settings import get_settings
+from app.platforms.duckdb import default_memory_limit, duckdb_connector
+
+PHYS = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def test_default_is_sixty_percent_of_the_machine_without_a_cgroup_limit(tmp_path):
+    unlimited = tmp_path / "memory.max"
+    unlimited.write_text("max\n")
+    missing = str(tmp_path / "absent")
+    assert default_memory_limit((str(unlimited), missing)) == f"{PHYS * 6 // 10 >> 20}MB"
+
+
+def test_a_lower_cgroup_limit_wins(tmp_path):
+    limit = tmp_path / "memory.max"
+    limit.write_text(f"{4 << 30}\n")  # a 4 GiB container
+    assert default_memory_limit((str(limit),)) == f"{min(PHYS, 4 << 30) * 6 // 10 >> 20}MB"
+    tiny = tmp_path / "tiny"
+    tiny.write_text(f"{64 << 20}\n")
+    assert default_memory_limit((str(tiny),)) == "256MB"  # never below a workable floor
+
+
+def test_connector_applies_the_setting_or_the_default(tmp_path):
+    explicit = get_settings().model_copy(update={"duckdb_memory_limit": "1GB"})
+    conn = duckdb_connector(str(tmp_path / "a.duckdb"), explicit)()
+    assert conn.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "953.6 MiB"  # 1GB = 10^9 bytes
+    conn.close()
+    unset = get_settings().model_copy(update={"duckdb_memory_limit": None})
+    conn = duckdb_connector(str(tmp_path / "b.duckdb"), unset)()
+    shown = conn.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    conn.close()
+    expected_mb = int(default_memory_limit().removesuffix("MB"))
+    value, unit = shown.split()
+    got_mb = float(value) * {"MiB": 1.048576, "GiB": 1073.741824, "MB": 1, "GB": 1000}[unit]
+    assert abs(got_mb - expected_mb) / expected_mb < 0.01, (shown, expected_mb)
