@@ -66,8 +66,7 @@ def _scope_rows(ctx: RunContext) -> str:
     its position in entity_key order."""
     if ctx.full:  # kr from resolve_ids (resolve.sql: full_key_rank)
         return (
-            f"SELECT p.comp, k.kr, e.* FROM {ctx.w('entities')} AS e JOIN {ctx.w('proposed')} AS p "
-            f"ON p.eid = e.eid JOIN {ctx.w('key_rank')} AS k ON k.eid = e.eid"
+            f"SELECT k.comp, k.kr, e.* FROM {ctx.w('entities')} AS e JOIN {ctx.w('key_rank')} AS k ON k.eid = e.eid"
         )
     # INCR: the delta's rows are fresh; the other members of impacted clusters are read
     # back from their sources (rows the watermark already passed, so as last seen).

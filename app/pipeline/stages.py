@@ -259,7 +259,8 @@ def resolve_ids(ctx: RunContext) -> tuple[int, int]:
 
 
 def key_rank(ctx: RunContext) -> None:
-    """FULL: {w.key_rank} (eid, kr), each entity's 1-based position in entity_key order.
+    """FULL: {w.key_rank} (eid, comp, kr), each entity's 1-based position in entity_key
+    order, read from {w.proposed} so that it carries the entity's component.
 
     Entity keys share long prefixes ('shop_orders:ORD-000...'), and DuckDB's sort only
     tells strings apart by their first bytes, so sorting whole keys compares most pairs
@@ -276,11 +277,11 @@ def key_rank(ctx: RunContext) -> None:
     start = " ".join(f"WHEN {lit(t)} THEN {n + 1}" for t, n in plan)
     # Materialized first: sorting on the substr expression itself is as slow as the keys.
     ctx.exec(
-        f"CREATE TABLE {ctx.w('key_sfx')} AS SELECT eid, CASE table_id {order} END AS t, "
-        f"substr(entity_key, CASE table_id {start} END) AS sfx FROM {ctx.w('entities')}"
+        f"CREATE TABLE {ctx.w('key_sfx')} AS SELECT eid, comp, CASE table_id {order} END AS t, "
+        f"substr(entity_key, CASE table_id {start} END) AS sfx FROM {ctx.w('proposed')}"
     )
     ctx.exec(
-        f"CREATE TABLE {ctx.w('key_rank')} AS SELECT eid, row_number() OVER (ORDER BY t, sfx) AS kr "
+        f"CREATE TABLE {ctx.w('key_rank')} AS SELECT eid, comp, row_number() OVER (ORDER BY t, sfx) AS kr "
         f"FROM {ctx.w('key_sfx')}"
     )
     ctx.drop("key_sfx")

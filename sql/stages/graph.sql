@@ -231,8 +231,10 @@ CREATE VIEW {{w.cc_edges}} AS
 SELECT left_eid AS u, right_eid AS v FROM {{w.edges_new}}
 
 -- name: full_proposed
+-- table_id: the key rank (resolve_ids) reads this table rather than the entity rows, so
+-- the rank carries each entity's component.
 CREATE TABLE {{w.proposed}} AS
-SELECT e.entity_key, coalesce(l.label, -1 - e.eid) AS comp, e.eid
+SELECT e.entity_key, coalesce(l.label, -1 - e.eid) AS comp, e.eid, e.table_id
 FROM {{w.entities}} AS e
 LEFT JOIN {{w.cc_labels}} AS l ON l.node = e.eid
 

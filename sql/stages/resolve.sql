@@ -12,7 +12,7 @@ JOIN idr_out.identity_resolved_membership_current AS m ON m.entity_key = e.entit
 -- where they would compare keys (smallest member, tie-breaks). Only the keys are
 -- sorted; carrying the wide rows through the sort would cost several times more.
 CREATE TABLE {{w.key_rank}} AS
-SELECT eid, row_number() OVER (ORDER BY entity_key) AS kr FROM {{w.entities}}
+SELECT eid, comp, row_number() OVER (ORDER BY entity_key) AS kr FROM {{w.proposed}}
 
 -- name: overlap
 CREATE TABLE {{w.overlap}} AS
@@ -37,12 +37,12 @@ FROM {{w.proposed}}
 GROUP BY comp
 
 -- name: full_comps
--- min_key is the smallest member's kr: the same order as its entity_key.
+-- min_key is the smallest member's kr: the same order as its entity_key. The rank
+-- carries the component, so no join.
 CREATE TABLE {{w.comps}} AS
-SELECT p.comp, min(k.kr) AS min_key, count(*) AS size
-FROM {{w.proposed}} AS p
-JOIN {{w.key_rank}} AS k ON k.eid = p.eid
-GROUP BY p.comp
+SELECT comp, min(kr) AS min_key, count(*) AS size
+FROM {{w.key_rank}}
+GROUP BY comp
 
 -- name: keep
 -- A current cluster's id goes to the proposed cluster holding most of its members

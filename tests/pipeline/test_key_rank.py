@@ -34,17 +34,20 @@ def _ctx() -> RunContext:
 
 def _ranks(ctx: RunContext, entity_keys: list[tuple[str, str]]) -> dict[int, int]:
     a = ctx.adapter
-    a.execute(f"CREATE TABLE {ctx.w('entities')} (eid BIGINT, entity_key VARCHAR, table_id VARCHAR)")
+    # The proposal the rank reads (components are arbitrary here: the rank must carry them).
+    a.execute(f"CREATE TABLE {ctx.w('proposed')} (entity_key VARCHAR, comp BIGINT, eid BIGINT, table_id VARCHAR)")
     a.executemany(
-        f"INSERT INTO {ctx.w('entities')} VALUES ($e, $k, $t)",
-        [{"e": i, "k": f"{t}:{k}", "t": t} for i, (t, k) in enumerate(entity_keys)],
+        f"INSERT INTO {ctx.w('proposed')} VALUES ($k, $c, $e, $t)",
+        [{"e": i, "k": f"{t}:{k}", "t": t, "c": i % 3 - 1} for i, (t, k) in enumerate(entity_keys)],
     )
     # What extraction hands over: each table's smallest and largest key, read by DuckDB.
     ctx.facts["key_ranges"] = a.fetchall(
-        f"SELECT table_id, min(entity_key), max(entity_key) FROM {ctx.w('entities')} GROUP BY table_id"
+        f"SELECT table_id, min(entity_key), max(entity_key) FROM {ctx.w('proposed')} GROUP BY table_id"
     )
     stages.key_rank(ctx)
-    return dict(a.fetchall(f"SELECT eid, kr FROM {ctx.w('key_rank')}"))
+    rows = a.fetchall(f"SELECT eid, comp, kr FROM {ctx.w('key_rank')}")
+    assert all(comp == eid % 3 - 1 for eid, comp, _ in rows)
+    return {eid: kr for eid, _, kr in rows}
 
 
 def _expected(entity_keys: list[tuple[str, str]]) -> dict[int, int]:
