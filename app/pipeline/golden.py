@@ -15,6 +15,7 @@ winner with an integer ``min`` over a packed key; the others rank with a window.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.config.model import Strategy
@@ -102,6 +103,15 @@ def _key(at: _Attr) -> str:
     return f"({nz} * CAST('{1 << 56}' AS HUGEINT) + {rank} * {_KR} + kr)"
 
 
+def _won(attrs: list[_Attr], won: Callable[[_Attr], str]) -> str:
+    """SQL: one row per attribute the record of ``x`` wins (``won``: SQL condition), as a
+    struct of its name ``n``, value ``v`` and strategy ``s``."""
+    structs = ", ".join(
+        f"{{'n': {lit(at.name)}, 'v': x.a{at.j}, 's': {lit(str(at.strategy))}, 'w': {won(at)}}}" for at in attrs
+    )
+    return f"unnest(list_filter([{structs}], lambda e: e.w))"
+
+
 def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> int:
     """One GROUP BY comp with an integer ``min`` per attribute (a MOST_FREQUENT
     attribute first counts its values per cluster, keeping each value's best key); the
@@ -143,24 +153,16 @@ def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> int:
     # reach publish together, so each row group of the profile holds fewer distinct ids
     # and keys, which DuckDB's string codecs write faster (1M records: 2.4M rows, ~15%),
     # and the winning records are read once in a view rather than copied for five reads.
-    won = ", ".join(
-        f"{{'n': {lit(at.name)}, 'v': x.a{at.j}, 's': {lit(str(at.strategy))}, 'w': x.kr = k.k{at.j}}}"
-        for at in attrs
-    )
     winners = (
-        f"SELECT k.resolved_id, x.entity_key, x.table_id, unnest(list_filter([{won}], lambda e: e.w)) AS u "
+        f"SELECT k.resolved_id, x.entity_key, x.table_id, {_won(attrs, lambda at: f'x.kr = k.k{at.j}')} AS u "
         f"FROM {ctx.w('gsrc')} AS x JOIN {ctx.w('golden_k')} AS k ON k.comp = x.comp WHERE x.kr IN ({ks})"
     )
     counts = " + ".join(f"count(k{at.j})" for at in attrs)
     rows = int(ctx.adapter.scalar(f"SELECT {counts} FROM {ctx.w('golden_k')}") or 0)
     if ctx.full:  # one-record clusters: every non-NULL attribute of the record
-        own = ", ".join(
-            f"{{'n': {lit(at.name)}, 'v': x.a{at.j}, 's': {lit(str(at.strategy))}, 'w': x.a{at.j} IS NOT NULL}}"
-            for at in attrs
-        )
         winners += (
             f" UNION ALL SELECT c.resolved_id, x.entity_key, x.table_id, "
-            f"unnest(list_filter([{own}], lambda e: e.w)) AS u "
+            f"{_won(attrs, lambda at: f'x.a{at.j} IS NOT NULL')} AS u "
             f"FROM {ctx.w('gsrc')} AS x JOIN {ctx.w('comp_ids')} AS c ON c.comp = x.comp WHERE x.comp < 0"
         )
         singles = " + ".join(f"count(a{at.j})" for at in attrs)
