@@ -146,7 +146,7 @@ def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> int:
     # Winner positions per cluster (k_j = kr of attribute j's winning record).
     ctx.exec(
         f"CREATE TABLE {ctx.w('golden_k')} AS SELECT c.comp, c.resolved_id, {', '.join(picks)} "
-        f"FROM {ctx.w('comp_ids')} AS c {' '.join(joins)} WHERE {'c.comp >= 0' if ctx.full else 'TRUE'}"
+        f"FROM (SELECT * FROM {ctx.w('comp_ids')} WHERE {multi}) AS c {' '.join(joins)}"
     )
     ks = ", ".join(f"k.k{at.j}" for at in attrs)
     # Each winning record yields the attributes it won, side by side: a cluster's rows
@@ -157,16 +157,17 @@ def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> int:
         f"SELECT k.resolved_id, x.entity_key, x.table_id, {_won(attrs, lambda at: f'x.kr = k.k{at.j}')} AS u "
         f"FROM {ctx.w('gsrc')} AS x JOIN {ctx.w('golden_k')} AS k ON k.comp = x.comp WHERE x.kr IN ({ks})"
     )
-    counts = " + ".join(f"count(k{at.j})" for at in attrs)
-    rows = int(ctx.adapter.scalar(f"SELECT {counts} FROM {ctx.w('golden_k')}") or 0)
+    counts = f"(SELECT {' + '.join(f'count(k{at.j})' for at in attrs)} FROM {ctx.w('golden_k')})"
     if ctx.full:  # one-record clusters: every non-NULL attribute of the record
         winners += (
             f" UNION ALL SELECT c.resolved_id, x.entity_key, x.table_id, "
             f"{_won(attrs, lambda at: f'x.a{at.j} IS NOT NULL')} AS u "
-            f"FROM {ctx.w('gsrc')} AS x JOIN {ctx.w('comp_ids')} AS c ON c.comp = x.comp WHERE x.comp < 0"
+            f"FROM (SELECT * FROM {ctx.w('gsrc')} WHERE NOT ({multi})) AS x "
+            f"JOIN {ctx.w('comp_ids')} AS c ON c.comp = x.comp"
         )
-        singles = " + ".join(f"count(a{at.j})" for at in attrs)
-        rows += int(ctx.adapter.scalar(f"SELECT {singles} FROM {ctx.w('gsrc')} WHERE comp < 0") or 0)
+        own = " + ".join(f"count(a{at.j})" for at in attrs)
+        counts += f" + (SELECT {own} FROM {ctx.w('gsrc')} WHERE NOT ({multi}))"
+    rows = int(ctx.adapter.scalar(f"SELECT {counts}") or 0)
     ctx.exec(
         f"CREATE VIEW {ctx.w('golden')} AS SELECT resolved_id, u.n AS attribute_name, u.v AS attribute_value, "
         "entity_key AS source_entity_key, table_id AS source_table_id, u.s AS strategy "

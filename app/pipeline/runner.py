@@ -41,7 +41,20 @@ STAGES: list[tuple[str, Callable[[RunContext], tuple[int, int]]]] = [
 
 # Scratch tables no later step reads are dropped as soon as a stage is done: at 10M the
 # groups alone hold ~15M rows, and what stays alive decides whether DuckDB spills.
-_AFTER_COMPONENTS = ("groups_old", "members_old", "touched", "broken", "impacted", "nodes", "cc_labels")
+# The identifier rows and the INCR diff go with them; views over them stay, never read.
+_AFTER_COMPONENTS = (
+    "groups_old",
+    "members_old",
+    "touched",
+    "broken",
+    "impacted",
+    "nodes",
+    "cc_labels",
+    "ident_raw",
+    "lost",
+    "gained",
+    "edges_touched",
+)
 _AFTER_RESOLVE = ("overlap", "comps", "keep", "scope", "old_ident")
 # A dry run's diff reads only the membership, the removed entities and the cluster ids:
 # it builds no golden profile (see pipeline_stages), so that profile's inputs go too.
@@ -61,9 +74,9 @@ def _then_release(ctx: RunContext, out: tuple[int, int], names: tuple[str, ...])
 
 
 def _release_after_components(ctx: RunContext, out: tuple[int, int]) -> tuple[int, int]:
-    stages.release_graph_inputs(ctx)
-    # A real run's publish stores the unlinked values from the groups ({w.unlinked}).
-    return _then_release(ctx, out, (*_AFTER_COMPONENTS, "groups") if ctx.dry_run else _AFTER_COMPONENTS)
+    # A real run's publish stores the values no edge links from the groups.
+    names = (*_AFTER_COMPONENTS, *stages.identifier_tables(ctx), *(("groups",) if ctx.dry_run else ()))
+    return _then_release(ctx, out, names)
 
 
 def _release_after_resolve(ctx: RunContext, out: tuple[int, int]) -> tuple[int, int]:

@@ -67,16 +67,13 @@ def identifiers(ctx: RunContext) -> tuple[int, int]:
     return n_raw, n_kept
 
 
-def release_graph_inputs(ctx: RunContext) -> None:
-    """Drop the identifier rows and the INCR diff once the components are known: nothing
-    later reads them (publish stores identifiers from {w.unlinked}: groups and skipped
-    members). Views over them stay until the run's scratch is dropped, never read."""
-    names = ["ident_raw", "lost", "gained", "edges_touched"]
-    if not ctx.full:
-        names.append("members")  # a table in INCR runs, a view over ident_raw in FULL
+def identifier_tables(ctx: RunContext) -> list[str]:
+    """The scratch copies of identifier rows that are tables in this run (the others are
+    views over {w.ident_raw}): ``members`` in INCR runs, ``identifiers`` when distinct."""
+    names = [] if ctx.full else ["members"]
     if ctx.facts.get("identifiers_may_repeat"):
-        names.append("identifiers")  # a DISTINCT copy, not a view
-    ctx.drop(*names)
+        names.append("identifiers")
+    return names
 
 
 def rules_table(ctx: RunContext) -> None:
@@ -108,7 +105,6 @@ def groups(ctx: RunContext) -> tuple[int, int]:
     ctx.run(G, "full_groups" if ctx.full else "groups")
     ctx.run(G, "skipped_members")
     ctx.run(G, "skipped")
-    ctx.run(G, "unlinked")
     ctx.result.groups_skipped = ctx.count(ctx.w("skipped"))
     if ctx.result.groups_skipped:
         ctx.result.warnings.append(

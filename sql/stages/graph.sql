@@ -156,15 +156,6 @@ FROM (
 WHERE rn <= 5
 GROUP BY identifier_type, identifier_value_norm, group_size, max_allowed
 
--- name: unlinked
--- What identifiers_current stores for the groups of this run: the values no edge
--- links, i.e. held by one record, or in a skipped group. A linked value's holders are
--- the ends of its edges, so storing them again would double the largest state table.
-CREATE VIEW {{w.unlinked}} AS
-SELECT anchor AS entity_key, identifier_type, identifier_value_norm FROM {{w.groups}} WHERE n = 1
-UNION ALL
-SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.skipped_members}}
-
 -- name: incr_old_edges
 CREATE TABLE {{w.edges_old}} AS
 SELECT e.* FROM idr_out.identity_edges_current AS e

@@ -63,8 +63,14 @@ WHERE EXISTS (
     WHERE v.identifier_type = c.identifier_type AND v.identifier_value_norm = c.identifier_value_norm)
 
 -- name: identifiers_insert
+-- What identifiers_current stores for this run's groups: the values no edge links, i.e.
+-- held by one record (the group's anchor), or in a skipped group. A linked value's
+-- holders are the ends of its edges, so storing them again would double the largest
+-- state table.
 INSERT INTO idr_out.identifiers_current (entity_key, identifier_type, identifier_value_norm, updated_ts)
-SELECT entity_key, identifier_type, identifier_value_norm, $now FROM {{w.unlinked}}
+SELECT anchor, identifier_type, identifier_value_norm, $now FROM {{w.groups}} WHERE n = 1
+UNION ALL
+SELECT entity_key, identifier_type, identifier_value_norm, $now FROM {{w.skipped_members}}
 
 -- name: skipped_insert
 INSERT INTO idr_out.skipped_identifier_groups
