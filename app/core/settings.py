@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         description="DuckDB memory_limit (e.g. '8GB'); larger runs spill to duckdb_temp_directory. Default: 60% "
         "of the memory of the machine, or of the container where a cgroup limit is lower.",
     )
+    duckdb_block_memory: str | None = Field(
+        None,
+        description="DuckDB block_allocator_memory: memory a connection keeps for its buffer blocks once used, "
+        "instead of returning it to the OS between a run's steps and faulting it in again; released when the "
+        "connection closes (one per run or request). Default: the memory limit. '0' returns memory at once.",
+    )
     duckdb_temp_directory: str | None = Field(None, description="Where DuckDB spills; default: '<duckdb_path>.tmp'.")
     duckdb_threads: int | None = Field(None, description="DuckDB threads; default: all cores.")
     duckdb_compact_strings: bool = Field(

@@ -40,3 +40,19 @@ def test_connector_applies_the_setting_or_the_default(tmp_path):
     value, unit = shown.split()
     got_mb = float(value) * {"MiB": 1.048576, "GiB": 1073.741824, "MB": 1, "GB": 1000}[unit]
     assert abs(got_mb - expected_mb) / expected_mb < 0.01, (shown, expected_mb)
+
+
+def _block_and_limit(path, **update) -> tuple[str, str]:
+    conn = duckdb_connector(str(path), get_settings().model_copy(update=update))()
+    try:
+        q = "SELECT current_setting('block_allocator_memory'), current_setting('memory_limit')"
+        return conn.execute(q).fetchone()
+    finally:
+        conn.close()
+
+
+def test_freed_blocks_are_kept_up_to_the_memory_limit_unless_set(tmp_path):
+    kept, limit = _block_and_limit(tmp_path / "a.duckdb", duckdb_memory_limit="1GB", duckdb_block_memory=None)
+    assert kept == limit == "953.6 MiB"
+    kept, _ = _block_and_limit(tmp_path / "b.duckdb", duckdb_memory_limit="1GB", duckdb_block_memory="0")
+    assert kept == "0 bytes"
