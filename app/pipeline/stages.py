@@ -233,7 +233,7 @@ def resolve_ids(ctx: RunContext) -> tuple[int, int]:
     ctx.facts["next_id"] = next_no + new_ids
     ctx.facts["new_ids"] = new_ids
     ctx.run(R, f"{full}new_membership")
-    ctx.run(R, "removed" if ctx.full else "removed_empty")
+    ctx.run(R, "full_removed" if ctx.full else "removed_empty")
     ctx.run(R, "changed_ids")
     ctx.result.clusters_impacted = ctx.count(ctx.w("changed_ids"))
     threshold = int(ctx.config.settings.get("large_cluster_threshold", "5000"))

@@ -1,11 +1,15 @@
 -- Stable resolved ids, membership and cluster proposal, change detection.
 
 -- name: full_scope
--- FULL: only the entities that have a current id (the rest have none to carry over).
+-- FULL: every current member, with its entity's eid; eid is NULL where no active source
+-- holds the entity any more (gone_key keeps those keys for full_removed). One join where
+-- matching and then anti-matching the sources cost two (10M records: 0.8-1.3 s against
+-- 2.0-2.7 s).
 CREATE TABLE {{w.scope}} AS
-SELECT e.eid, m.resolved_id AS old_id, m.updated_ts AS old_ts
-FROM {{w.entities}} AS e
-JOIN idr_out.identity_resolved_membership_current AS m ON m.entity_key = e.entity_key
+SELECT e.eid, m.resolved_id AS old_id, m.updated_ts AS old_ts,
+       CASE WHEN e.eid IS NULL THEN m.entity_key END AS gone_key
+FROM idr_out.identity_resolved_membership_current AS m
+LEFT JOIN {{w.entities}} AS e ON e.entity_key = m.entity_key
 
 -- name: full_key_rank
 -- Each entity's position in entity_key order: later stages compare these integers
@@ -89,12 +93,10 @@ FROM {{w.proposed}} AS p
 JOIN {{w.comp_ids}} AS c ON c.comp = p.comp
 LEFT JOIN {{w.scope}} AS s ON s.eid = p.eid
 
--- name: removed
+-- name: full_removed
 -- FULL only: current members no longer present in any active source.
 CREATE TABLE {{w.removed}} AS
-SELECT m.entity_key, m.resolved_id AS old_id
-FROM idr_out.identity_resolved_membership_current AS m
-WHERE NOT EXISTS (SELECT 1 FROM {{w.entities}} AS e WHERE e.entity_key = m.entity_key)
+SELECT gone_key AS entity_key, old_id FROM {{w.scope}} WHERE eid IS NULL
 
 -- name: removed_empty
 CREATE TABLE {{w.removed}} (entity_key VARCHAR, old_id VARCHAR)
