@@ -122,7 +122,13 @@ def source_select(
             cols.append(f"CAST(({e}) AS VARCHAR) AS i{j}")
     conds = [f"({key}) IS NOT NULL", *where]
     if keys_in:
-        conds.append(f"({entity_key}) IN (SELECT entity_key FROM {keys_in})")
+        # Matched on the key itself: the listed keys of this table, prefix cut off, rather
+        # than building every source row's entity_key (10M records: a third of the scan).
+        prefix = src.table_id + ":"
+        conds.append(
+            f"CAST(({key}) AS VARCHAR) IN (SELECT substr(entity_key, {len(prefix) + 1}) FROM {keys_in} "
+            f"WHERE starts_with(entity_key, {lit(prefix)}))"
+        )
     sql = f"SELECT {', '.join(cols)} FROM {table_sql(src.table_fqn)} WHERE {' AND '.join(conds)}"
     return f"{sql} {LATEST}" if latest else sql
 

