@@ -292,6 +292,24 @@ def test_duplicate_source_keys_keep_their_latest_record():
     assert ("New",) in names and ("Old",) not in names
 
 
+
+def test_incr_rereads_an_unchanged_members_latest_record_when_its_key_repeats():
+    # INCR re-reads the other members of an impacted cluster from their source; a key
+    # with an older row beside it must still yield only its latest record.
+    # (The latest record has no name: the older row's name must not reach the profile.)
+    w = World.create()
+    w.upsert("crm", "1", email="a@x.com", name="Old")
+    w.adapter.execute("INSERT INTO src.crm VALUES ('1', 'a@x.com', NULL, NULL, $ts)", {"ts": w.tick()})
+    w.upsert("crm", "3", email="c@x.com", name="Other")
+    assert w.run().ok
+    names = "SELECT attribute_value, source_entity_key FROM idr_out.golden_profile_current WHERE attribute_name = 'name'"
+    assert w.adapter.fetchall(names) == [("Other", "crm:3")]
+    w.upsert("crm", "2", email="a@x.com")  # joins crm:1's cluster, brings no name
+    r = w.run("INCR")
+    assert r.ok and r.entities_processed == 1
+    assert w.partition() == {frozenset({"crm:1", "crm:2"}), frozenset({"crm:3"})}
+    assert w.adapter.fetchall(names) == [("Other", "crm:3")]
+
 def test_identifiers_current_stores_only_values_no_edge_links():
     # Linked values live in the edges (their holders are the edge ends); identifiers_current
     # keeps the rest: values held by one record and skipped groups. Together they are every
