@@ -302,7 +302,9 @@ def test_incr_rereads_an_unchanged_members_latest_record_when_its_key_repeats():
     w.adapter.execute("INSERT INTO src.crm VALUES ('1', 'a@x.com', NULL, NULL, $ts)", {"ts": w.tick()})
     w.upsert("crm", "3", email="c@x.com", name="Other")
     assert w.run().ok
-    names = "SELECT attribute_value, source_entity_key FROM idr_out.golden_profile_current WHERE attribute_name = 'name'"
+    names = (
+        "SELECT attribute_value, source_entity_key FROM idr_out.golden_profile_current WHERE attribute_name = 'name'"
+    )
     assert w.adapter.fetchall(names) == [("Other", "crm:3")]
     w.upsert("crm", "2", email="a@x.com")  # joins crm:1's cluster, brings no name
     r = w.run("INCR")
