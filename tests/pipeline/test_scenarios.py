@@ -292,7 +292,6 @@ def test_duplicate_source_keys_keep_their_latest_record():
     assert ("New",) in names and ("Old",) not in names
 
 
-
 def test_incr_rereads_an_unchanged_members_latest_record_when_its_key_repeats():
     # INCR re-reads the other members of an impacted cluster from their source; a key
     # with an older row beside it must still yield only its latest record.
@@ -311,6 +310,7 @@ def test_incr_rereads_an_unchanged_members_latest_record_when_its_key_repeats():
     assert r.ok and r.entities_processed == 1
     assert w.partition() == {frozenset({"crm:1", "crm:2"}), frozenset({"crm:3"})}
     assert w.adapter.fetchall(names) == [("Other", "crm:3")]
+
 
 def test_identifiers_current_stores_only_values_no_edge_links():
     # Linked values live in the edges (their holders are the edge ends); identifiers_current
