@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -15,21 +12,14 @@ from app.config.model import IdrConfig
 from app.demo import TABLES, default_max_group_size, demo_config, generate, make_delta
 from app.demo.generator import junk_group_size
 from app.platforms.duckdb import DuckDBAdapter
+from tests.demo.bench_scripts import load
 
-REPO = Path(__file__).resolve().parents[2]
 FQNS = [f"{schema}.{table}" for _, schema, table in TABLES]
 KEYS = {"crm.customers": "customer_id", "shop.orders": "order_id", "loyalty.members": "member_id"}
 
 
 def _bench() -> ModuleType:
-    """bench/run.py is a script, not a package: load it by path (for the reference partition)."""
-    if "idr_bench_run" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("idr_bench_run", REPO / "bench" / "run.py")
-        assert spec and spec.loader
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["idr_bench_run"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["idr_bench_run"]
+    return load("run.py")  # for the reference partition
 
 
 def _adapter() -> DuckDBAdapter:

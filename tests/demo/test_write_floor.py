@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 from app.demo import demo_config, generate
 from app.pipeline.runner import run_pipeline
 from app.platforms.duckdb import DuckDBAdapter
 from app.schema import init_schema
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str, script: str) -> ModuleType:
-    """bench/ holds scripts, not a package: load one by path (registered, for its dataclasses)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "bench" / script)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
+from tests.demo.bench_scripts import load
 
 
 def _script() -> ModuleType:
-    return _load("idr_write_floor", "write_floor.py")
+    return load("write_floor.py")
 
 
 def test_reports_every_state_table_and_leaves_the_input_as_it_was(tmp_path, capsys):
@@ -35,7 +21,7 @@ def test_reports_every_state_table_and_leaves_the_input_as_it_was(tmp_path, caps
     a = DuckDBAdapter.from_path(str(db))
     generate(a, 2_000, seed=3)
     init_schema(a)
-    _load("idr_bench_run", "run.py").apply_demo_config(a, demo_config(records=2_000))
+    load("run.py").apply_demo_config(a, demo_config(records=2_000))
     assert run_pipeline(a, "FULL").status.startswith("SUCCESS")
     counts = {t: a.scalar(f'SELECT count(*) FROM idr_out."{t}"') for t in _script().TABLES}
     a.close()
