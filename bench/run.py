@@ -352,20 +352,38 @@ def _fmt_int(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else ("" if v is None else str(v))
 
 
-def print_run(label: str, result: Any, wall: float, peak_mb: float, stage_peaks: dict[str, float]) -> None:
+def _kernel_seconds() -> float:
+    """System CPU time of this process so far (all threads): page faults on fresh memory
+    show up here, which on some VMs cost more than the work itself (see bench/README)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
+def print_run(
+    label: str,
+    result: Any,
+    wall: float,
+    peak_mb: float,
+    stage_peaks: dict[str, float],
+    stage_kernel: dict[str, float] | None = None,
+    kernel: float | None = None,
+) -> None:
     print(f"\n== {label}: status {getattr(result, 'status', '?')}")
     stages = list(getattr(result, "stages", []) or [])
+    stage_kernel = stage_kernel or {}
     w = max([len("stage")] + [len(s.name) for s in stages])
-    print(f"  {'stage':<{w}}  {'seconds':>9}  {'rows_in':>13}  {'rows_out':>13}  {'peak RSS MB':>11}")
+    print(f"  {'stage':<{w}}  {'seconds':>9}  {'rows_in':>13}  {'rows_out':>13}  {'peak RSS MB':>11}  {'kernel s':>8}")
     for s in stages:
         peak = stage_peaks.get(s.name)
+        sys_s = stage_kernel.get(s.name)
         print(
             f"  {s.name:<{w}}  {s.seconds:>9.2f}  {_fmt_int(s.rows_in):>13}  {_fmt_int(s.rows_out):>13}  "
-            f"{'' if peak is None else f'{peak:,.0f}':>11}"
+            f"{'' if peak is None else f'{peak:,.0f}':>11}  {'' if sys_s is None else f'{sys_s:.2f}':>8}"
         )
     print(f"  {'(stages total)':<{w}}  {sum(s.seconds for s in stages):>9.2f}")
     print(f"  wall seconds      {wall:.2f}")
     print(f"  peak RSS MB       {peak_mb:,.0f}")
+    if kernel is not None:
+        print(f"  kernel CPU s      {kernel:.2f}  (system time of all threads)")
     for attr in (
         "lp_iterations",
         "entities_processed",
@@ -389,6 +407,7 @@ def timed_run(
     run_pipeline: Callable[..., Any], adapter: Adapter, mode: str, verbose: bool, dry_run: bool = False
 ) -> tuple[Any, bool, float]:
     stage_peaks: dict[str, float] = {}
+    stage_kernel: dict[str, float] = {}
     run_peak = 0.0
 
     def progress(stage: str, event: str) -> None:
@@ -397,8 +416,10 @@ def timed_run(
         if event == "start":
             run_peak = max(run_peak, peak_rss_mb())
             reset_peak_rss()
+            stage_kernel[stage] = _kernel_seconds()
         else:
             stage_peaks[stage] = peak_rss_mb()
+            stage_kernel[stage] = _kernel_seconds() - stage_kernel.get(stage, 0.0)
         if verbose:
             print(f"    [{time.strftime('%H:%M:%S')}] {stage} {event}", flush=True)
 
@@ -407,13 +428,15 @@ def timed_run(
     # stops, so each run pays for its own writes and nobody else's.
     adapter.execute("CHECKPOINT")
     reset_peak_rss()
+    k0 = _kernel_seconds()
     t0 = time.perf_counter()
     result = run_pipeline(adapter, mode=mode, dry_run=dry_run, progress=progress)
     t1 = time.perf_counter()
     adapter.execute("CHECKPOINT")
     wall = time.perf_counter() - t0
     run_peak = max([run_peak, peak_rss_mb(), *stage_peaks.values()])
-    print_run(f"{mode} dry run" if dry_run else mode, result, wall, run_peak, stage_peaks)
+    kernel = _kernel_seconds() - k0
+    print_run(f"{mode} dry run" if dry_run else mode, result, wall, run_peak, stage_peaks, stage_kernel, kernel)
     print(f"  (wall includes a final CHECKPOINT: {wall - (t1 - t0):.2f} s)")
     ok = bool(getattr(result, "ok", getattr(result, "status", "") in ("SUCCESS", "SUCCESS_WITH_WARNINGS")))
     return result, ok, wall

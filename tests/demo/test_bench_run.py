@@ -15,3 +15,9 @@ def test_full_again_is_a_checked_full_over_the_state_the_incr_runs_left(tmp_path
     assert out.count("OK    partition identical") == 3  # after FULL, INCR and FULL again
     assert "DIFF" not in out and out.rstrip().endswith("result: OK")
     assert not db.exists()  # no --keep
+    # Each run reports its kernel time, per stage and in total (the VM's page-fault cost).
+    assert out.count("kernel CPU s") == 3
+    header = next(line for line in out.splitlines() if line.lstrip().startswith("stage "))
+    assert header.split()[-2:] == ["kernel", "s"]
+    extract = next(line for line in out.splitlines() if line.lstrip().startswith("extract_entities"))
+    assert float(extract.split()[-1]) >= 0
