@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         None,
         description="DuckDB block_allocator_memory: memory a connection keeps for its buffer blocks once used, "
         "instead of returning it to the OS between a run's steps and faulting it in again; released when the "
-        "connection closes (one per run or request). Default: the memory limit. '0' returns memory at once.",
+        "connection closes (one per run or request). Default: the memory limit. '0B' returns memory at once.",
     )
     duckdb_temp_directory: str | None = Field(None, description="Where DuckDB spills; default: '<duckdb_path>.tmp'.")
     duckdb_threads: int | None = Field(None, description="DuckDB threads; default: all cores.")
@@ -84,6 +84,21 @@ class Settings(BaseSettings):
         "costs what a run changed, not the size of the tables it touched (INCR at 1M: 0.1-0.2 s instead of "
         "0.2-1.7 s); the space INCR runs free is reclaimed when a FULL run rewrites the tables.",
     )
+
+    @field_validator("duckdb_memory_limit", "duckdb_block_memory")
+    @classmethod
+    def _duckdb_memory_size(cls, value: str | None) -> str | None:
+        """Refused at start-up, not at the first connection: DuckDB's own parser decides."""
+        if value is None:
+            return value
+        import duckdb  # the embedded engine is a dependency; only its size parser is used
+
+        with duckdb.connect() as conn:
+            try:
+                conn.execute("SET memory_limit = $v", {"v": value})
+            except duckdb.Error as e:
+                raise ValueError(f"{value!r} is not a memory size (e.g. '8GB', '512MB', '0B'): {e}") from e
+        return value
 
     # Pipeline.
     max_cc_rounds: int = Field(

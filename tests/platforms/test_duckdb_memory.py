@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 
-from app.core.settings import get_settings
+import pytest
+from pydantic import ValidationError
+
+from app.core.settings import Settings, get_settings
 from app.platforms.duckdb import default_memory_limit, duckdb_connector
 
 PHYS = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -54,5 +57,33 @@ def _block_and_limit(path, **update) -> tuple[str, str]:
 def test_freed_blocks_are_kept_up_to_the_memory_limit_unless_set(tmp_path):
     kept, limit = _block_and_limit(tmp_path / "a.duckdb", duckdb_memory_limit="1GB", duckdb_block_memory=None)
     assert kept == limit == "953.6 MiB"
-    kept, _ = _block_and_limit(tmp_path / "b.duckdb", duckdb_memory_limit="1GB", duckdb_block_memory="0")
-    assert kept == "0 bytes"
+    kept, limit = _block_and_limit(tmp_path / "b.duckdb", duckdb_memory_limit="1GB", duckdb_block_memory="512MB")
+    assert (kept, limit) == ("488.2 MiB", "953.6 MiB")
+
+
+def test_a_second_connection_to_an_open_database_keeps_its_larger_block_memory(tmp_path):
+    # The setting belongs to the database instance and cannot shrink while it is open:
+    # a later connection with a smaller value must still connect.
+    first = duckdb_connector(
+        str(tmp_path / "c.duckdb"),
+        get_settings().model_copy(update={"duckdb_memory_limit": "1GB", "duckdb_block_memory": "512MB"}),
+    )()
+    try:
+        kept, _ = _block_and_limit(tmp_path / "c.duckdb", duckdb_memory_limit="1GB", duckdb_block_memory="256MB")
+        assert kept == "488.2 MiB"
+    finally:
+        first.close()
+
+
+@pytest.mark.parametrize("field", ["duckdb_memory_limit", "duckdb_block_memory"])
+@pytest.mark.parametrize("value", ["lots", "1024", ""])
+def test_a_value_that_is_no_memory_size_is_refused_naming_the_setting(field, value):
+    with pytest.raises(ValidationError) as e:
+        Settings(**{field: value})
+    text = str(e.value)
+    assert field in text and "is not a memory size" in text
+
+
+def test_memory_sizes_duckdb_accepts_are_kept_as_given():
+    s = Settings(duckdb_memory_limit="1.5GB", duckdb_block_memory="0B")
+    assert (s.duckdb_memory_limit, s.duckdb_block_memory) == ("1.5GB", "0B")
