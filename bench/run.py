@@ -364,12 +364,11 @@ def print_run(
     wall: float,
     peak_mb: float,
     stage_peaks: dict[str, float],
-    stage_kernel: dict[str, float] | None = None,
-    kernel: float | None = None,
+    stage_kernel: dict[str, float],
+    kernel: float,
 ) -> None:
     print(f"\n== {label}: status {getattr(result, 'status', '?')}")
     stages = list(getattr(result, "stages", []) or [])
-    stage_kernel = stage_kernel or {}
     w = max([len("stage")] + [len(s.name) for s in stages])
     print(f"  {'stage':<{w}}  {'seconds':>9}  {'rows_in':>13}  {'rows_out':>13}  {'peak RSS MB':>11}  {'kernel s':>8}")
     for s in stages:
@@ -382,8 +381,7 @@ def print_run(
     print(f"  {'(stages total)':<{w}}  {sum(s.seconds for s in stages):>9.2f}")
     print(f"  wall seconds      {wall:.2f}")
     print(f"  peak RSS MB       {peak_mb:,.0f}")
-    if kernel is not None:
-        print(f"  kernel CPU s      {kernel:.2f}  (system time of all threads)")
+    print(f"  kernel CPU s      {kernel:.2f}  (system time of all threads)")
     for attr in (
         "lp_iterations",
         "entities_processed",
@@ -407,6 +405,7 @@ def timed_run(
     run_pipeline: Callable[..., Any], adapter: Adapter, mode: str, verbose: bool, dry_run: bool = False
 ) -> tuple[Any, bool, float]:
     stage_peaks: dict[str, float] = {}
+    kernel_at_start: dict[str, float] = {}
     stage_kernel: dict[str, float] = {}
     run_peak = 0.0
 
@@ -416,10 +415,10 @@ def timed_run(
         if event == "start":
             run_peak = max(run_peak, peak_rss_mb())
             reset_peak_rss()
-            stage_kernel[stage] = _kernel_seconds()
+            kernel_at_start[stage] = _kernel_seconds()
         else:
             stage_peaks[stage] = peak_rss_mb()
-            stage_kernel[stage] = _kernel_seconds() - stage_kernel.get(stage, 0.0)
+            stage_kernel[stage] = _kernel_seconds() - kernel_at_start[stage]
         if verbose:
             print(f"    [{time.strftime('%H:%M:%S')}] {stage} {event}", flush=True)
 

@@ -77,11 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     except duckdb.CatalogException as e:
         print(f"error: {args.db} holds no FULL run's state ({e})", file=sys.stderr)
         return 2
-    rows = dict(
-        duckdb.connect(str(args.db), read_only=True)
-        .execute(" UNION ALL ".join(f"SELECT '{t}', count(*) FROM idr_out.\"{t}\"" for t in TABLES))
-        .fetchall()
-    )
+    with duckdb.connect(str(args.db), read_only=True) as conn:
+        counts = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM idr_out.\"{t}\"" for t in TABLES)
+        rows = dict(conn.execute(counts).fetchall())
     print(f"write floor of {args.db} (median of {args.repeat}, checkpoint included)")
     print(f"  {'table':40s} {'rows':>12s} {'seconds':>8s}")
     total = 0.0

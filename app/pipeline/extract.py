@@ -93,13 +93,13 @@ def source_select(
     identifiers: bool,
     where: list[str],
     keys_in: str | None = None,
-    latest: bool = True,
 ) -> str:
     """One scan of a source: ``entity_key, record_ts, a0..ak`` (attributes in
     ``attribute_names`` order, NULL where this source maps none) and, with
-    ``identifiers``, raw identifier columns ``i0..``. With ``latest``, duplicate keys
-    keep their latest record. ``where`` adds conditions on the source's columns; ``keys_in`` keeps only
-    the entity keys listed in that table's ``entity_key`` column."""
+    ``identifiers``, raw identifier columns ``i0..``; every row, also several under one
+    key (callers keep each key's latest record with ``LATEST`` where keys repeat).
+    ``where`` adds conditions on the source's columns; ``keys_in`` keeps only the entity
+    keys listed in that table's ``entity_key`` column."""
     a = ctx.adapter
     key = expr_sql(ctx, src.entity_key_expr, f"sources[{src.table_id}].entity_key_expr")
     wm = a.ident(src.watermark_column) if src.watermark_column else None
@@ -130,7 +130,7 @@ def source_select(
             f"WHERE starts_with(entity_key, {lit(prefix)}))"
         )
     sql = f"SELECT {', '.join(cols)} FROM {table_sql(src.table_fqn)} WHERE {' AND '.join(conds)}"
-    return f"{sql} {LATEST}" if latest else sql
+    return sql
 
 
 def extract(ctx: RunContext) -> tuple[int, int]:
@@ -166,7 +166,7 @@ def extract(ctx: RunContext) -> tuple[int, int]:
         if since is not None and src.watermark_column:
             where.append(f"{a.ident(src.watermark_column)} > {ts_lit(since)}")  # lookback covers late arrivals
         srct = ctx.w(f"src{i}")
-        ctx.exec(f"CREATE TABLE {srct} AS " + source_select(ctx, src, identifiers=True, where=where, latest=False))
+        ctx.exec(f"CREATE TABLE {srct} AS " + source_select(ctx, src, identifiers=True, where=where))
         n, distinct, max_ts, lo, hi = a.fetchone(
             f"SELECT count(*), count(DISTINCT entity_key), max(record_ts), min(entity_key), max(entity_key) "
             f"FROM {srct}"

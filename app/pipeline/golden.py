@@ -78,7 +78,7 @@ def _scope_rows(ctx: RunContext) -> str:
     names = "".join(f", a{j}" for j in range(len(attribute_names(ctx))))
     parts = [f"SELECT entity_key, table_id, record_ts{names} FROM {ctx.w('entities')}"]
     for src in (s for s in ctx.config.sources if s.is_active):
-        sel = source_select(ctx, src, identifiers=False, where=[], keys_in=ctx.w("reread_keys"), latest=False)
+        sel = source_select(ctx, src, identifiers=False, where=[], keys_in=ctx.w("reread_keys"))
         parts.append(f"SELECT entity_key, {lit(src.table_id)} AS table_id, record_ts{names} FROM ({sel}) AS s")
     ctx.exec(f"CREATE TABLE {ctx.w('attr_rows')} AS " + " UNION ALL ".join(parts))
     rows = ctx.w("attr_rows")
