@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import resource
 import shutil
@@ -348,6 +349,17 @@ def _load_runner() -> Callable[..., Any] | None:
     return run_pipeline
 
 
+def _load_machine() -> Any:
+    """bench/machine.py (a script beside this one, not a package)."""
+    name = "idr_bench_machine"
+    if name not in sys.modules:  # registered before it runs, so its dataclass resolves
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("machine.py"))
+        assert spec and spec.loader
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
 def _fmt_int(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else ("" if v is None else str(v))
 
@@ -505,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
     from app.schema import init_schema
 
     print(f"idr benchmark: records={args.records:,} delta={args.delta} db={db} pid={os.getpid()}")
+    machine = _load_machine()
+    print(machine.measure().line())  # before and after: figures are only comparable with it
     adapter = DuckDBAdapter.from_path(str(db))
     ok = True
     try:
@@ -557,7 +571,8 @@ def main(argv: list[str] | None = None) -> int:
         adapter.close()
         if not args.keep:
             _remove_db(db)
-    print("\nresult: " + ("OK" if ok else "FAILED"))
+    print("\n" + machine.measure().line())
+    print("result: " + ("OK" if ok else "FAILED"))
     return 0 if ok else 1
 
 

@@ -21,3 +21,6 @@ def test_full_again_is_a_checked_full_over_the_state_the_incr_runs_left(tmp_path
     assert header.split()[-2:] == ["kernel", "s"]
     extract = next(line for line in out.splitlines() if line.lstrip().startswith("extract_entities"))
     assert float(extract.split()[-1]) >= 0
+    # The machine's speed, before and after, so figures from different hours compare.
+    machine = [line for line in out.splitlines() if line.startswith("machine now: cpu ")]
+    assert len(machine) == 2 and out.index(machine[0]) < out.index("== FULL")
