@@ -3,7 +3,7 @@
     python bench/machine.py [--repeat 3]
 
 Benchmark figures on a VM move with the VM: the same FULL run on 1M records took 3.28 s
-one day and 5.91 s the next on the project's VM, with the same code. Printed beside a
+and 5.91 s a few hours later on the project's VM, with the same code. Printed beside a
 run's figures (bench/run.py prints them first), these two numbers tell a slower machine
 from a slower run:
 
