@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from types import ModuleType
 
+import pytest
+
 from app.demo import demo_config, generate
 from app.pipeline.runner import run_pipeline
 from app.platforms.duckdb import DuckDBAdapter
@@ -48,3 +50,34 @@ def test_refuses_a_missing_file_or_a_database_without_state(tmp_path, capsys):
     assert wf.main([str(empty)]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "holds no FULL run's state" in err
+
+
+def test_integer_layouts_hold_the_same_facts(tmp_path, capsys):
+    """--layout integer-keys[-wide]: the same rows (golden: one per cluster when wide),
+    every entity key once, and nothing lost in the joins to the integer ids."""
+    db = tmp_path / "state.duckdb"
+    a = DuckDBAdapter.from_path(str(db))
+    generate(a, 2_000, seed=5)
+    init_schema(a)
+    load("run.py").apply_demo_config(a, demo_config(records=2_000))
+    assert run_pipeline(a, "FULL").status.startswith("SUCCESS")
+    n = {t: int(a.scalar(f'SELECT count(*) FROM idr_out."{t}"')) for t in _script().TABLES}
+    keys = int(a.scalar("SELECT count(*) FROM idr_out.identity_resolved_membership_current"))
+    clusters_with_golden = int(a.scalar("SELECT count(DISTINCT resolved_id) FROM idr_out.golden_profile_current"))
+    a.close()
+
+    wf = _script()
+    rows, times = wf._measure(db, 1, "integer-keys")
+    assert rows == {"entity_keys": keys, **n}  # every join to an id kept every row
+    assert all(len(v) == 1 and v[0] > 0 for v in times.values())
+    wide, _ = wf._measure(db, 1, "integer-keys-wide")
+    assert wide == {**rows, "golden_profile_current": clusters_with_golden}
+    assert clusters_with_golden < n["golden_profile_current"]
+
+    assert wf.main([str(db), "--repeat", "1", "--layout", "integer-keys-wide"]) == 0
+    out = capsys.readouterr().out
+    assert "layout integer-keys-wide" in out.splitlines()[0]
+    assert f"{keys:,}" in next(line for line in out.splitlines() if line.lstrip().startswith("entity_keys"))
+    with pytest.raises(SystemExit):
+        wf.main([str(db), "--layout", "strings"])  # argparse refuses an unknown layout
+    assert "invalid choice" in capsys.readouterr().err
