@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import os
 import resource
 import shutil
@@ -27,10 +26,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-# Runnable as a plain script from anywhere: make the repository importable.
+# Runnable as a plain script from anywhere, or loaded by path (tests): make the
+# repository and the scripts beside this one importable.
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _path in (REPO, REPO / "bench"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+import machine  # noqa: E402  bench/machine.py
 
 from app.config.model import Canonicalize, IdrConfig, MatchType  # noqa: E402
 from app.demo.generator import demo_config, generate, make_delta  # noqa: E402
@@ -349,17 +352,6 @@ def _load_runner() -> Callable[..., Any] | None:
     return run_pipeline
 
 
-def _load_machine() -> Any:
-    """bench/machine.py (a script beside this one, not a package)."""
-    name = "idr_bench_machine"
-    if name not in sys.modules:  # registered before it runs, so its dataclass resolves
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("machine.py"))
-        assert spec and spec.loader
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
 def _fmt_int(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else ("" if v is None else str(v))
 
@@ -517,7 +509,6 @@ def main(argv: list[str] | None = None) -> int:
     from app.schema import init_schema
 
     print(f"idr benchmark: records={args.records:,} delta={args.delta} db={db} pid={os.getpid()}")
-    machine = _load_machine()
     print(machine.measure().line())  # before and after: figures are only comparable with it
     adapter = DuckDBAdapter.from_path(str(db))
     ok = True

@@ -100,8 +100,7 @@ def _copies(layout: str) -> dict[str, str]:
 
 def measure(db: Path, repeat: int, layout: str = "current") -> dict[str, list[float]]:
     """Seconds per table per repetition."""
-    rows, times = _measure(db, repeat, layout)
-    return times
+    return _measure(db, repeat, layout)[1]
 
 
 def _measure(db: Path, repeat: int, layout: str) -> tuple[dict[str, int], dict[str, list[float]]]:

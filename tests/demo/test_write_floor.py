@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -18,13 +19,19 @@ def _script() -> ModuleType:
     return load("write_floor.py")
 
 
-def test_reports_every_state_table_and_leaves_the_input_as_it_was(tmp_path, capsys):
+def _full_state(tmp_path, seed: int) -> tuple[Path, DuckDBAdapter]:
+    """A database holding a FULL run's state over 2,000 generated records (left open)."""
     db = tmp_path / "state.duckdb"
     a = DuckDBAdapter.from_path(str(db))
-    generate(a, 2_000, seed=3)
+    generate(a, 2_000, seed=seed)
     init_schema(a)
     load("run.py").apply_demo_config(a, demo_config(records=2_000))
     assert run_pipeline(a, "FULL").status.startswith("SUCCESS")
+    return db, a
+
+
+def test_reports_every_state_table_and_leaves_the_input_as_it_was(tmp_path, capsys):
+    db, a = _full_state(tmp_path, seed=3)
     counts = {t: a.scalar(f'SELECT count(*) FROM idr_out."{t}"') for t in _script().TABLES}
     a.close()
     before = hashlib.sha256(db.read_bytes()).hexdigest()
@@ -55,12 +62,7 @@ def test_refuses_a_missing_file_or_a_database_without_state(tmp_path, capsys):
 def test_integer_layouts_hold_the_same_facts(tmp_path, capsys):
     """--layout integer-keys[-wide]: the same rows (golden: one per cluster when wide),
     every entity key once, and nothing lost in the joins to the integer ids."""
-    db = tmp_path / "state.duckdb"
-    a = DuckDBAdapter.from_path(str(db))
-    generate(a, 2_000, seed=5)
-    init_schema(a)
-    load("run.py").apply_demo_config(a, demo_config(records=2_000))
-    assert run_pipeline(a, "FULL").status.startswith("SUCCESS")
+    db, a = _full_state(tmp_path, seed=5)
     n = {t: int(a.scalar(f'SELECT count(*) FROM idr_out."{t}"')) for t in _script().TABLES}
     keys = int(a.scalar("SELECT count(*) FROM idr_out.identity_resolved_membership_current"))
     clusters_with_golden = int(a.scalar("SELECT count(DISTINCT resolved_id) FROM idr_out.golden_profile_current"))
