@@ -21,6 +21,7 @@ from app.api import config as config_api
 from app.api import dry_runs, errors, health, lookups, metrics, runs, webhooks
 from app.core.settings import Settings, get_settings
 from app.services.runtime import Runtime, build_runtime, set_runtime
+from app.services.warehouse import keep_open
 
 log = logging.getLogger(__name__)
 
@@ -66,22 +67,14 @@ def _dispatcher(settings: Settings):
 
 
 def _warehouse_registry(settings: Settings) -> CollectorRegistry:
-    from app.metrics.collector import make_registry
-    from app.platforms import open_adapter
+    from app.metrics.collector import file_state_key, make_registry
+    from app.services.warehouse import DEFAULT_TARGET, open_target, target_file
 
-    return make_registry(lambda: open_adapter(settings=settings))
-
-
-def _open_anchor(settings: Settings):
-    from app.platforms import open_adapter
-
-    try:
-        a = open_adapter(settings=settings)
-        a.conn  # noqa: B018 - connect now
-        return a
-    except Exception:  # readiness reports the warehouse; the API still starts
-        log.warning("could not open the warehouse at start-up", exc_info=True)
-        return None
+    path = target_file(settings, DEFAULT_TARGET)
+    # A scrape never waits for a DuckDB file another process holds: it serves the values it
+    # read last. The file's stat tells whether anything changed since, without opening it.
+    key = file_state_key(path, f"{path}.wal") if path and path != ":memory:" else None
+    return make_registry(lambda: open_target(settings, DEFAULT_TARGET, wait=0), cache_key=key)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -111,13 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from app.services.execution import reap_stale_runs, recover_on_start
 
         jobs: list[tuple[float, Callable[[], Any]]] = [(settings.reaper_interval_seconds, reap_stale_runs)]
-        anchor = None
         if rt.dispatcher.kind == "embedded":
-            # This process owns the warehouse: keep one connection open so the DuckDB instance
-            # stays loaded (per-request adapters then attach in microseconds, and the file is
-            # not checkpointed and reopened on every request). With a broker the API must not
-            # hold the file, workers need it.
-            anchor = _open_anchor(settings)
+            # No connection is held between requests and runs: the DuckDB file stays free for
+            # the user's own tools and the CLI (app.services.warehouse).
             recover_on_start(rt)
             jobs.append(
                 (settings.dry_run_cleanup_interval_seconds, lambda: rt.send("idr.cleanup_dry_runs", ["default"]))
@@ -129,8 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             periodic.stop()
             rt.close()
-            if anchor is not None:
-                anchor.close()
+            keep_open.release()
             set_runtime(None)
 
     app = FastAPI(

@@ -136,6 +136,15 @@ class Settings(BaseSettings):
     run_stage_delay_seconds: float = Field(
         0.0, ge=0, description="Debug: pause at every stage boundary (tests use it to catch a run mid-flight)."
     )
+    duckdb_keep_open_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Service: how long a DuckDB file stays open after the last request or run ended, so a burst "
+        "of requests opens it once; then it is released and other processes (your loaders, the CLI) can open it.",
+    )
+    cli_warehouse_wait_seconds: float = Field(
+        15.0, ge=0, description="CLI: how long a command retries a DuckDB file another process holds."
+    )
     warehouse_busy_wait_seconds: float = Field(
         2.0, ge=0, description="API: how long to retry a warehouse another process holds (DuckDB) before 503."
     )

@@ -10,7 +10,8 @@ What a scrape shows:
   so ``rate()`` / ``increase()`` work as Prometheus expects;
 * ``idr_last_run_info{run_id,status,...}``: the one series that carries a run id;
 * ``idr_last_run_timestamp_seconds`` / ``idr_last_success_timestamp_seconds`` for the
-  stale-run alert; ``idr_metrics_export_up`` (0 when the warehouse could not be read).
+  stale-run alert; ``idr_metrics_export_up`` (0 when the warehouse could not be read) and
+  ``idr_metrics_export_age_seconds`` (how old the values served are).
 
 Speed: one GROUP BY over the table per scrape (DuckDB aggregates 100k rows in a few ms);
 everything after it works on the few hundred groups only.
@@ -23,13 +24,15 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from app.metrics.taxonomy import RUN_LABELS, SPECS, SUCCESS_STATUSES, cumulative_name
@@ -203,24 +206,40 @@ def _run_families(groups: list[_Group]) -> list[Metric]:
     return [runs, info, last_ts, ok_ts]
 
 
+class SnapshotStore(Protocol):
+    """Keeps the last exposition read, for a process that has not read one itself yet
+    (an API restarted while a worker holds the DuckDB file)."""
+
+    def save(self, body: bytes, read_at: float) -> None: ...
+
+    def load(self) -> tuple[bytes, float] | None: ...
+
+
 class IdrCollector(Collector):
     """Reads metrics_export through a fresh adapter from ``adapter_factory`` on every scrape.
 
     ``cache_key`` (optional, cheap, e.g. the DuckDB file's stat) lets a scrape reuse the
     previous result when the warehouse has not changed: opening a DuckDB database costs
-    more than the query itself. When the warehouse cannot be read (a run holds DuckDB's
-    write lock), the last good families are served with ``idr_metrics_export_up 0``, so
-    series do not vanish and alerts do not flap during a run.
+    more than the query itself. When the warehouse cannot be read (another process holds
+    DuckDB's lock), the last good families are served with ``idr_metrics_export_up 0`` and
+    ``idr_metrics_export_age_seconds`` saying how old they are, so series do not vanish and
+    alerts do not flap during a run. ``store`` (optional) keeps the last read across restarts.
     """
 
     def __init__(
-        self, adapter_factory: AdapterFactory, *, cache_key: Callable[[], Hashable] | None = None
+        self,
+        adapter_factory: AdapterFactory,
+        *,
+        cache_key: Callable[[], Hashable] | None = None,
+        store: SnapshotStore | None = None,
     ) -> None:
         self._factory = adapter_factory
         self._cache_key = cache_key
+        self._store = store
         self._lock = threading.Lock()
         self._last_key: Hashable | None = None
         self._last: list[Metric] | None = None
+        self._checked_at: float | None = None  # when _last was last known to be current
 
     def describe(self) -> list[Metric]:
         # Families depend on the table's content; an empty describe() keeps registration
@@ -234,8 +253,33 @@ class IdrCollector(Collector):
         finally:
             adapter.close()
 
+    def _save(self, families: list[Metric], at: float) -> None:
+        if self._store is None:
+            return
+        try:
+            self._store.save(_exposition(families), at)
+        except Exception:  # the copy is a convenience; the scrape still answers
+            log.warning("saving the metrics snapshot failed", exc_info=True)
+
+    def _restore(self) -> None:
+        if self._store is None or self._last is not None:
+            return
+        try:
+            saved = self._store.load()
+        except Exception:
+            log.warning("loading the metrics snapshot failed", exc_info=True)
+            return
+        if saved is not None:
+            body, at = saved
+            self._last = list(text_string_to_metric_families(body.decode()))
+            self._checked_at = at
+
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("idr_metrics_export_up", "1 if idr_out.metrics_export could be read.")
+        age = GaugeMetricFamily(
+            "idr_metrics_export_age_seconds",
+            "Seconds since the warehouse metrics served here were last read (0 when read at this scrape).",
+        )
         with self._lock:  # concurrent scrapes share one read instead of racing on the cache
             key: Hashable | None = None
             try:
@@ -243,14 +287,32 @@ class IdrCollector(Collector):
                 if key is None or key != self._last_key or self._last is None:
                     self._last = self._read()
                     self._last_key = key
+                    self._save(self._last, time.time())
+                self._checked_at = time.time()
                 families, ok = self._last, True
-            except Exception:  # a scrape must answer even when the warehouse is busy or down
-                log.exception("reading idr_out.metrics_export failed")
+            except Exception as e:  # a scrape must answer even when the warehouse is busy or down
+                log.warning("reading idr_out.metrics_export failed: %s", str(e).splitlines()[0] if str(e) else e)
                 self._last_key = None
+                self._restore()
                 families, ok = self._last or [], False
+            checked = self._checked_at
         up.add_metric([], 1.0 if ok else 0.0)
         yield up
+        if families and checked is not None:
+            age.add_metric([], 0.0 if ok else max(time.time() - checked, 0.0))
+            yield age
         yield from families
+
+
+def _exposition(families: list[Metric]) -> bytes:
+    reg = CollectorRegistry(auto_describe=False)
+
+    class _Fixed(Collector):
+        def collect(self) -> Iterator[Metric]:
+            yield from families
+
+    reg.register(_Fixed())
+    return generate_latest(reg)
 
 
 def file_state_key(*paths: str) -> Callable[[], Hashable]:
@@ -270,11 +332,14 @@ def file_state_key(*paths: str) -> Callable[[], Hashable]:
 
 
 def make_registry(
-    adapter_factory: AdapterFactory, *, cache_key: Callable[[], Hashable] | None = None
+    adapter_factory: AdapterFactory,
+    *,
+    cache_key: Callable[[], Hashable] | None = None,
+    store: SnapshotStore | None = None,
 ) -> CollectorRegistry:
     """A registry holding only the idr collector (the HTTP service may add its own)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(IdrCollector(adapter_factory, cache_key=cache_key))
+    registry.register(IdrCollector(adapter_factory, cache_key=cache_key, store=store))
     return registry
 
 

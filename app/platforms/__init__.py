@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from app.core.errors import ConfigError
+from app.core.errors import ConfigError, IdrError
 from app.core.settings import Settings, Target, get_settings
 from app.platforms.base import Adapter
 from app.platforms.duckdb import DuckDBAdapter
@@ -61,20 +62,42 @@ def target_adapter(t: Target, settings: Settings) -> Adapter:
     raise ConfigError(f"unknown platform {t.platform!r}", field="platform")  # pragma: no cover
 
 
-def open_adapter(
-    db_path: str | None = None, settings: Settings | None = None, target: str | None = None
-) -> Adapter:
-    """``target`` names one of ``settings.targets``; without it: ``default_target`` if set,
-    else the embedded DuckDB (``db_path`` or ``duckdb_path``)."""
+def _named(settings: Settings, name: str) -> Target:
+    targets = {k.lower(): v for k, v in settings.targets.items()}
+    if name.lower() not in targets:
+        known = ", ".join(sorted(targets)) or "none configured"
+        raise ConfigError(f"unknown target {name!r} (known: {known})", field="target")
+    return targets[name.lower()]
+
+
+def duckdb_file(db_path: str | None = None, settings: Settings | None = None, target: str | None = None) -> str | None:
+    """The DuckDB file ``open_adapter`` would open for these arguments; None for other platforms."""
     settings = settings or get_settings()
     name = target or (None if db_path else settings.default_target)
     if name:
-        targets = {k.lower(): v for k, v in settings.targets.items()}
-        if name.lower() not in targets:
-            known = ", ".join(sorted(targets)) or "none configured"
-            raise ConfigError(f"unknown target {name!r} (known: {known})", field="target")
-        return target_adapter(targets[name.lower()], settings)
+        t = _named(settings, name)
+        return (t.path or settings.duckdb_path) if t.platform == "duckdb" else None
+    return db_path or settings.duckdb_path
+
+
+def open_adapter(
+    db_path: str | None = None, settings: Settings | None = None, target: str | None = None, *, create: bool = True
+) -> Adapter:
+    """``target`` names one of ``settings.targets``; without it: ``default_target`` if set,
+    else the embedded DuckDB (``db_path`` or ``duckdb_path``). ``create=False`` refuses a
+    DuckDB file that does not exist instead of creating an empty one."""
+    settings = settings or get_settings()
+    if not create:
+        path = duckdb_file(db_path, settings, target)
+        if path is not None and path != ":memory:" and not Path(path).exists():
+            raise IdrError(
+                f"{path} does not exist: create it with `idr init --db {path}` (or `idr demo --db {path}`)",
+                field="db",
+            )
+    name = target or (None if db_path else settings.default_target)
+    if name:
+        return target_adapter(_named(settings, name), settings)
     return DuckDBAdapter.from_path(db_path or settings.duckdb_path, settings)
 
 
-__all__ = ["Adapter", "DuckDBAdapter", "open_adapter", "target_adapter"]
+__all__ = ["Adapter", "DuckDBAdapter", "duckdb_file", "open_adapter", "target_adapter"]

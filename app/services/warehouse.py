@@ -1,22 +1,27 @@
-"""Opening a warehouse target from the service, with DuckDB's one-process lock in mind.
+"""Opening a warehouse target from the service and the CLI, with DuckDB's one-process lock in mind.
 
 A DuckDB file can be open read-write in one process only (others cannot even read it).
-Within one process many connections share one database instance, so embedded mode (API +
-worker threads in one process) never waits. With separate worker processes, whoever holds
-the file blocks the others: every caller here opens a short-lived adapter, retries for a
-bounded time while the file is locked, and then gives up with ``UnavailableError`` (503 +
-Retry-After in the API). Other warehouses have no such lock and never wait here.
+Within one process many connections share one database instance. So that the user's own
+tools and the CLI can use the file while the service runs, nobody here holds it longer
+than a run or a request needs: every caller opens a short-lived adapter, retries with
+backoff while another process holds the file, and then gives up with
+``UnavailableError`` (503 + Retry-After in the API, one line and exit 1 in the CLI).
+A service process keeps a file open for ``duckdb_keep_open_seconds`` after its last use,
+so a burst of requests opens it once. Other warehouses have no such lock and never wait.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from app.core.errors import IdrError, UnavailableError
 from app.core.settings import Settings
-from app.platforms import open_adapter
+from app.platforms import DuckDBAdapter, duckdb_file, open_adapter
 from app.platforms.base import Adapter
 
 DEFAULT_TARGET = "default"
@@ -40,35 +45,140 @@ def _open(settings: Settings, target: str) -> Adapter:
     return open_adapter(settings=settings)
 
 
+def target_file(settings: Settings, target: str = DEFAULT_TARGET) -> str | None:
+    """The DuckDB file behind a service target (None for other platforms)."""
+    return duckdb_file(settings=settings, target=None if target == DEFAULT_TARGET else target)
+
+
 def is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "lock" in text and ("conflicting" in text or "could not set lock" in text or "locked" in text)
 
 
-@contextmanager
-def warehouse(settings: Settings, target: str = DEFAULT_TARGET, *, wait: float | None = None) -> Iterator[Adapter]:
-    """A connected adapter for ``target``, closed on exit (one adapter per request/task)."""
-    wait = settings.warehouse_busy_wait_seconds if wait is None else wait
+_HOLDER = re.compile(r"held in (?P<prog>.+?) \(PID (?P<pid>\d+)\)")
+
+
+def lock_holder(exc: BaseException) -> str:
+    """'PID 123 (python3.11)' from DuckDB's lock message, or 'another process'."""
+    m = _HOLDER.search(str(exc))
+    if not m:
+        return "another process"
+    return f"process {m['pid']} ({m['prog'].rsplit('/', 1)[-1]})"
+
+
+def busy_error(path: str | None, exc: BaseException, retry_after: int = 5) -> UnavailableError:
+    what = f"the DuckDB file {path}" if path else "the warehouse"
+    return UnavailableError(
+        f"{what} is in use by {lock_holder(exc)}; it is free again when that process's run or request ends "
+        "(the idr service releases it within seconds): retry shortly",
+        retry_after=retry_after,
+    )
+
+
+def connect(
+    open_fn: Callable[[], Adapter],
+    *,
+    wait: float,
+    path: str | None = None,
+    on_wait: Callable[[BaseException], None] | None = None,
+) -> Adapter:
+    """A connected adapter from ``open_fn``; a held DuckDB lock is retried with backoff for
+    ``wait`` seconds (``on_wait`` is told once), then ``UnavailableError``."""
     deadline = time.monotonic() + wait
     delay = 0.05
+    told = False
     while True:
-        adapter = _open(settings, target)
+        adapter = open_fn()
         try:
             adapter.conn  # noqa: B018 - connect now, so a held lock shows up here
-            break
+            return adapter
         except Exception as e:
             adapter.close()
             if not is_lock_error(e):
                 raise
             if time.monotonic() >= deadline:
-                raise UnavailableError(
-                    "the warehouse is busy: another process (a worker running a pipeline) holds the DuckDB file; "
-                    "retry shortly",
-                    retry_after=5,
-                ) from e
-            time.sleep(delay)
+                raise busy_error(path, e) from e
+            if on_wait is not None and not told:
+                on_wait(e)
+                told = True
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
             delay = min(delay * 2, 1.0)
+
+
+class _KeepOpen:
+    """Keeps a DuckDB database instance loaded for a short while after its last use.
+
+    An extra connection (a cursor of the last user's connection) holds the instance; a
+    timer thread closes it once the file has been idle for ``seconds``, which releases
+    the file to other processes. It is only a cache: every user has its own connection.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, tuple[object, float]] = {}
+        self._wake = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+
+    def touch(self, path: str, adapter: Adapter, seconds: float) -> None:
+        if seconds <= 0 or not isinstance(adapter, DuckDBAdapter) or adapter._conn is None:
+            return
+        with self._lock:
+            held = self._held.get(path)
+            conn = held[0] if held else adapter.conn.cursor()
+            self._held[path] = (conn, time.monotonic() + seconds)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="idr-duckdb-release", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _loop(self) -> None:
+        with self._lock:
+            while self._held:
+                now = time.monotonic()
+                for path, (conn, until) in list(self._held.items()):
+                    if until <= now:
+                        del self._held[path]
+                        _close(conn)
+                if self._held:
+                    self._wake.wait(max(min(u for _, u in self._held.values()) - now, 0.01))
+            self._thread = None
+
+    def release(self, path: str | None = None) -> None:
+        """Close now (all files, or one): at shutdown, or before handing the file to someone else."""
+        with self._lock:
+            for p in [path] if path else list(self._held):
+                held = self._held.pop(p, None) if p else None
+                if held:
+                    _close(held[0])
+            self._wake.notify()
+
+    def holding(self, path: str) -> bool:
+        with self._lock:
+            return path in self._held
+
+
+def _close(conn: object) -> None:
+    with contextlib.suppress(Exception):  # a connection that is already gone
+        conn.close()  # type: ignore[attr-defined]
+
+
+keep_open = _KeepOpen()
+
+
+def open_target(settings: Settings, target: str = DEFAULT_TARGET, *, wait: float | None = None) -> Adapter:
+    """A connected adapter for a service target (the caller closes it)."""
+    wait = settings.warehouse_busy_wait_seconds if wait is None else wait
+    return connect(lambda: _open(settings, target), wait=wait, path=target_file(settings, target))
+
+
+@contextmanager
+def warehouse(settings: Settings, target: str = DEFAULT_TARGET, *, wait: float | None = None) -> Iterator[Adapter]:
+    """A connected adapter for ``target``, closed on exit (one adapter per request/task)."""
+    adapter = open_target(settings, target, wait=wait)
     try:
         yield adapter
     finally:
+        path = target_file(settings, target)
+        if path is not None:
+            keep_open.touch(path, adapter, settings.duckdb_keep_open_seconds)
         adapter.close()
