@@ -54,8 +54,17 @@ def get_config(rt: Rt, _: Reader, target: Target = DEFAULT_TARGET) -> dict[str, 
         }
     },
 )
-async def put_config(request: Request, rt: Rt, principal: Admin, target: Target = DEFAULT_TARGET) -> ConfigApplied:
-    """Replace the whole configuration (JSON or YAML body) in one transaction, validated like `idr config apply`."""
+async def put_config(
+    request: Request,
+    rt: Rt,
+    principal: Admin,
+    target: Target = DEFAULT_TARGET,
+    allow_empty: Annotated[
+        bool, Query(description="Accept a document without sources, rules or identifier mappings (runs need them).")
+    ] = False,
+) -> ConfigApplied:
+    """Replace the whole configuration (JSON or YAML body) in one transaction, validated like `idr config apply`.
+    A document without sources, rules or identifier mappings is refused (422) unless `allow_empty=true`."""
     raw = await request.body()
     ctype = (request.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
     try:
@@ -69,7 +78,9 @@ async def put_config(request: Request, rt: Rt, principal: Admin, target: Target 
             raise _unsupported(ctype)
     except (ValueError, yaml.YAMLError) as e:
         raise IdrError(f"the body is not valid {ctype}: {e}", field="") from None
-    return ConfigApplied(**svc.put_document(rt, check_target(rt.settings, target), doc, principal.name))
+    return ConfigApplied(
+        **svc.put_document(rt, check_target(rt.settings, target), doc, principal.name, allow_empty=allow_empty)
+    )
 
 
 def _unsupported(ctype: str) -> Exception:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from app.config.model import IdentifierExclusion, IdrConfig
 from app.config.store import TABLES, read_config
 from app.config.validate import validate_config
+from app.core.errors import ConfigError
 from app.platforms.base import Adapter
 from app.schema import DEFAULT_CONFIG
 
@@ -60,13 +61,30 @@ def _fill_exclusion_audit(
     return out
 
 
-def apply_config(adapter: Adapter, doc: Mapping[str, Any] | IdrConfig, *, actor: str = "cli") -> ApplySummary:
+# What a run cannot do without: a whole document leaving one of these empty is refused
+# unless the caller says so (a stray `sources: []` would wipe a working configuration).
+REQUIRED_SECTIONS = ("sources", "rules", "identifier_mappings")
+
+
+def apply_config(
+    adapter: Adapter, doc: Mapping[str, Any] | IdrConfig, *, actor: str = "cli", allow_empty: bool = True
+) -> ApplySummary:
     """Validate ``doc`` against the warehouse, then replace all config tables in one transaction.
 
     Nothing is written if validation fails (``ConfigError`` lists every problem) or if
     any statement fails. Settings are upserted; keys the document omits are kept.
+    ``allow_empty=False`` (whole-document applies: the CLI, PUT /v1/config) refuses a
+    document without sources, rules or identifier mappings.
     """
     cfg = validate_config(doc, adapter)
+    if not allow_empty:
+        empty = [k for k in REQUIRED_SECTIONS if not getattr(cfg, k)]
+        if empty:
+            raise ConfigError(
+                f"the configuration has no {', '.join(empty)}: runs would fail; nothing was written "
+                "(to apply it anyway: --allow-empty, or allow_empty=true over HTTP)",
+                field=empty[0],
+            )
     summary = ApplySummary()
     with adapter.transaction():
         cfg = cfg.model_copy(update={"exclusions": _fill_exclusion_audit(adapter, cfg.exclusions, actor)})

@@ -70,6 +70,8 @@ class ApiKey(Base):
     scopes: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Updated at most once a minute per key (a write per request would cost more than the request).
+    last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Webhook(Base):

@@ -9,7 +9,9 @@ from typing import Annotated
 import duckdb
 import typer
 
+from app.cli.common import DbOpt, TargetOpt
 from app.core.errors import ConfigError
+from app.core.settings import get_settings
 from app.metrics.collector import AdapterFactory, file_state_key, make_registry
 from app.metrics.exporters import available_exporters, export_pending, load_exporter
 from app.metrics.settings import get_metrics_settings
@@ -41,13 +43,16 @@ def _parse_options(options: list[str]) -> dict[str, str]:
 
 @metrics_app.command()
 def serve(
-    db: Annotated[Path, typer.Option("--db", help="DuckDB warehouse file.")],
+    db: Annotated[
+        Path | None, typer.Option("--db", help="DuckDB warehouse file (default: IDR_DUCKDB_PATH, idr.duckdb).")
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the /metrics endpoint.")] = 9108,
 ) -> None:
     """Serve /metrics, read from idr_out.metrics_export at every scrape."""
     from prometheus_client import start_http_server
 
+    db = db or Path(get_settings().duckdb_path)
     if not db.exists():
         raise typer.BadParameter(f"{db} does not exist", param_hint="--db")
     registry = make_registry(read_only_factory(str(db)), cache_key=file_state_key(str(db), f"{db}.wal"))
@@ -62,7 +67,8 @@ def serve(
 @metrics_app.command("export")
 def export_cmd(
     provider: Annotated[str, typer.Option("--provider", help="Exporter name (entry point).")],
-    db: Annotated[Path, typer.Option("--db", help="DuckDB warehouse file.")],
+    db: DbOpt = None,
+    target: TargetOpt = None,
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="Provider option key=value (repeatable).")
     ] = None,
@@ -70,12 +76,14 @@ def export_cmd(
     batch_size: Annotated[int | None, typer.Option(help="Rows per batch.")] = None,
 ) -> None:
     """Send rows this provider has not exported yet; exit 1 if the provider failed."""
+    from app.cli.common import warehouse
+
     try:
         exporter = load_exporter(provider, _parse_options(option or []))
     except ConfigError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc
-    with DuckDBAdapter.from_path(str(db)) as adapter:
+    with warehouse(db, target) as adapter:
         kwargs = {"run_id": run_id} if run_id is not None else {}
         report = export_pending(
             adapter, exporter, batch_size=batch_size or get_metrics_settings().export_batch_size, **kwargs

@@ -12,8 +12,10 @@ and apply-what-you-reviewed, guarded by an input fingerprint.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,9 +51,9 @@ def write_diff(ctx: RunContext) -> tuple[int, int]:
             """INSERT INTO idr_out.dry_run_summary (run_id, total_entities, new_entities, moved_entities,
                merged_clusters, split_clusters, largest_proposed_cluster, edges_would_create, groups_would_skip,
                values_would_exclude, execution_time_seconds, created_at, unchanged_entities, merged_entities,
-               split_entities, removed_entities, run_mode)
+               split_entities, removed_entities, run_mode, affected_entities)
                VALUES ($run_id, $total, $new, $moved, $mc, $sc, $largest, $edges, $skip, $excl, $secs, $now,
-                       $unchanged, $me, $se, $removed, $mode)""",
+                       $unchanged, $me, $se, $removed, $mode, $affected)""",
             {
                 **p,
                 "total": total,
@@ -69,6 +71,7 @@ def write_diff(ctx: RunContext) -> tuple[int, int]:
                 "se": split_e,
                 "removed": removed,
                 "mode": r.mode,
+                "affected": int(total) - int(unchanged),
             },
         )
     return ctx.count(ctx.w("membership")), int(total)
@@ -151,32 +154,95 @@ def get_summary(adapter: Adapter, run_id: str) -> dict[str, Any]:
     return info.summary
 
 
-def list_changes(
-    adapter: Adapter, run_id: str, change_type: str | None = None, cursor: str | None = None, limit: int = 100
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Keyset pagination by entity_key; returns (rows, next_cursor)."""
-    get_summary(adapter, run_id)
-    if change_type is not None and change_type not in CHANGE_TYPES:
+def _type_filter(change_types: str | Sequence[str] | None) -> tuple[str, dict[str, Any]]:
+    """'AND change_type IN ($t0, ...)' over validated types (placeholders, never the values)."""
+    if change_types is None:
+        return "", {}
+    types = [change_types] if isinstance(change_types, str) else list(change_types)
+    bad = [t for t in types if t not in CHANGE_TYPES]
+    if bad or not types:
         raise IdrError(f"change_type must be one of {', '.join(CHANGE_TYPES)}", field="change_type")
+    params = {f"t{i}": t for i, t in enumerate(types)}
+    return "AND change_type IN (" + ", ".join(f"${k}" for k in params) + ") ", params
+
+
+def list_changes(
+    adapter: Adapter,
+    run_id: str,
+    change_type: str | Sequence[str] | None = None,
+    cursor: str | None = None,
+    limit: int | None = 100,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Keyset pagination by entity_key; returns (rows, next_cursor). ``limit=None``: all rows."""
+    get_summary(adapter, run_id)
+    where, params = _type_filter(change_type)
     rows = adapter.fetch_dicts(
         "SELECT entity_key, current_resolved_id, proposed_resolved_id, change_type, current_cluster_size, "
         "proposed_cluster_size FROM idr_out.dry_run_results WHERE run_id = $r "
-        "AND ($t IS NULL OR change_type = $t) AND ($c IS NULL OR entity_key > $c) "
-        "ORDER BY entity_key LIMIT $n",
-        {"r": run_id, "t": change_type, "c": cursor, "n": limit + 1},
+        + where
+        + "AND ($c IS NULL OR entity_key > $c) ORDER BY entity_key"
+        + ("" if limit is None else " LIMIT $n"),
+        {"r": run_id, "c": cursor, "n": (limit or 0) + 1, **params},
     )
+    if limit is None:
+        return rows, None
     nxt = rows[limit - 1]["entity_key"] if len(rows) > limit else None
     return rows[:limit], nxt
 
 
-def list_cluster_changes(adapter: Adapter, run_id: str) -> list[dict[str, Any]]:
+def _cluster_cursor(row: dict[str, Any]) -> str:
+    key = [row["proposed_resolved_id"] is None, row["proposed_resolved_id"] or "", row["current_resolved_id"] or ""]
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _decode_cluster_cursor(cursor: str) -> tuple[int, str, str]:
+    try:
+        gone, p, c = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return int(bool(gone)), str(p), str(c)
+    except Exception:
+        raise IdrError("cursor is not valid; pass the next_cursor of a previous page", field="cursor") from None
+
+
+def page_cluster_changes(
+    adapter: Adapter,
+    run_id: str,
+    change_types: str | Sequence[str] | None = None,
+    cursor: str | None = None,
+    limit: int | None = 100,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Cluster-level changes ordered by proposed id (removals last), then current id (new
+    records first); keyset pagination with an opaque cursor. ``limit=None``: all rows."""
     get_summary(adapter, run_id)
-    return adapter.fetch_dicts(
-        "SELECT current_resolved_id, proposed_resolved_id, members_moved, current_cluster_size, "
+    where, params = _type_filter(change_types)
+    k1 = "CASE WHEN proposed_resolved_id IS NULL THEN 1 ELSE 0 END"
+    k2, k3 = "COALESCE(proposed_resolved_id, '')", "COALESCE(current_resolved_id, '')"
+    after = ""
+    if cursor is not None:
+        params["k1"], params["k2"], params["k3"] = _decode_cluster_cursor(cursor)
+        after = (
+            f"AND ({k1} > $k1 OR ({k1} = $k1 AND {k2} > $k2) OR ({k1} = $k1 AND {k2} = $k2 AND {k3} > $k3)) "
+        )
+    rows = adapter.fetch_dicts(
+        "SELECT current_resolved_id, proposed_resolved_id, members, members_moved, current_cluster_size, "
         "proposed_cluster_size, change_type FROM idr_out.dry_run_cluster_changes WHERE run_id = $r "
-        "ORDER BY proposed_resolved_id NULLS LAST, current_resolved_id NULLS FIRST",
-        {"r": run_id},
+        + where
+        + after
+        + f"ORDER BY {k1}, {k2}, {k3}"
+        + ("" if limit is None else " LIMIT $n"),
+        {"r": run_id, "n": (limit or 0) + 1, **params},
     )
+    for row in rows:
+        if row["members"] is None:  # written before members existed: members_moved held the flow
+            row["members"] = row["members_moved"]
+            if row["current_resolved_id"] == row["proposed_resolved_id"]:
+                row["members_moved"] = 0
+    if limit is None or len(rows) <= limit:
+        return rows, None
+    return rows[:limit], _cluster_cursor(rows[limit - 1])
+
+
+def list_cluster_changes(adapter: Adapter, run_id: str) -> list[dict[str, Any]]:
+    return page_cluster_changes(adapter, run_id, limit=None)[0]
 
 
 # ----------------------------------------------------------------------------- retention
@@ -278,7 +344,10 @@ def verify_proposal(ctx: RunContext, dry_run_id: str, expected_fp: dict[str, Any
 # ----------------------------------------------------------------------------- console
 def render_summary(adapter: Adapter, result: RunResult) -> str:
     s = get_summary(adapter, result.run_id)
-    affected = s["total_entities"]
+    # Only entities whose id changes are affected (older summaries stored no such column).
+    affected = s.get("affected_entities")
+    if affected is None:
+        affected = s["total_entities"] - (s["unchanged_entities"] or 0)
     line = "=" * 60
     n = "{:>10,}".format
     return "\n".join(
@@ -310,11 +379,11 @@ def render_summary(adapter: Adapter, result: RunResult) -> str:
             f"  Would Exclude:      {n(s['values_would_exclude'])}  (exclusion list)",
             "",
             "⚠️  THIS WAS A DRY RUN - NO CHANGES COMMITTED",
-            "    Review: SELECT * FROM idr_out.dry_run_results",
+            f"    Review: idr dry-runs changes {result.run_id}   (--type MERGED,SPLIT ...)",
+            f"            idr dry-runs clusters {result.run_id}",
+            "    SQL:    SELECT * FROM idr_out.dry_run_results",
             f"            WHERE run_id = '{result.run_id}'",
             "            AND change_type <> 'UNCHANGED'",
-            "    Clusters: SELECT * FROM idr_out.dry_run_cluster_changes",
-            f"              WHERE run_id = '{result.run_id}'",
             f"    Apply:  idr dry-runs apply {result.run_id}",
             line,
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,11 +36,16 @@ def hash_key(key: str) -> str:
 
 def parse_scopes(scopes: str | list[str]) -> list[str]:
     items = scopes.split(",") if isinstance(scopes, str) else list(scopes)
-    out = sorted({s.strip() for s in items if s.strip()}, key=_RANK.get)
-    bad = [s for s in out if s not in _RANK]
-    if bad or not out:
-        raise IdrError(f"scopes must be some of {', '.join(SCOPES)}", field="scopes")
-    return out
+    wanted = {str(s).strip().lower() for s in items if str(s).strip()}
+    bad = sorted(s for s in wanted if s not in _RANK)
+    if bad or not wanted:
+        got = f" (unknown: {', '.join(bad)})" if bad else ""
+        raise IdrError(
+            f"scopes must be one or more of {', '.join(SCOPES)}, comma-separated{got}; "
+            "a higher scope includes the lower ones",
+            field="scopes",
+        )
+    return sorted(wanted, key=_RANK.__getitem__)
 
 
 def create_key(session: Session, name: str, scopes: str | list[str], key: str | None = None) -> tuple[ApiKey, str]:
@@ -71,13 +77,34 @@ def revoke_key(session: Session, key_id: str) -> bool:
     return True
 
 
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
 def authenticate(session: Session, key: str | None) -> Principal:
     if not key:
         raise UnauthorizedError("an API key is required (Authorization: Bearer <key> or X-API-Key)")
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key)))
     if row is None or row.revoked_at is not None:
         raise UnauthorizedError("unknown or revoked API key")
+    now = now_utc()
+    last = row.last_used_at
+    if last is not None and last.tzinfo is None:  # SQLite hands back naive UTC
+        last = last.replace(tzinfo=UTC)
+    if last is None or now - last >= LAST_USED_RESOLUTION:
+        row.last_used_at = now
     return Principal(key_id=row.id, name=row.name, scopes=frozenset(row.scopes.split(",")))
+
+
+def list_keys(session: Session, include_revoked: bool = False) -> list[ApiKey]:
+    q = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if not include_revoked:
+        q = q.where(ApiKey.revoked_at.is_(None))
+    return list(session.scalars(q))
+
+
+def count_active(session: Session, scope: str | None = None) -> int:
+    rows = session.scalars(select(ApiKey.scopes).where(ApiKey.revoked_at.is_(None)))
+    return sum(1 for s in rows if scope is None or scope in s.split(","))
 
 
 def require(principal: Principal, scope: str) -> None:

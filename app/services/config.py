@@ -193,9 +193,9 @@ def get_document(rt: Runtime, target: str) -> dict[str, Any]:
     return _doc(rt, target)
 
 
-def put_document(rt: Runtime, target: str, doc: Any, actor: str) -> dict[str, Any]:
+def put_document(rt: Runtime, target: str, doc: Any, actor: str, allow_empty: bool = False) -> dict[str, Any]:
     with rt.config_lock, warehouse(rt.settings, target) as a:
-        summary = apply_config(a, doc, actor=actor)
+        summary = apply_config(a, doc, actor=actor, allow_empty=allow_empty)
     return {
         "counts": summary.counts,
         "settings_changed": summary.settings_changed,

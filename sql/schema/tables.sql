@@ -223,7 +223,10 @@ CREATE TABLE IF NOT EXISTS idr_out.dry_run_summary (
     merged_entities INTEGER DEFAULT 0,
     split_entities INTEGER DEFAULT 0,
     removed_entities INTEGER DEFAULT 0,
-    run_mode VARCHAR
+    run_mode VARCHAR,
+    -- Entities whose resolved id changes: every change type but UNCHANGED (NULL: written
+    -- by a version that did not store it; readers use total - unchanged).
+    affected_entities INTEGER
 );
 
 CREATE TABLE IF NOT EXISTS idr_out.dry_run_cluster_changes (
@@ -234,7 +237,11 @@ CREATE TABLE IF NOT EXISTS idr_out.dry_run_cluster_changes (
     current_cluster_size INTEGER,
     proposed_cluster_size INTEGER,
     change_type VARCHAR,
-    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    -- members: how many of the current cluster's members land in the proposed one;
+    -- members_moved: how many of them change resolved id (0 where the id is kept).
+    -- NULL members: written by a version whose members_moved held the whole flow.
+    members INTEGER
 );
 
 CREATE TABLE IF NOT EXISTS idr_out.metrics_export (

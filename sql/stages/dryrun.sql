@@ -52,11 +52,13 @@ SELECT $run_id, entity_key, current_resolved_id, proposed_resolved_id, change_ty
 FROM {{w.results}}
 
 -- name: cluster_changes
--- One row per flow that touches a changed cluster: who goes where, with sizes.
+-- One row per flow that touches a changed cluster: who goes where, with sizes. Members
+-- that keep their id (old = new) are counted in members, not in members_moved.
 INSERT INTO idr_out.dry_run_cluster_changes
-    (run_id, current_resolved_id, proposed_resolved_id, members_moved, current_cluster_size,
+    (run_id, current_resolved_id, proposed_resolved_id, members, members_moved, current_cluster_size,
      proposed_cluster_size, change_type, created_at)
-SELECT $run_id, f.old_id, f.new_id, f.n, c.cluster_size, p.size,
+SELECT $run_id, f.old_id, f.new_id, f.n,
+       CASE WHEN f.old_id = f.new_id THEN 0 ELSE f.n END, c.cluster_size, p.size,
        CASE WHEN f.old_id IS NULL THEN 'NEW'
             WHEN f.new_id IS NULL THEN 'REMOVED'
             WHEN s.old_id IS NOT NULL THEN 'SPLIT'

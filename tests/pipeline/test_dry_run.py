@@ -120,12 +120,15 @@ def test_bridge_record_merging_two_clusters():
     s = summary(w, r.run_id)
     assert (s["merged_clusters"], s["split_clusters"], s["largest_proposed_cluster"]) == (1, 0, 6)
     flows = dryrun.list_cluster_changes(w.adapter, r.run_id)
+    # members: the flow from one current cluster into one proposed cluster; members_moved:
+    # those whose id changes (a's three members keep theirs).
     assert {
-        (f["current_resolved_id"], f["proposed_resolved_id"], f["members_moved"], f["change_type"]) for f in flows
+        (f["current_resolved_id"], f["proposed_resolved_id"], f["members"], f["members_moved"], f["change_type"])
+        for f in flows
     } == {
-        (rid_a, rid_a, 3, "MERGED"),
-        (rid_b, rid_a, 2, "MERGED"),
-        (None, rid_a, 1, "NEW"),
+        (rid_a, rid_a, 3, 0, "MERGED"),
+        (rid_b, rid_a, 2, 2, "MERGED"),
+        (None, rid_a, 1, 1, "NEW"),
     }
 
 
