@@ -9,7 +9,9 @@ COPY app ./app
 COPY workers ./workers
 COPY sql ./sql
 COPY openapi ./openapi
-RUN pip install . && useradd --create-home --uid 10001 idr && mkdir -p /data && chown idr /data
+# The real warehouse drivers (Snowflake, BigQuery, Databricks) and the DataDog exporter's
+# client, so IDR_TARGETS and IDR_METRICS_PUSH_EXPORTERS work in the image; no test stand-ins.
+RUN pip install '.[warehouses,datadog]' && useradd --create-home --uid 10001 idr && mkdir -p /data && chown idr /data
 
 USER idr
 ENV IDR_SQL_DIR=/srv/idr/sql \

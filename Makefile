@@ -2,20 +2,27 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The service alone (make run), then everything the tests need on top (make test).
+SERVICE_STAMP := $(VENV)/.installed-service
 STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench clean
 
-$(STAMP): pyproject.toml
+$(SERVICE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,platforms]'
+	$(BIN)/pip install -q -e .
+	touch $(SERVICE_STAMP)
+
+$(STAMP): $(SERVICE_STAMP)
+	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
 # The HTTP service on 127.0.0.1:8000, embedded: DuckDB + SQLite state + in-process worker, demo data.
-run: $(STAMP)
-	IDR_DUCKDB_PATH=$${IDR_DUCKDB_PATH:-demo.duckdb} IDR_STATE_DB_URL=$${IDR_STATE_DB_URL:-sqlite:///demo_state.db} \
-		$(BIN)/idr serve --demo
+# Same defaults as every `idr` command (IDR_DUCKDB_PATH, IDR_STATE_DB_URL, .env), so the CLI
+# works on the same files while it serves.
+run: $(SERVICE_STAMP)
+	$(BIN)/idr serve --demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

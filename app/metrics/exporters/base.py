@@ -84,7 +84,14 @@ def load_exporter(name: str, options: Mapping[str, str] | None = None) -> Export
             f"unknown metrics exporter {name!r}; installed: {', '.join(sorted(eps)) or 'none'}",
             field="provider",
         )
-    cls = eps[name].load()
+    try:
+        cls = eps[name].load()
+    except ImportError as e:  # an optional client library (e.g. the datadog extra) is missing
+        raise ConfigError(
+            f"metrics exporter {name!r} needs {e.name or 'a package'} that is not installed "
+            f"(pip install 'idr-service[{name}]')",
+            field="provider",
+        ) from e
     if not (isinstance(cls, type) and issubclass(cls, Exporter)):
         raise ConfigError(f"entry point {name!r} is not an Exporter subclass", field="provider")
     return cls.from_options(dict(options or {}))
