@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             with rt.session() as s:
                 ensure_key(s, "bootstrap", settings.bootstrap_api_key.get_secret_value(), "admin")
+        from app.services import webhooks
         from app.services.execution import reap_stale_runs, recover_on_start
 
         jobs: list[tuple[float, Callable[[], Any]]] = [(settings.reaper_interval_seconds, reap_stale_runs)]
@@ -111,6 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             jobs.append(
                 (settings.dry_run_cleanup_interval_seconds, lambda: rt.send("idr.cleanup_dry_runs", ["default"]))
             )
+            # Deliveries whose retry nobody scheduled here: runs the CLI recorded (their first
+            # attempt went out from the CLI process), or retries a previous process lost.
+            jobs.append((30.0, lambda: webhooks.redispatch_overdue(rt, min_age_seconds=30.0)))
         periodic = _Periodic(jobs)
         periodic.start()
         try:

@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from app.cli.common import DbOpt, FormatOpt, TargetOpt, check_format, console, err, fail, print_rows, warehouse
-from app.cli.errors import debug_enabled, explain, set_debug
+from app.cli.errors import configure_logging, debug_enabled, explain, set_debug
 from app.core.settings import get_settings
 from app.pipeline.result import RunResult
 
@@ -67,6 +67,7 @@ def _root(
 ) -> None:
     if debug:
         set_debug(True)
+    configure_logging()
 
 
 @app.command()
@@ -163,26 +164,78 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     target: TargetOpt = None,
 ) -> None:
-    """Run the pipeline. DRY_RUN=true in the environment also makes it a dry run."""
-    from app.pipeline.runner import run_pipeline
+    """Run the pipeline. DRY_RUN=true in the environment also makes it a dry run.
 
+    The run is recorded in the service state DB (IDR_STATE_DB_URL) when the warehouse is
+    one the service serves: the API lists it and can cancel it."""
     mode = mode.upper()
     if mode not in ("FULL", "INCR"):
         raise fail(f"--mode must be FULL or INCR, not {mode!r}")
     dry_run = dry_run or _env_flag("DRY_RUN")
-    with warehouse(db, target) as a:
-        result = _run_with_progress(lambda p: run_pipeline(a, mode, dry_run=dry_run, progress=p), quiet)
-        if result.dry_run and result.ok:
-            from app.pipeline.dryrun import render_summary
+    with warehouse(db, target) as a:  # a missing file or schema is bad input, not a failed run
+        if not a.table_exists("idr_out", "run_history"):
+            raise fail("the idr schema is missing in this warehouse: run `idr init` first")
+    _execute_and_report(db, target, quiet, mode=mode, dry_run=dry_run)
 
-            console.print(render_summary(a, result), highlight=False)
-        elif not quiet:
-            _print_summary(result)
-    if not result.ok:
-        err.print(
-            f"[bold red]run {result.run_id} FAILED[/] in stage {result.error_stage}: {result.error_message}",
-            highlight=False,
+
+def _execute_and_report(
+    db: str | None, target: str | None, quiet: bool, *, mode: str | None, dry_run: bool, apply_of: str | None = None
+) -> None:
+    """Run (recorded in the state DB when possible), print progress and the summary, exit 1 on failure."""
+    from app.services import local_runs
+
+    settings = get_settings()
+    name = local_runs.service_target(settings, db, target) if settings.record_cli_runs else None
+    rt = None
+    if name is not None:
+        try:
+            rt = local_runs.open_runtime(settings)
+        except Exception as e:  # noqa: BLE001 - bookkeeping must not stop a scheduled run
+            err.print(f"[yellow]warning:[/] not recorded in the state DB: {explain(e)[0][0]}", highlight=False)
+    if rt is None:
+        _run_unrecorded(db, target, quiet, mode=mode, dry_run=dry_run, apply_of=apply_of)
+        return
+    try:
+        done = _run_with_progress(
+            lambda p: local_runs.run_recorded(rt, name, mode, dry_run=dry_run, apply_of=apply_of, observer=p), quiet
         )
+    finally:
+        rt.close()
+    r = done.result
+    if r is None:  # it never ran: warehouse busy or unreachable, cancelled while queued...
+        raise fail(f"run {done.run_id} {done.status}: {done.error_message}", 1)
+    _report(db, target, quiet, r, cancelled=done.status == "CANCELLED")
+
+
+def _run_unrecorded(
+    db: str | None, target: str | None, quiet: bool, *, mode: str | None, dry_run: bool, apply_of: str | None
+) -> None:
+    from app.pipeline.dryrun import apply_dry_run
+    from app.pipeline.runner import run_pipeline
+
+    with warehouse(db, target) as a:
+        if apply_of is not None:
+            r = _run_with_progress(lambda p: apply_dry_run(a, apply_of, progress=p), quiet)
+        else:
+            r = _run_with_progress(lambda p: run_pipeline(a, mode or "INCR", dry_run=dry_run, progress=p), quiet)
+    _report(db, target, quiet, r)
+
+
+def _report(db: str | None, target: str | None, quiet: bool, r: RunResult, cancelled: bool = False) -> None:
+    if r.dry_run and r.ok:
+        from app.pipeline.dryrun import render_summary
+
+        with warehouse(db, target) as a:
+            console.print(render_summary(a, r), highlight=False)
+    elif not quiet:
+        _print_summary(r)
+    if cancelled:
+        err.print(f"[bold red]run {r.run_id} CANCELLED[/] before publish: production tables untouched", highlight=False)
+        raise typer.Exit(1)
+    if not r.ok:
+        if r.error_stage == "apply_check":
+            raise fail(r.error_message or "the dry run's inputs changed", 1)
+        err.print(f"[bold red]run {r.run_id} FAILED[/] in stage {r.error_stage}: {r.error_message}", highlight=False)
         raise typer.Exit(1)
 
 

@@ -171,17 +171,19 @@ def dry_clusters(
 
 
 @dry_app.command("apply")
-def dry_apply(run_id: str, db: DbOpt = None, target: TargetOpt = None) -> None:
-    """Publish exactly the reviewed proposal, unless its inputs changed since."""
-    from app.cli import _print_summary, _run_with_progress
-    from app.pipeline.dryrun import apply_dry_run
+def dry_apply(
+    run_id: str,
+    db: DbOpt = None,
+    target: TargetOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Publish exactly the reviewed proposal, unless its inputs changed since (exit 1, nothing written)."""
+    from app.cli import _execute_and_report
+    from app.pipeline.dryrun import check_applicable
 
     with warehouse(db, target) as a:
-        result = _run_with_progress(lambda p: apply_dry_run(a, run_id, progress=p), False)
-    _print_summary(result)
-    if not result.ok:
-        err.print(f"[bold red]apply failed[/] in stage {result.error_stage}: {result.error_message}", highlight=False)
-        raise typer.Exit(1)
+        check_applicable(a, run_id)  # says why a stale or failed dry run cannot be applied
+    _execute_and_report(db, target, quiet, mode=None, dry_run=False, apply_of=run_id)
 
 
 @dry_app.command("delete")

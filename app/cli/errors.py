@@ -6,6 +6,7 @@ a terminal both want to know what failed and what to do, not where in the code.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from pydantic import ValidationError
@@ -95,3 +96,24 @@ def explain(exc: BaseException) -> tuple[list[str], int]:
         where = f" ({exc.filename})" if exc.filename else ""
         return [f"{exc.strerror or _first_line(exc)}{where}"], EXIT_FAILURE
     return [f"unexpected {type(exc).__name__}: {_first_line(exc)}", "run with --debug for the traceback"], EXIT_FAILURE
+
+
+class _OneLine(logging.Formatter):
+    """Warnings from the service code a command runs, without the traceback (unless --debug)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{record.levelname.lower()}: {record.getMessage()}"
+        if debug_enabled() and record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def configure_logging() -> None:
+    root = logging.getLogger()
+    if any(getattr(h, "_idr_cli", False) for h in root.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler._idr_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(_OneLine())
+    handler.setLevel(logging.WARNING)
+    root.addHandler(handler)

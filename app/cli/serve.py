@@ -89,13 +89,21 @@ def serve(
 def _create_demo(settings: Settings) -> None:
     from app.config.apply import apply_config
     from app.demo.generator import demo_config, generate
-    from app.pipeline.runner import run_pipeline
     from app.platforms import open_adapter
     from app.schema import init_schema
+    from app.services import local_runs
+    from app.services.runtime import set_runtime
 
     with open_adapter(settings=settings) as a:
         generate(a, 2000, seed=42)
         init_schema(a)
         apply_config(a, demo_config(records=2000), actor="idr serve --demo")
-        run_pipeline(a, "FULL")  # so lookups answer from the first request
-    _say(f"demo data, configuration and a first FULL run written to {settings.duckdb_path}")
+    # A first FULL run, so lookups answer from the first request; recorded like any run,
+    # so GET /v1/runs lists it.
+    rt = local_runs.open_runtime(settings)
+    try:
+        done = local_runs.run_recorded(rt, "default", "FULL", requested_by="idr serve --demo")
+    finally:
+        rt.close()
+        set_runtime(None)
+    _say(f"demo data, configuration and a first FULL run ({done.run_id}: {done.status}) in {settings.duckdb_path}")

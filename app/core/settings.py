@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     cli_warehouse_wait_seconds: float = Field(
         15.0, ge=0, description="CLI: how long a command retries a DuckDB file another process holds."
     )
+    record_cli_runs: bool = Field(
+        True,
+        description="`idr run` and `idr dry-runs apply` record their runs in the state DB (IDR_STATE_DB_URL) when "
+        "the service serves that warehouse: the API lists them and can cancel them, webhooks fire, and one writing "
+        "run per target holds across CLI and API.",
+    )
     warehouse_busy_wait_seconds: float = Field(
         2.0, ge=0, description="API: how long to retry a warehouse another process holds (DuckDB) before 503."
     )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
+from app.core.errors import IdrError
 from app.db.models import Run, now_utc
 from app.pipeline.result import RunResult
 from app.services import webhooks
@@ -137,6 +139,14 @@ class _Heartbeat:
 
 def execute_run(run_id: str) -> str:
     """The body of task ``idr.run``. Idempotent: only a QUEUED run is executed."""
+    return execute(run_id)[0]
+
+
+def execute(
+    run_id: str, observer: Callable[[str, str], None] | None = None
+) -> tuple[str, RunResult | None]:
+    """Execute a QUEUED run: (final status, the pipeline's result when it ran). ``observer``
+    sees each stage boundary too (the CLI's progress display)."""
     from app.pipeline.runner import run_pipeline
     from app.services.runs import claim
 
@@ -145,16 +155,16 @@ def execute_run(run_id: str) -> str:
         run = s.get(Run, run_id)
         if run is None:
             log.warning("run %s does not exist; task dropped", run_id)
-            return "missing"
+            return "missing", None
         if run.status != "QUEUED":
             # Redelivered (acks_late) or duplicate: a finished run stays finished; one still
             # RUNNING belongs to a live worker or is failed by the reaper when its beat stops.
-            return run.status
+            return run.status, None
         if run.cancel_requested:
-            return "CANCELLED"
+            return "CANCELLED", None
         target, mode, dry_run, apply_of = run.target, run.mode, run.dry_run, run.apply_of
     if not claim(rt, run_id):
-        return "claimed-elsewhere"
+        return "claimed-elsewhere", None
 
     cancelled = False
     delay = rt.settings.run_stage_delay_seconds
@@ -180,6 +190,8 @@ def execute_run(run_id: str) -> str:
         if want_cancel and event == "start":
             cancelled = True
             raise RunCancelled(f"run {run_id} cancelled")
+        if observer is not None:
+            observer(stage, event)
         if delay and event == "start":
             time.sleep(delay)
 
@@ -190,7 +202,7 @@ def execute_run(run_id: str) -> str:
         ):
             result = run_pipeline(a, mode, dry_run=dry_run, progress=progress, run_id=run_id, apply_of=apply_of)
     except Exception as e:  # noqa: BLE001 - e.g. schema missing, warehouse unreachable
-        log.exception("run %s could not execute", run_id)
+        log.warning("run %s could not execute", run_id, exc_info=not isinstance(e, IdrError))
         _finish(
             rt,
             run_id,
@@ -198,12 +210,15 @@ def execute_run(run_id: str) -> str:
             error_message=getattr(e, "message", None) or f"{type(e).__name__}: {e}",
             error_stage=getattr(e, "stage", None) or "init",
         )
-        return "FAILED"
+        return "FAILED", None
+    except KeyboardInterrupt:  # Ctrl-C in the CLI: nothing is published unless publish had committed
+        _finish(rt, run_id, status="FAILED", error_message="interrupted", error_stage="interrupted")
+        raise
     values = _result_values(result, cancelled and result.status == "FAILED")
     _finish(rt, run_id, **values)
     if result.ok and rt.settings.metrics_push_exporters.strip():
         rt.send("idr.push_metrics", [target])
-    return values["status"]
+    return values["status"], result
 
 
 def reap_stale_runs() -> list[str]:
@@ -279,4 +294,12 @@ def recover_on_start(rt: Runtime) -> None:
     webhooks.redispatch_overdue(rt, min_age_seconds=0)
 
 
-__all__ = ["TERMINAL", "execute_run", "reap_stale_runs", "push_metrics", "cleanup_dry_runs", "recover_on_start"]
+__all__ = [
+    "TERMINAL",
+    "cleanup_dry_runs",
+    "execute",
+    "execute_run",
+    "push_metrics",
+    "reap_stale_runs",
+    "recover_on_start",
+]

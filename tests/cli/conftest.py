@@ -16,6 +16,7 @@ from app.demo.generator import demo_config, generate
 from app.pipeline.runner import run_pipeline
 from app.platforms.duckdb import DuckDBAdapter
 from app.schema import init_schema
+from tests.service.conftest import receiver  # noqa: F401 - a webhook receiver fixture for CLI runs
 
 RECORDS = 400
 

@@ -54,6 +54,12 @@ def test_embedded_service_shares_its_warehouse(tmp_path):
         assert svc.key, svc.text()
         c = svc.client()
         assert c.get("/v1/entities/crm_customers:1").status_code == 200
+        # The start-up FULL run is a run like any other: listed, and the one /metrics reports.
+        (startup,) = c.get("/v1/runs").json()["items"]
+        assert (startup["mode"], startup["requested_by"]) == ("FULL", "idr serve --demo")
+        assert startup["status"] in ("SUCCESS", "SUCCESS_WITH_WARNINGS")  # the demo has a large junk group
+        info = next(x for x in c.get("/metrics").text.splitlines() if x.startswith("idr_last_run_info{"))
+        assert f'run_id="{startup["id"]}"' in info
         # Another process writes the source table while the service runs...
         loaded = subprocess.run([sys.executable, "-c", LOADER, str(db)], capture_output=True, text=True, timeout=60)
         assert loaded.returncode == 0 and "loaded" in loaded.stdout, loaded.stderr
