@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from pydantic import ValidationError
 
@@ -108,12 +109,26 @@ class _OneLine(logging.Formatter):
         return text
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to the sys.stderr of the moment (a test runner swaps it per invocation)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def configure_logging() -> None:
-    root = logging.getLogger()
-    if any(getattr(h, "_idr_cli", False) for h in root.handlers):
-        return
-    handler = logging.StreamHandler()
-    handler._idr_cli = True  # type: ignore[attr-defined]
+    """Our own code's warnings as one line each on stderr; with --debug every library's
+    warnings and the tracebacks too. (A driver's retry chatter is not the user's business.)"""
+    handler = _Stderr()
     handler.setFormatter(_OneLine())
     handler.setLevel(logging.WARNING)
-    root.addHandler(handler)
+    for name in ("", "app", "workers"):
+        logger = logging.getLogger(name)
+        logger.handlers = [h for h in logger.handlers if not isinstance(h, _Stderr)]
+    for name in ("",) if debug_enabled() else ("app", "workers"):
+        logging.getLogger(name).addHandler(handler)
