@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from app.api import config as config_api
 from app.api import dry_runs, errors, health, lookups, metrics, runs, webhooks
+from app.api.media import MediaTypeMiddleware
 from app.core.settings import Settings, get_settings
 from app.services.runtime import Runtime, build_runtime, set_runtime
 from app.services.warehouse import keep_open
@@ -66,19 +67,27 @@ def _dispatcher(settings: Settings):
     return EmbeddedDispatcher(settings.embedded_workers)
 
 
-def _warehouse_registry(settings: Settings) -> CollectorRegistry:
+def _warehouse_registry(settings: Settings, rt: Runtime) -> CollectorRegistry:
     from app.metrics.collector import file_state_key, make_registry
+    from app.services.observability import StateSnapshotStore
     from app.services.warehouse import DEFAULT_TARGET, open_target, target_file
 
     path = target_file(settings, DEFAULT_TARGET)
     # A scrape never waits for a DuckDB file another process holds: it serves the values it
     # read last. The file's stat tells whether anything changed since, without opening it.
     key = file_state_key(path, f"{path}.wal") if path and path != ":memory:" else None
-    return make_registry(lambda: open_target(settings, DEFAULT_TARGET, wait=0), cache_key=key)
+    return make_registry(
+        lambda: open_target(settings, DEFAULT_TARGET, wait=0),
+        cache_key=key,
+        store=StateSnapshotStore(rt, DEFAULT_TARGET),
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    from app.services.execution import refuse_bad_exporters
+
+    refuse_bad_exporters(settings)
     rt: Runtime = build_runtime(settings)
 
     from app.services.observability import HttpMetrics, MetricsMiddleware, StateCollector
@@ -86,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     service_registry = CollectorRegistry(auto_describe=False)
     service_registry.register(StateCollector(rt))
     http_metrics = HttpMetrics(service_registry)
-    rt.registries = [_warehouse_registry(settings), service_registry]
+    rt.registries = [_warehouse_registry(settings, rt), service_registry]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -135,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = rt
+    app.add_middleware(MediaTypeMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=http_metrics)
     errors.install(app)
     for r in (runs.router, dry_runs.router, config_api.router, lookups.router, webhooks.router, health.router):

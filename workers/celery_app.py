@@ -14,6 +14,7 @@ import logging
 import threading
 
 from celery import Celery
+from celery.signals import worker_init
 
 from app.core.settings import Settings, get_settings
 
@@ -45,6 +46,15 @@ def make_celery(settings: Settings) -> Celery:
 
 
 celery_app = make_celery(get_settings())
+
+
+@worker_init.connect
+def _check_settings(**_: object) -> None:
+    """A worker with unusable exporter settings refuses to start (one clear line) instead
+    of failing the push after every run."""
+    from app.services.execution import refuse_bad_exporters
+
+    refuse_bad_exporters(get_settings())
 
 _init_lock = threading.Lock()
 

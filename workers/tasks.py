@@ -27,10 +27,10 @@ def deliver_webhook(delivery_id: str) -> str:
 
 
 @celery_app.task(name="idr.push_metrics", **TASK_OPTS)
-def push_metrics(target: str = "default") -> dict:
+def push_metrics(target: str = "default", run_id: str | None = None) -> dict:
     from app.services.execution import push_metrics as push
 
-    return push(target)
+    return push(target, run_id)
 
 
 @celery_app.task(name="idr.cleanup_dry_runs", **TASK_OPTS)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import create_model
 
 from app.api.deps import Admin, Reader, Rt, problems
+from app.api.media import YAML_TYPES
 from app.api.schemas import ConfigApplied, SettingIn, SettingOut
 from app.config.model import IdrConfig
 from app.core.errors import IdrError
@@ -33,11 +34,42 @@ def _schema_ref(model: type) -> dict[str, Any]:
 @router.get(
     "",
     response_model=dict[str, Any],
-    responses={200: {"content": {"application/json": {"schema": _schema_ref(IdrConfig)}}}},
+    responses={
+        200: {
+            "content": {
+                "application/json": {"schema": _schema_ref(IdrConfig)},
+                "application/yaml": {"schema": {"type": "string"}},
+            }
+        }
+    },
 )
-def get_config(rt: Rt, _: Reader, target: Target = DEFAULT_TARGET) -> dict[str, Any]:
-    """The active configuration document."""
-    return svc.get_document(rt, check_target(rt.settings, target))
+def get_config(request: Request, rt: Rt, _: Reader, target: Target = DEFAULT_TARGET) -> Any:
+    """The active configuration document: JSON, or YAML with `Accept: application/yaml` (as
+    `idr config show` prints it, ready for `idr config apply` or `PUT /v1/config`)."""
+    doc = svc.get_document(rt, check_target(rt.settings, target))
+    if _wants_yaml(request.headers.get("accept", "")):
+        from app.config.yaml_io import dump_config
+
+        return Response(dump_config(IdrConfig.model_validate(doc)), media_type="application/yaml")
+    return doc
+
+
+def _wants_yaml(accept: str) -> bool:
+    """YAML when the client ranks a YAML type above JSON (quality values honoured)."""
+    best: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = [p.strip() for p in part.split(";")]
+        q = 1.0
+        for p in params:
+            if p.startswith("q="):
+                try:
+                    q = float(p[2:])
+                except ValueError:
+                    q = 0.0
+        kind = "yaml" if media.lower() in YAML_TYPES else "json" if media.lower() in ("application/json", "*/*") else ""
+        if kind:
+            best[kind] = max(best.get(kind, 0.0), q)
+    return best.get("yaml", 0.0) > best.get("json", 0.0)
 
 
 @router.put(

@@ -34,9 +34,18 @@ def changes(
 
 
 @router.get("/{run_id}/clusters", response_model=ClusterChangeList)
-def clusters(run_id: str, rt: Rt, _: Reader) -> ClusterChangeList:
-    """The cluster-level diff: merges, splits and moves between current and proposed clusters."""
-    return ClusterChangeList(items=dry_runs.cluster_changes(rt, run_id))  # type: ignore[arg-type]
+def clusters(
+    run_id: str,
+    rt: Rt,
+    _: Reader,
+    change_type: ChangeType | None = None,
+    cursor: Annotated[str | None, Query(max_length=1024, description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ClusterChangeList:
+    """The cluster-level diff: each flow of members from a current cluster into a proposed
+    one (merges, splits, moves, new and removed records), ordered by proposed then current id."""
+    rows, nxt = dry_runs.cluster_changes(rt, run_id, change_type, cursor, limit)
+    return ClusterChangeList(items=rows, next_cursor=nxt)  # type: ignore[arg-type]
 
 
 @router.post("/{run_id}/apply", status_code=202, response_model=RunOut, responses=problems(409))

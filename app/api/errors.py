@@ -58,6 +58,20 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def _json_error(err: dict[str, Any], body: Any) -> str:
+    """'the request body is not valid JSON: Expecting ',' delimiter at line 1, column 16'."""
+    reason = str((err.get("ctx") or {}).get("error") or "syntax error")
+    loc = err.get("loc") or ()
+    pos = loc[-1] if loc and isinstance(loc[-1], int) else None
+    where = ""
+    if pos is not None and isinstance(body, str | bytes):
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        before = text[:pos]
+        line = before.count("\n") + 1
+        where = f" at line {line}, column {pos - (before.rfind(chr(10)) + 1) + 1}"
+    return f"the request body is not valid JSON: {reason}{where}"
+
+
 def _allowed_methods(request: Request) -> list[str]:
     from starlette.routing import Match
 
@@ -99,6 +113,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        bad_json = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+        if bad_json is not None:
+            return problem(request, 400, _json_error(bad_json, exc.body), code="invalid_json", field="")
         errors = [{"field": _loc(tuple(e.get("loc", ()))), "message": str(e.get("msg", ""))} for e in exc.errors()]
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
         detail = f"{first['field']}: {first['message']}" if first["field"] else first["message"]

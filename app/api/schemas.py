@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
+from app.core.timefmt import as_utc
 from app.db.models import Run, Webhook, WebhookAttempt, WebhookDelivery
 
-EventName = Literal["run.succeeded", "run.failed", "dry_run.completed", "cluster.large_detected"]
+EventName = Literal["run.succeeded", "run.failed", "dry_run.completed", "cluster.large_detected", "*"]
 RunStatus = Literal["QUEUED", "RUNNING", "SUCCESS", "SUCCESS_WITH_WARNINGS", "FAILED", "DRY_RUN_COMPLETE", "CANCELLED"]
 ChangeType = Literal["NEW", "MOVED", "MERGED", "SPLIT", "REMOVED", "UNCHANGED"]
 
 
-def utc(dt: datetime | None) -> datetime | None:
-    # SQLite returns naive datetimes; everything stored is UTC.
-    if dt is None:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+utc = as_utc  # SQLite and the warehouses return naive datetimes; everything stored is UTC.
+# Every timestamp in a body: RFC 3339 in UTC with 'Z', whatever the source handed back.
+Timestamp = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class FieldError(BaseModel):
@@ -54,8 +53,8 @@ class RunCreate(_Strict):
 
 class StageOut(BaseModel):
     name: str
-    started_at: str | None = None
-    ended_at: str | None = None
+    started_at: Timestamp | None = None
+    ended_at: Timestamp | None = None
     seconds: float | None = None
     rows_in: int | None = None
     rows_out: int | None = None
@@ -87,10 +86,10 @@ class RunOut(BaseModel):
     counts: dict[str, int]
     error: RunError | None
     requested_by: str | None
-    created_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    heartbeat_at: datetime | None
+    created_at: Timestamp
+    started_at: Timestamp | None
+    ended_at: Timestamp | None
+    heartbeat_at: Timestamp | None
 
     @classmethod
     def of(cls, r: Run) -> RunOut:
@@ -98,6 +97,9 @@ class RunOut(BaseModel):
         done = int(r.stages_done or 0)
         if r.status in ("SUCCESS", "SUCCESS_WITH_WARNINGS", "DRY_RUN_COMPLETE"):
             done = total
+        percent = round(100.0 * min(done, total) / total, 1)
+        if r.status in ("QUEUED", "RUNNING"):
+            percent = min(percent, 99.9)  # every stage may be done while the run is still finishing
         return cls(
             id=r.id,
             target=r.target,
@@ -107,8 +109,8 @@ class RunOut(BaseModel):
             status=r.status,  # type: ignore[arg-type]
             cancel_requested=bool(r.cancel_requested),
             current_stage=r.current_stage,
-            progress=Progress(stages_done=done, stages_total=total, percent=round(100.0 * min(done, total) / total, 1)),
-            stages=[StageOut(**s) for s in (r.stages or [])],
+            progress=Progress(stages_done=done, stages_total=total, percent=percent),
+            stages=[_stage(s) for s in (r.stages or [])],
             warnings=list(r.warnings or []),
             counts={k: int(v) for k, v in (r.counts or {}).items() if v is not None},
             error=RunError(message=r.error_message, stage=r.error_stage) if r.error_message else None,
@@ -118,6 +120,12 @@ class RunOut(BaseModel):
             ended_at=utc(r.ended_at),
             heartbeat_at=utc(r.heartbeat_at),
         )
+
+
+def _stage(raw: dict[str, Any]) -> StageOut:
+    stage = StageOut(**raw)
+    # Stored as text by older versions without an offset: UTC all the same.
+    return stage.model_copy(update={"started_at": utc(stage.started_at), "ended_at": utc(stage.ended_at)})
 
 
 class RunPage(BaseModel):
@@ -143,8 +151,11 @@ class DryRunSummary(BaseModel):
     edges_would_create: int | None = None
     groups_would_skip: int | None = None
     values_would_exclude: int | None = None
-    execution_time_seconds: int | None = None
-    created_at: datetime | None = None
+    affected_entities: int | None = Field(
+        None, description="Entities whose resolved id would change: every change type but UNCHANGED."
+    )
+    execution_time_seconds: float | None = Field(None, description="The dry run's duration (sub-second precision).")
+    created_at: Timestamp | None = None
 
 
 class ChangeOut(BaseModel):
@@ -162,9 +173,10 @@ class ChangePage(BaseModel):
 
 
 class ClusterChangeOut(BaseModel):
-    current_resolved_id: str | None
-    proposed_resolved_id: str | None
-    members_moved: int | None
+    current_resolved_id: str | None = Field(description="The current cluster (null: records new to idr).")
+    proposed_resolved_id: str | None = Field(description="The proposed cluster (null: records removed).")
+    members: int | None = Field(None, description="How many of the current cluster's members land in the proposed one.")
+    members_moved: int | None = Field(description="How many of those change resolved id (0 where the id is kept).")
     current_cluster_size: int | None
     proposed_cluster_size: int | None
     change_type: str | None
@@ -172,6 +184,7 @@ class ClusterChangeOut(BaseModel):
 
 class ClusterChangeList(BaseModel):
     items: list[ClusterChangeOut]
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page; null on the last page.")
 
 
 # ------------------------------------------------------------------ lookups
@@ -196,8 +209,8 @@ class EdgeOut(BaseModel):
     right_entity_key: str
     identifier_type: str
     identifier_value_norm: str
-    first_seen_ts: datetime | None = None
-    last_seen_ts: datetime | None = None
+    first_seen_ts: Timestamp | None = None
+    last_seen_ts: Timestamp | None = None
 
 
 class ClusterOut(BaseModel):
@@ -234,9 +247,19 @@ class ExplainOut(BaseModel):
 
 # ------------------------------------------------------------------ webhooks
 class WebhookCreate(_Strict):
-    url: str = Field(min_length=1, max_length=2048)
-    events: list[EventName] = Field(min_length=1)
-    description: str | None = Field(None, max_length=500)
+    """A subscription: every event of the listed kinds is POSTed to ``url``, signed per
+    Standard Webhooks with the secret returned once in the answer."""
+
+    url: str = Field(
+        min_length=1, max_length=2048, description="Absolute http(s) URL that receives the events (POST, JSON)."
+    )
+    events: list[EventName] = Field(
+        min_length=1,
+        description="Event kinds: run.succeeded, run.failed, dry_run.completed, cluster.large_detected; "
+        '["*"] subscribes to every event, including kinds added later.',
+        examples=[["run.succeeded", "run.failed"], ["*"]],
+    )
+    description: str | None = Field(None, max_length=500, description="Free text for people (who owns it, why).")
 
 
 class WebhookOut(BaseModel):
@@ -244,7 +267,7 @@ class WebhookOut(BaseModel):
     url: str
     events: list[str]
     description: str | None
-    created_at: datetime
+    created_at: Timestamp
 
     @classmethod
     def of(cls, w: Webhook) -> WebhookOut:
@@ -261,7 +284,7 @@ class WebhookList(BaseModel):
 
 class AttemptOut(BaseModel):
     attempt: int
-    at: datetime
+    at: Timestamp
     outcome: Literal["success", "retry", "failed"]
     status_code: int | None
     error: str | None
@@ -273,9 +296,9 @@ class DeliveryOut(BaseModel):
     event: str
     status: Literal["PENDING", "SUCCEEDED", "FAILED"]
     attempts: int
-    created_at: datetime
-    next_attempt_at: datetime | None
-    completed_at: datetime | None
+    created_at: Timestamp
+    next_attempt_at: Timestamp | None
+    completed_at: Timestamp | None
     attempt_log: list[AttemptOut]
 
     @classmethod

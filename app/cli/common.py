@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.core.settings import get_settings
+from app.core.timefmt import rfc3339
 from app.platforms import duckdb_file, open_adapter
 from app.platforms.base import Adapter
 from app.services.warehouse import connect, lock_holder
@@ -89,7 +90,9 @@ def _cell(v: Any) -> str:
 
 
 def _json_default(v: Any) -> Any:
-    if isinstance(v, datetime | date):
+    if isinstance(v, datetime):
+        return rfc3339(v)
+    if isinstance(v, date):
         return v.isoformat()
     return str(v)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from app.cli.common import DbOpt, FormatOpt, TargetOpt, check_format, console, err, fail, print_rows, warehouse
-from app.pipeline.dryrun import CHANGE_TYPES
+from app.pipeline.dryrun import CHANGE_TYPES, affected_entities
 from app.pipeline.result import RunResult
 
 dry_app = typer.Typer(help="Review, apply and clean up dry runs.", no_args_is_help=True)
@@ -21,15 +21,6 @@ TypeOpt = Annotated[
 ]
 LimitOpt = Annotated[int, typer.Option("--limit", help="Rows per page (0: every row).", min=0)]
 AfterOpt = Annotated[str | None, typer.Option("--after", help="Start after this cursor (printed under a page).")]
-
-
-def affected(summary: dict[str, Any]) -> int | None:
-    """Entities whose resolved id changes (every change type but UNCHANGED); older dry runs
-    stored no such column."""
-    if summary.get("affected_entities") is not None:
-        return int(summary["affected_entities"])
-    total, unchanged = summary.get("total_entities"), summary.get("unchanged_entities")
-    return None if total is None else int(total) - int(unchanged or 0)
 
 
 def _types(value: str | None) -> list[str]:
@@ -65,7 +56,7 @@ def dry_list(
             # Every row is a dry run: "COMPLETE" says it in a column a terminal can fit.
             "status": "COMPLETE" if r["status"] == "DRY_RUN_COMPLETE" else r["status"],
             "started_at": r["started_at"],
-            "affected_entities": affected(r),
+            "affected_entities": affected_entities(r),
             "total_entities": r.get("total_entities"),
             "merged_clusters": r.get("merged_clusters"),
             "split_clusters": r.get("split_clusters"),

@@ -57,8 +57,10 @@ def serve(
     import uvicorn
 
     from app.main import create_app
+    from app.services.execution import check_push_exporters
 
     settings = get_settings()
+    check_push_exporters(settings)  # one line and exit 2, before anything starts
     if settings.state_db_auto_migrate:
         from app.db.session import upgrade
 

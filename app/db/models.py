@@ -113,3 +113,27 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class MetricsExportFailure(Base):
+    """A push to a metrics exporter that failed (its rows stay pending for the next push)."""
+
+    __tablename__ = "metrics_export_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(default=now_utc)
+
+
+class MetricsSnapshot(Base):
+    """The last exposition of a target's warehouse metrics, for an API process that cannot
+    read the warehouse yet (another process holds the DuckDB file)."""
+
+    __tablename__ = "metrics_snapshots"
+
+    target: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    read_at: Mapped[datetime] = mapped_column()

@@ -147,6 +147,15 @@ def get_dry_run(adapter: Adapter, run_id: str) -> DryRunInfo:
     )
 
 
+def affected_entities(summary: dict[str, Any]) -> int | None:
+    """Entities whose resolved id changes (every change type but UNCHANGED); summaries
+    written before the column existed give it as total - unchanged."""
+    if summary.get("affected_entities") is not None:
+        return int(summary["affected_entities"])
+    total = summary.get("total_entities")
+    return None if total is None else int(total) - int(summary.get("unchanged_entities") or 0)
+
+
 def get_summary(adapter: Adapter, run_id: str) -> dict[str, Any]:
     info = get_dry_run(adapter, run_id)
     if info.summary is None:
@@ -344,10 +353,7 @@ def verify_proposal(ctx: RunContext, dry_run_id: str, expected_fp: dict[str, Any
 # ----------------------------------------------------------------------------- console
 def render_summary(adapter: Adapter, result: RunResult) -> str:
     s = get_summary(adapter, result.run_id)
-    # Only entities whose id changes are affected (older summaries stored no such column).
-    affected = s.get("affected_entities")
-    if affected is None:
-        affected = s["total_entities"] - (s["unchanged_entities"] or 0)
+    affected = affected_entities(s) or 0
     line = "=" * 60
     n = "{:>10,}".format
     return "\n".join(

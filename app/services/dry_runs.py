@@ -24,7 +24,16 @@ def summary(rt: Runtime, run_id: str) -> dict[str, Any]:
     with warehouse(rt.settings, _target(rt, run_id)) as a:
         info = dryrun.get_dry_run(a, run_id)
         s = dryrun.get_summary(a, run_id)
-    return {**s, "run_id": run_id, "status": info.status, "mode": info.mode}
+        # The summary's own column holds whole seconds; the run's history the exact duration.
+        seconds = a.scalar("SELECT duration_seconds FROM idr_out.run_history WHERE run_id = $r", {"r": run_id})
+    return {
+        **s,
+        "run_id": run_id,
+        "status": info.status,
+        "mode": info.mode,
+        "affected_entities": dryrun.affected_entities(s),
+        "execution_time_seconds": float(seconds) if seconds is not None else s.get("execution_time_seconds"),
+    }
 
 
 def changes(
@@ -34,9 +43,11 @@ def changes(
         return dryrun.list_changes(a, run_id, change_type, cursor, limit)
 
 
-def cluster_changes(rt: Runtime, run_id: str) -> list[dict[str, Any]]:
+def cluster_changes(
+    rt: Runtime, run_id: str, change_type: str | None, cursor: str | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
     with warehouse(rt.settings, _target(rt, run_id)) as a:
-        return dryrun.list_cluster_changes(a, run_id)
+        return dryrun.page_cluster_changes(a, run_id, change_type, cursor, limit)
 
 
 def apply(rt: Runtime, principal: Principal, run_id: str, idempotency_key: str | None) -> tuple[Run, bool]:

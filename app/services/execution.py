@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from app.core.errors import IdrError
+from app.core.timefmt import rfc3339
 from app.db.models import Run, now_utc
 from app.pipeline.result import RunResult
 from app.services import webhooks
@@ -47,8 +48,8 @@ def run_payload(run: Run) -> dict[str, Any]:
         "dry_run": run.dry_run,
         "apply_of": run.apply_of,
         "status": run.status,
-        "started_at": run.started_at.isoformat() if run.started_at else None,
-        "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+        "started_at": rfc3339(run.started_at),
+        "ended_at": rfc3339(run.ended_at),
         "error_message": run.error_message,
         "error_stage": run.error_stage,
         "warnings": run.warnings or [],
@@ -94,8 +95,8 @@ def _result_values(r: RunResult, cancelled: bool) -> dict[str, Any]:
             {
                 "name": st.name,
                 "order": st.order,
-                "started_at": st.started_at.isoformat() + "Z",
-                "ended_at": st.ended_at.isoformat() + "Z" if st.ended_at else None,
+                "started_at": rfc3339(st.started_at),
+                "ended_at": rfc3339(st.ended_at),
                 "seconds": round(st.seconds, 6),
                 "rows_in": st.rows_in,
                 "rows_out": st.rows_out,
@@ -178,11 +179,11 @@ def execute(
             if run is None:
                 return
             if event == "start":
-                stage_log.append({"name": stage, "started_at": now.isoformat(), "ended_at": None})
+                stage_log.append({"name": stage, "started_at": rfc3339(now), "ended_at": None})
                 run.current_stage = stage
             else:
                 if stage_log:
-                    stage_log[-1]["ended_at"] = now.isoformat()
+                    stage_log[-1]["ended_at"] = rfc3339(now)
                 run.stages_done = sum(1 for x in stage_log if x["ended_at"])
             run.stages = [dict(x) for x in stage_log]
             run.heartbeat_at = now
@@ -217,7 +218,7 @@ def execute(
     values = _result_values(result, cancelled and result.status == "FAILED")
     _finish(rt, run_id, **values)
     if result.ok and rt.settings.metrics_push_exporters.strip():
-        rt.send("idr.push_metrics", [target])
+        rt.send("idr.push_metrics", [target, run_id])
     return values["status"], result
 
 
@@ -263,18 +264,74 @@ def _fail_warehouse_history(rt: Runtime, target: str, run_id: str) -> None:
         log.warning("could not mark %s FAILED in the warehouse", run_id, exc_info=True)
 
 
-def push_metrics(target: str = "default") -> dict[str, Any]:
-    """Feed every configured push exporter what it has not exported yet."""
+def push_metrics(target: str = "default", run_id: str | None = None) -> dict[str, Any]:
+    """Feed every configured push exporter what it has not exported yet. A failure is
+    recorded (idr_metrics_export_failures_total, and a warning on the run that triggered
+    the push) and logged in one line; the rows stay pending for the next push."""
     from app.metrics.exporters.base import export_pending, load_exporter
 
     rt = get_runtime()
     out: dict[str, Any] = {}
-    names = [n.strip() for n in rt.settings.metrics_push_exporters.split(",") if n.strip()]
+    names = exporter_names(rt.settings)
     with warehouse(rt.settings, target, wait=rt.settings.worker_warehouse_wait_seconds) as a:
         for name in names:
-            report = export_pending(a, load_exporter(name, {}))
-            out[name] = {"exported": report.exported, "error": report.error}
+            try:
+                report = export_pending(a, load_exporter(name, {}))
+                out[name] = {"exported": report.exported, "error": report.error}
+            except Exception as e:  # noqa: BLE001 - e.g. settings changed since start-up
+                out[name] = {"exported": 0, "error": getattr(e, "message", None) or f"{type(e).__name__}: {e}"}
+    failed = {n: r["error"] for n, r in out.items() if r["error"]}
+    if failed:
+        _record_export_failures(rt, target, run_id, failed)
     return out
+
+
+def exporter_names(settings: Any) -> list[str]:
+    return [n.strip() for n in settings.metrics_push_exporters.split(",") if n.strip()]
+
+
+def _record_export_failures(rt: Runtime, target: str, run_id: str | None, failed: dict[str, str]) -> None:
+    from app.db.models import MetricsExportFailure
+
+    with rt.session() as s:
+        for name, error in failed.items():
+            first = error.splitlines()[0] if error else "failed"
+            log.warning("metrics export to %s failed (rows stay pending): %s", name, first)
+            s.add(MetricsExportFailure(provider=name, target=target, run_id=run_id, error=error[:2000]))
+        run = s.get(Run, run_id) if run_id else None
+        if run is not None:
+            run.warnings = [
+                *(run.warnings or []),
+                *(f"metrics export to {n} failed (rows stay pending): {e.splitlines()[0]}" for n, e in failed.items()),
+            ]
+
+
+def refuse_bad_exporters(settings: Any) -> None:
+    """API and worker start-up: exporter settings are checked once, not after every run; a
+    process that could not push its metrics says so in one line and does not start."""
+    from app.core.errors import ConfigError
+
+    try:
+        check_push_exporters(settings)
+    except ConfigError as e:
+        log.critical("refusing to start: %s", e.message)
+        raise SystemExit(2) from None
+
+
+def check_push_exporters(settings: Any) -> None:
+    """At start-up (API, worker, `idr serve`): every exporter in IDR_METRICS_PUSH_EXPORTERS
+    exists and has what it needs (URL, secret, key), else ConfigError naming the setting."""
+    from app.core.errors import ConfigError
+    from app.metrics.exporters.base import load_exporter
+
+    for name in exporter_names(settings):
+        try:
+            load_exporter(name, {}).close()
+        except ConfigError as e:
+            raise ConfigError(
+                f"IDR_METRICS_PUSH_EXPORTERS names {name!r}, which cannot start: {e.message}",
+                field="metrics_push_exporters",
+            ) from None
 
 
 def cleanup_dry_runs(target: str = "default") -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -13,7 +14,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.db.models import Run, WebhookAttempt
+from app.db.models import MetricsExportFailure, MetricsSnapshot, Run, WebhookAttempt
 from app.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,21 @@ class StateCollector(Collector):
         deliveries = CounterMetricFamily(
             "idr_webhook_delivery_attempts", "Webhook delivery attempts, by outcome.", labels=["outcome"]
         )
+        export_failures = CounterMetricFamily(
+            "idr_metrics_export_failures",
+            "Failed pushes to a metrics exporter (its rows stay pending for the next push), by provider.",
+            labels=["provider"],
+        )
         try:
             with self.rt.session() as s:
                 by_status = dict(s.execute(select(Run.status, func.count()).group_by(Run.status)).all())
                 by_outcome = dict(
                     s.execute(select(WebhookAttempt.outcome, func.count()).group_by(WebhookAttempt.outcome)).all()
+                )
+                by_provider = dict(
+                    s.execute(
+                        select(MetricsExportFailure.provider, func.count()).group_by(MetricsExportFailure.provider)
+                    ).all()
                 )
         except Exception:  # a scrape must answer
             log.exception("reading the state DB for metrics failed")
@@ -54,8 +65,37 @@ class StateCollector(Collector):
             runs.add_metric([status], float(by_status.get(status, 0)))
         for outcome in ("success", "retry", "failed"):
             deliveries.add_metric([outcome], float(by_outcome.get(outcome, 0)))
+        configured = [n.strip() for n in self.rt.settings.metrics_push_exporters.split(",") if n.strip()]
+        for provider in sorted(set(configured) | set(by_provider)):
+            export_failures.add_metric([provider], float(by_provider.get(provider, 0)))
         yield runs
         yield deliveries
+        yield export_failures
+
+
+class StateSnapshotStore:
+    """Keeps a target's last warehouse metrics in the state DB (IdrCollector's store): an
+    API started while a worker holds the DuckDB file still serves them."""
+
+    def __init__(self, rt: Runtime, target: str) -> None:
+        self.rt, self.target = rt, target
+
+    def save(self, body: bytes, read_at: float) -> None:
+        at = datetime.fromtimestamp(read_at, UTC)
+        with self.rt.session() as s:
+            row = s.get(MetricsSnapshot, self.target)
+            if row is None:
+                s.add(MetricsSnapshot(target=self.target, body=body.decode(), read_at=at))
+            else:
+                row.body, row.read_at = body.decode(), at
+
+    def load(self) -> tuple[bytes, float] | None:
+        with self.rt.session() as s:
+            row = s.get(MetricsSnapshot, self.target)
+            if row is None:
+                return None
+            at = row.read_at if row.read_at.tzinfo else row.read_at.replace(tzinfo=UTC)
+            return row.body.encode(), at.timestamp()
 
 
 class HttpMetrics:

@@ -25,12 +25,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.errors import IdrError, NotFoundError
+from app.core.timefmt import rfc3339
 from app.db.models import Webhook, WebhookAttempt, WebhookDelivery, now_utc
 from app.services.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
 
 EVENTS = ("run.succeeded", "run.failed", "dry_run.completed", "cluster.large_detected")
+ALL_EVENTS = "*"  # a subscription to every event, including ones added later
 
 
 def new_secret() -> str:
@@ -47,9 +49,12 @@ def _check(url: str, events: list[str]) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise IdrError("url must be an absolute http(s) URL", field="url")
-    bad = [e for e in events if e not in EVENTS]
+    bad = [e for e in events if e not in EVENTS and e != ALL_EVENTS]
     if bad or not events:
-        raise IdrError(f"events must be a non-empty list of: {', '.join(EVENTS)}", field="events")
+        raise IdrError(
+            f"events must be a non-empty list of: {', '.join(EVENTS)}; or [\"{ALL_EVENTS}\"] for every event",
+            field="events",
+        )
 
 
 def create_subscription(
@@ -121,12 +126,12 @@ def create_deliveries(session: Session, event: str, data: dict[str, Any]) -> lis
     """One delivery per active subscription to ``event``, in the caller's transaction."""
     ids = []
     for wh in session.scalars(select(Webhook).where(Webhook.active)):
-        if event not in (wh.events or []):
+        if event not in (wh.events or []) and ALL_EVENTS not in (wh.events or []):
             continue
         msg_id = "msg_" + secrets.token_hex(12)
         now = now_utc()
         body = json.dumps(
-            {"type": event, "timestamp": now.isoformat().replace("+00:00", "Z"), "data": data},
+            {"type": event, "timestamp": rfc3339(now), "data": data},
             separators=(",", ":"),
             default=str,
         )

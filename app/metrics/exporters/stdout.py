@@ -7,6 +7,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
+from app.core.timefmt import rfc3339
 from app.metrics.exporters.base import Exporter, MetricRow
 from app.platforms.base import Adapter
 
@@ -31,7 +32,7 @@ class StdoutExporter(Exporter):
                 "value": r.metric_value,
                 "type": r.metric_type,
                 "dimensions": r.dimensions,
-                "recorded_at": r.recorded_at.isoformat() if r.recorded_at else None,
+                "recorded_at": rfc3339(r.recorded_at),
             }
             stream.write(json.dumps(line, sort_keys=True) + "\n")
         stream.flush()

@@ -20,6 +20,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from app.core.errors import ConfigError
+from app.core.timefmt import rfc3339
 from app.metrics.exporters.base import Exporter, MetricRow
 from app.metrics.settings import get_metrics_settings
 from app.platforms.base import Adapter
@@ -59,7 +60,7 @@ def build_payload(rows: Sequence[MetricRow], now: datetime | None = None) -> dic
     )
     return {
         "run_id": rows[0].run_id,
-        "timestamp": (now or datetime.now(UTC)).isoformat(),
+        "timestamp": rfc3339(now or datetime.now(UTC)),
         "status": status,
         "metrics": [
             {
@@ -68,7 +69,7 @@ def build_payload(rows: Sequence[MetricRow], now: datetime | None = None) -> dic
                 "value": r.metric_value,
                 "type": r.metric_type,
                 "dimensions": r.dimensions,
-                "recorded_at": r.recorded_at.isoformat() if r.recorded_at else None,
+                "recorded_at": rfc3339(r.recorded_at),
             }
             for r in rows
         ],

@@ -1,0 +1,72 @@
+"""Request media types: JSON bodies everywhere, YAML too where a route reads it itself.
+
+A body of another type answers 415 naming what to send (FastAPI would try to read it as
+JSON and answer a puzzling 422). A body without a content type is read as JSON: `curl -d`
+users forget the header more often than not.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+JSON_TYPES = ("application/json",)
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+# (method, path) -> media types the route accepts besides JSON.
+EXTRA_TYPES: dict[tuple[str, str], tuple[str, ...]] = {("PUT", "/v1/config"): YAML_TYPES}
+_BODY_METHODS = ("POST", "PUT", "PATCH")
+
+
+def accepted(method: str, path: str) -> tuple[str, ...]:
+    return JSON_TYPES + EXTRA_TYPES.get((method, path.rstrip("/") or "/"), ())
+
+
+def _is_json(ctype: str) -> bool:
+    return ctype in JSON_TYPES or (ctype.startswith("application/") and ctype.endswith("+json"))
+
+
+class MediaTypeMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        raw = headers.get(b"content-type", b"").decode("latin-1")
+        ctype = raw.split(";")[0].strip().lower()
+        length = headers.get(b"content-length")
+        has_body = length is None or length not in (b"0", b"")
+        ok = accepted(scope["method"], scope["path"])
+        if not ctype:
+            if has_body:  # read as JSON
+                scope = dict(scope)
+                kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+                scope["headers"] = [*kept, (b"content-type", b"application/json")]
+        elif not (_is_json(ctype) or ctype in ok):
+            body = {
+                "type": "about:blank",
+                "title": "Unsupported Media Type",
+                "status": 415,
+                "detail": f"content type {ctype!r} is not supported here; send {' or '.join(ok)}",
+                "instance": scope["path"],
+                "code": "unsupported_media_type",
+                "field": "content-type",
+            }
+            data = json.dumps(body).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 415,
+                    "headers": [
+                        (b"content-type", b"application/problem+json"),
+                        (b"content-length", str(len(data)).encode()),
+                        (b"accept", ", ".join(ok).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": data})
+            return
+        await self.app(scope, receive, send)
