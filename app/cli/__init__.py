@@ -125,6 +125,23 @@ def config_show(
         typer.echo(dump_config(cfg), nl=False)
 
 
+@config_app.command("template")
+def config_template(
+    name: Annotated[str | None, typer.Argument(help="retail, healthcare, financial or b2b_saas.")] = None,
+) -> None:
+    """Print a commented starting configuration for a common case (no NAME: list them).
+
+    idr config template retail > idr.yml; edit it; idr config apply idr.yml"""
+    from app.config.templates import TEMPLATES, template_text
+
+    if name is None:
+        for key, what in TEMPLATES.items():
+            console.print(f"{key:<12} {what}", highlight=False, markup=False)
+        console.print("print one: idr config template NAME > idr.yml", highlight=False)
+        return
+    typer.echo(template_text(name), nl=False)
+
+
 @app.command()
 def demo(
     db: DbOpt = None,
