@@ -303,12 +303,13 @@ def _print_summary(r: RunResult) -> None:
 
 
 def _mount() -> None:
-    from app.cli import api_keys, dry_runs, serve
+    from app.cli import api_keys, dry_runs, load, serve
 
     app.add_typer(dry_runs.dry_app, name="dry-runs")
     app.add_typer(api_keys.api_keys_app, name="api-keys")
     app.add_typer(api_keys.db_app, name="db")
     app.command()(serve.serve)
+    app.command()(load.load)
     try:
         from app.metrics.cli import metrics_app
     except ImportError:  # pragma: no cover - metrics extra missing

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         "0.2-1.7 s); the space INCR runs free is reclaimed when a FULL run rewrites the tables.",
     )
 
+    @field_validator("bootstrap_api_key", mode="before")
+    @classmethod
+    def _no_empty_key(cls, value: object) -> object:
+        """`IDR_BOOTSTRAP_API_KEY=` (compose passes it through unset as '') means no key,
+        never a key that is the empty string."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("duckdb_memory_limit", "duckdb_block_memory")
     @classmethod
     def _duckdb_memory_size(cls, value: str | None) -> str | None:
