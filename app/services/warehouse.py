@@ -12,6 +12,7 @@ so a burst of requests opens it once. Other warehouses have no such lock and nev
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import re
 import threading
@@ -163,6 +164,9 @@ def _close(conn: object) -> None:
 
 
 keep_open = _KeepOpen()
+# Close held files from the main thread at exit: a daemon thread still inside DuckDB when
+# the interpreter tears down aborts the process.
+atexit.register(keep_open.release)
 
 
 def open_target(settings: Settings, target: str = DEFAULT_TARGET, *, wait: float | None = None) -> Adapter:
