@@ -61,6 +61,9 @@ def serve(
 
     settings = get_settings()
     check_push_exporters(settings)  # one line and exit 2, before anything starts
+    host = host or settings.api_host
+    port = settings.api_port if port is None else port
+    _check_port(host, port)
     if settings.state_db_auto_migrate:
         from app.db.session import upgrade
 
@@ -69,15 +72,13 @@ def serve(
         _create_demo(settings)
     _say(f"warehouse: {settings.duckdb_path} · state: {_state_url(settings)}")
     _admin_key_note(settings)
-    host = host or settings.api_host
-    port = port or settings.api_port
     base = f"http://{host}:{port}"
     auth = '-H "Authorization: Bearer $IDR_API_KEY"'
     _say(f"idr service on {base}; try:")
     for line in (
         f"curl -s {base}/readyz",
         f"curl -s {auth} -X POST {base}/v1/runs -H 'content-type: application/json' "
-        "-d '{\"mode\": \"INCR\", \"dry_run\": true}'",
+        '-d \'{"mode": "INCR", "dry_run": true}\'',
         f"curl -s {auth} '{base}/v1/runs?limit=5'",
         "idr dry-runs list    # then: idr dry-runs changes|clusters|apply RUN_ID",
         f"curl -s {auth} {base}/v1/entities/crm_customers:1",
@@ -86,6 +87,26 @@ def serve(
     ):
         _say(f"  {line}")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _check_port(host: str, port: int) -> None:
+    """Say it in one line before anything starts, not in uvicorn's shutdown log."""
+    import socket
+
+    from app.cli.common import fail
+
+    if port == 0:
+        return
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise fail(
+                f"cannot listen on {host}:{port} ({e.strerror}): another service holds it; "
+                "pick a port with --port or IDR_API_PORT",
+                1,
+            ) from None
 
 
 def _create_demo(settings: Settings) -> None:

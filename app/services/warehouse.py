@@ -112,10 +112,11 @@ class _KeepOpen:
     """Keeps a DuckDB database instance loaded for a short while after its last use.
 
     An extra connection to the same file holds the instance (a cursor would not: DuckDB's
-    instance cache forgets a database once its last connection closes, and reopening costs
-    40-50 ms); a timer thread closes it once the file has been idle for ``seconds``, which
-    releases the file to other processes. It is only a cache: every user has its own
-    connection, and the extra one is opened while the user's is still open (microseconds).
+    instance cache forgets a database once its last connection closes, and reopening is
+    what a burst of requests must not pay each time; docs/decisions/0003); a timer thread
+    closes it once the file has been idle for ``seconds``, which releases the file to other
+    processes. It is only a cache: every user has its own connection, and the extra one is
+    opened while the user's is still open, so it only attaches.
     """
 
     def __init__(self) -> None:

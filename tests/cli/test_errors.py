@@ -165,3 +165,15 @@ def test_unexpected_errors_are_short_too(cli, monkeypatch, demo_db):
     r = cli("dry-runs", "cleanup", "--db", str(path))
     assert r.exit_code == 1
     assert _lines(r.stderr) == ["error: unexpected RuntimeError: kaputt", "run with --debug for the traceback"]
+
+
+def test_serve_on_a_busy_port_is_one_line(cli, demo_db):
+    path, _ = demo_db
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = cli("serve", "--port", str(port), env={"IDR_DUCKDB_PATH": str(path)})
+    assert r.exit_code == 1, r.output
+    (line,) = _lines(r.stderr)
+    assert str(port) in line and "--port" in line
