@@ -45,7 +45,7 @@ class MediaTypeMiddleware:
                 scope = dict(scope)
                 kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
                 scope["headers"] = [*kept, (b"content-type", b"application/json")]
-        elif not (_is_json(ctype) or ctype in ok):
+        elif has_body and not (_is_json(ctype) or ctype in ok):  # an empty body has no type to refuse
             body = {
                 "type": "about:blank",
                 "title": "Unsupported Media Type",
