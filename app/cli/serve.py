@@ -43,7 +43,7 @@ def _admin_key_note(settings: Settings) -> str | None:
             _, key = create_key(s, "admin", "admin")
     finally:
         engine.dispose()
-    _say(f"first start: an admin API key was created (shown this once, stored hashed): {key}")
+    _say("first start: an admin API key was created; it is shown this once (only its hash is stored):")
     _say(f"  export IDR_API_KEY={key}")
     return key
 
