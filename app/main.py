@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             upgrade(settings.state_db_url)
         rt.dispatcher = _dispatcher(settings)
         set_runtime(rt)
+        keep_open.seconds = settings.duckdb_keep_open_seconds
         if settings.bootstrap_api_key is not None:
             from app.services.auth import ensure_key
 
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             periodic.stop()
             rt.close()
+            keep_open.seconds = 0.0
             keep_open.release()
             set_runtime(None)
 

@@ -146,8 +146,9 @@ class Settings(BaseSettings):
     duckdb_keep_open_seconds: float = Field(
         1.0,
         ge=0,
-        description="Service: how long a DuckDB file stays open after the last request or run ended, so a burst "
-        "of requests opens it once; then it is released and other processes (your loaders, the CLI) can open it.",
+        description="API process: how long a DuckDB file stays open after the last request or run ended, so a "
+        "burst of requests opens it once; then it is released and other processes (your loaders, the CLI) can "
+        "open it. Workers and CLI commands release it at once.",
     )
     cli_warehouse_wait_seconds: float = Field(
         15.0, ge=0, description="CLI: how long a command retries a DuckDB file another process holds."

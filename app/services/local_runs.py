@@ -95,11 +95,8 @@ def open_runtime(settings: Settings) -> Runtime:
 
     if settings.state_db_auto_migrate:
         upgrade(settings.state_db_url)
-    # A command waits for a busy DuckDB file as long as a CLI command does, not a worker,
-    # and lets go of it as soon as it is done (it serves no burst of requests).
-    settings = settings.model_copy(
-        update={"worker_warehouse_wait_seconds": settings.cli_warehouse_wait_seconds, "duckdb_keep_open_seconds": 0}
-    )
+    # A command waits for a busy DuckDB file as long as a CLI command does, not a worker.
+    settings = settings.model_copy(update={"worker_warehouse_wait_seconds": settings.cli_warehouse_wait_seconds})
     rt = build_runtime(settings, InlineDispatcher())
     set_runtime(rt)
     return rt

@@ -6,8 +6,9 @@ tools and the CLI can use the file while the service runs, nobody here holds it 
 than a run or a request needs: every caller opens a short-lived adapter, retries with
 backoff while another process holds the file, and then gives up with
 ``UnavailableError`` (503 + Retry-After in the API, one line and exit 1 in the CLI).
-A service process keeps a file open for ``duckdb_keep_open_seconds`` after its last use,
-so a burst of requests opens it once. Other warehouses have no such lock and never wait.
+The API process keeps a file open for ``duckdb_keep_open_seconds`` after its last use, so
+a burst of requests opens it once; workers and CLI commands let go at once. Other
+warehouses have no such lock and never wait.
 """
 
 from __future__ import annotations
@@ -120,12 +121,16 @@ class _KeepOpen:
     """
 
     def __init__(self) -> None:
+        # Set by the API process (create_app): a worker or a CLI command holding a file after
+        # its task would only keep the API and the user's tools out.
+        self.seconds = 0.0
         self._lock = threading.Lock()
         self._held: dict[str, tuple[object, float]] = {}
         self._wake = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
 
-    def touch(self, path: str, adapter: Adapter, seconds: float) -> None:
+    def touch(self, path: str, adapter: Adapter) -> None:
+        seconds = self.seconds
         if seconds <= 0 or not isinstance(adapter, DuckDBAdapter) or adapter._conn is None:
             return
         with self._lock:
@@ -189,5 +194,5 @@ def warehouse(settings: Settings, target: str = DEFAULT_TARGET, *, wait: float |
     finally:
         path = target_file(settings, target)
         if path is not None:
-            keep_open.touch(path, adapter, settings.duckdb_keep_open_seconds)
+            keep_open.touch(path, adapter)
         adapter.close()
