@@ -21,7 +21,7 @@ from typer.core import TyperGroup
 from app.cli.common import DbOpt, FormatOpt, TargetOpt, check_format, console, err, fail, print_rows, warehouse
 from app.cli.errors import configure_logging, debug_enabled, explain, set_debug
 from app.core.settings import get_settings
-from app.pipeline.result import RunResult
+from app.core.run_record import RunResult
 
 
 class _Group(TyperGroup):
@@ -227,7 +227,7 @@ def _execute_and_report(
 def _run_unrecorded(
     db: str | None, target: str | None, quiet: bool, *, mode: str | None, dry_run: bool, apply_of: str | None
 ) -> None:
-    from app.pipeline.dryrun import apply_dry_run
+    from app.pipeline.runner import apply_dry_run
     from app.pipeline.runner import run_pipeline
 
     with warehouse(db, target) as a:

@@ -52,6 +52,10 @@ SETTINGS_MIN: dict[str, int] = {
     "max_cc_rounds": 1,
 }
 
+# Known true/false settings.
+SETTINGS_BOOL: frozenset[str] = frozenset({"golden_allow_excluded_values"})
+_BOOL_TEXT = {"true": "true", "false": "false", "1": "true", "0": "false", "yes": "true", "no": "false"}
+
 _INTEGER = re.compile(r"[+-]?\d+")
 
 # Used when a source's table_fqn has no schema part. Adapters may override by
@@ -318,13 +322,20 @@ def _settings(raw: Any, errs: _Errors) -> dict[str, str]:
         return out
     for key, value in raw.items():
         path = f"settings.{key}"
+        if key in SETTINGS_BOOL:
+            text = str(value).lower() if isinstance(value, bool | str) else None
+            if text not in _BOOL_TEXT:
+                errs.add(path, f"must be true or false, got {value!r}")
+            else:
+                out[key] = _BOOL_TEXT[text]
+            continue
         if key not in SETTINGS_MIN:
             if key in DEFAULT_CONFIG and isinstance(value, str | int) and not isinstance(value, bool):
                 # A key `idr init` knows but this module does not check yet: keep it, so a
                 # config read back from the warehouse can always be applied again.
                 out[key] = str(value)
             else:
-                errs.add(path, f"unknown setting; known: {', '.join(SETTINGS_MIN)}")
+                errs.add(path, f"unknown setting; known: {', '.join([*SETTINGS_MIN, *sorted(SETTINGS_BOOL)])}")
             continue
         number: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.metrics.taxonomy import RUN_STATUSES, MetricType
-from app.pipeline.result import RunResult
+from app.core.run_record import RunResult
 from app.platforms.base import Adapter
 
 DEFAULT_LARGE_CLUSTER_THRESHOLD = 5000

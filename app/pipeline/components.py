@@ -28,7 +28,7 @@ def _round_key(round_no: int) -> tuple[int, int]:
 def sql_components(ctx: RunContext, max_rounds: int) -> int:
     """Returns the number of contraction rounds."""
     a = ctx.adapter
-    ctx.run(STAGE, "init")
+    ctx.run("components.init")
     cur = "cc_e0"
     maps: list[str] = []
     rounds = 0
@@ -46,10 +46,10 @@ def sql_components(ctx: RunContext, max_rounds: int) -> int:
         ka, kb = _round_key(rounds)
         a.execute(f"DROP TABLE IF EXISTS {ctx.w('cc_cur')}")
         a.execute(f"ALTER TABLE {ctx.w(cur)} RENAME TO {a.ident(f'{ctx.tag}_cc_cur')}")
-        ctx.run(STAGE, "hook", {"a": ka, "b": kb, "p": P})
+        ctx.run("components.hook", {"a": ka, "b": kb, "p": P})
         # Pointer jumping: hook trees are shallow (random keys), a few passes suffice.
-        while int(a.scalar(ctx.stmt(STAGE, "moving")) or 0) > 0:
-            ctx.run(STAGE, "jump")
+        while int(a.scalar(ctx.stmt("components.moving")) or 0) > 0:
+            ctx.run("components.jump")
             a.drop_table(ctx.w("cc_par"))
             a.execute(f"ALTER TABLE {ctx.w('cc_par2')} RENAME TO {a.ident(f'{ctx.tag}_cc_par')}")
         map_name = f"cc_map{rounds}"
@@ -58,7 +58,7 @@ def sql_components(ctx: RunContext, max_rounds: int) -> int:
         a.execute(f"DROP TABLE IF EXISTS {ctx.w('cc_map')}")
         ctx.exec(f"CREATE VIEW {ctx.w('cc_map')} AS SELECT node, p FROM {ctx.w(map_name)}")
         a.drop_table(ctx.w("cc_next"))
-        ctx.run(STAGE, "contract")
+        ctx.run("components.contract")
         a.execute(f"DROP VIEW IF EXISTS {ctx.w('cc_map')}")
         a.drop_table(ctx.w("cc_par"))
         a.drop_table(ctx.w("cc_cur"))
@@ -118,7 +118,7 @@ def unionfind_components(ctx: RunContext) -> int:
     n_comp, labels = connected_components(graph, directed=True, connection="weak")
     labels = labels[nodes]
     # Components among nodes that have edges (every other id in range is its own).
-    ctx.facts["cc_linked"] = (len(nodes), int(n_comp) - (size - len(nodes)))
+    ctx.state.linked = (len(nodes), int(n_comp) - (size - len(nodes)))
     table = pa.table({"node": pa.array(nodes, pa.int64()), "label": pa.array(labels.astype(np.int64))})
     name = f"{ctx.tag}_cc_arrow"
     a.register_arrow(name, table)  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""Everything a stage needs: the adapter, the run's identity and config, scratch names."""
+"""Everything a step needs: the adapter, the run's identity, config and state, scratch names."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from app.config.model import IdrConfig
+from app.core.run_record import RunResult
 from app.core.settings import Settings
 from app.pipeline import sqltext
-from app.pipeline.result import RunResult
+from app.pipeline.plan import RunKind
+from app.pipeline.state import RunState
 from app.platforms.base import Adapter, Params
 
 ProgressFn = Callable[[str, str], None]  # (stage_name, event: "start" | "end")
@@ -30,11 +31,9 @@ class RunContext:
     result: RunResult
     tag: str
     now: datetime
-    full: bool
+    kind: RunKind
     progress: ProgressFn | None = None
-    # Facts stages hand to later stages (counts, flags).
-    facts: dict[str, Any] = field(default_factory=dict)
-    _work_tables: set[str] = field(default_factory=set)
+    state: RunState = field(default_factory=RunState)
 
     @property
     def run_id(self) -> str:
@@ -42,33 +41,36 @@ class RunContext:
 
     @property
     def dry_run(self) -> bool:
-        return self.result.dry_run
+        return self.kind.dry_run
+
+    @property
+    def full(self) -> bool:
+        return self.kind.full
 
     def w(self, name: str) -> str:
         """Quoted run-scoped scratch table ``idr_work.<tag>_<name>``."""
-        self._work_tables.add(name)
         return self.adapter.work_table(self.tag, name)
 
     # SQL helpers -------------------------------------------------------
-    def stmt(self, stage: str, name: str) -> str:
-        return sqltext.render(sqltext.load(self.settings.sql_dir, stage)[name], self.w)
+    def stmt(self, ref: str) -> str:
+        """Canonical text of ``file.statement`` (sql/stages/<file>.sql)."""
+        file, name = ref.split(".", 1)
+        return sqltext.render(sqltext.load(self.settings.sql_dir, file)[name], self.w)
 
-    def run(self, stage: str, name: str, params: Params = None) -> None:
+    def run(self, ref: str, params: Params = None) -> None:
         # Canonical SQL: the adapter translates (and caches) for its platform.
-        self.adapter.execute(self.stmt(stage, name), params)
-
-    def q(self, stage: str, name: str, params: Params = None) -> list[tuple]:
-        return self.adapter.fetchall(self.stmt(stage, name), params)
+        self.adapter.execute(self.stmt(ref), params)
 
     def exec(self, sql: str, params: Params = None) -> None:
         self.adapter.execute(sql, params)
 
+    def scalar(self, sql: str, params: Params = None) -> int:
+        return int(self.adapter.scalar(sql, params) or 0)
+
     def count(self, table_fqn: str) -> int:
-        return int(self.adapter.scalar(f"SELECT count(*) FROM {table_fqn}") or 0)
+        return self.scalar(f"SELECT count(*) FROM {table_fqn}")
 
     def drop(self, *names: str) -> None:
-        """Drop scratch tables no later step reads (what stays alive decides whether a
-        large run spills)."""
         for name in names:
             self.adapter.drop_table(self.w(name))
 

@@ -22,30 +22,28 @@ from typing import Any
 
 from app.config.store import read_config
 from app.core.errors import ConflictError, IdrError, NotFoundError
+from app.core.run_record import RunResult
+from app.core.vocabulary import CHANGE_TYPES
+from app.pipeline.fingerprint import config_fingerprint, fingerprint_differences, input_fingerprint
 from app.pipeline.context import RunContext, utcnow
-from app.pipeline.result import RunResult
 from app.platforms.base import Adapter
 
-D = "dryrun"
-CHANGE_TYPES = ("NEW", "MOVED", "MERGED", "SPLIT", "REMOVED", "UNCHANGED")
 DRY_RUN_TABLES = ("dry_run_results", "dry_run_summary", "dry_run_cluster_changes", "skipped_identifier_groups")
 
 
 # ----------------------------------------------------------------------------- diff phase
-def write_diff(ctx: RunContext) -> tuple[int, int]:
-    """The dry run's final stage: dry_run_results, dry_run_cluster_changes, summary."""
+def write_diff(ctx: RunContext) -> None:
+    """Step write_diff, a dry run's last: dry_run_results, dry_run_cluster_changes, summary."""
     a = ctx.adapter
     p = {"run_id": ctx.run_id, "now": ctx.now}
-    for name in ("flows", "split_old", "merged_new", "results_build"):
-        ctx.run(D, name)
     with a.transaction():  # a reviewer sees all of a dry run's rows or none
-        ctx.run(D, "results", p)
-        ctx.run(D, "cluster_changes", p)
-        ctx.run(D, "skipped_insert", p)
-        total, new, moved, merged_e, split_e, removed, unchanged = a.fetchone(ctx.stmt(D, "counts"), p) or (0,) * 7
-        merged_clusters = int(a.scalar(ctx.stmt(D, "merged_clusters")) or 0)
+        ctx.run("dryrun.results", p)
+        ctx.run("dryrun.cluster_changes", p)
+        ctx.run("dryrun.skipped_insert", p)
+        total, new, moved, merged_e, split_e, removed, unchanged = a.fetchone(ctx.stmt("dryrun.counts")) or (0,) * 7
+        merged_clusters = int(a.scalar(ctx.stmt("dryrun.merged_clusters")) or 0)
         split_clusters = ctx.count(ctx.w("split_old"))
-        largest = int(a.scalar(ctx.stmt(D, "largest")) or 0)
+        largest = int(a.scalar(ctx.stmt("dryrun.largest")) or 0)
         r = ctx.result
         a.execute(
             """INSERT INTO idr_out.dry_run_summary (run_id, total_entities, new_entities, moved_entities,
@@ -74,47 +72,7 @@ def write_diff(ctx: RunContext) -> tuple[int, int]:
                 "affected": int(total) - int(unchanged),
             },
         )
-    return ctx.count(ctx.w("membership")), int(total)
-
-
-# ----------------------------------------------------------------------------- fingerprint
-def input_fingerprint(adapter: Adapter, config_fp: str) -> dict[str, Any]:
-    """What a proposal was computed from: configuration, every active source's content,
-    and production state (last real run, watermarks, id sequence)."""
-    cfg = read_config(adapter)
-    sources = {
-        s.table_id: adapter.table_fingerprint(s.table_fqn)
-        for s in sorted(cfg.sources, key=lambda s: s.table_id)
-        if s.is_active
-    }
-    state_rows = [
-        adapter.scalar(
-            "SELECT run_id FROM idr_out.run_history WHERE NOT dry_run AND status IN ('SUCCESS', "
-            "'SUCCESS_WITH_WARNINGS') ORDER BY started_at DESC LIMIT 1"
-        ),
-        sorted(map(repr, adapter.fetchall("SELECT * FROM idr_meta.run_state"))),
-        adapter.scalar("SELECT next_value FROM idr_meta.resolved_id_sequence WHERE sequence_name = 'resolved_id'"),
-        adapter.scalar("SELECT count(*) FROM idr_out.identity_resolved_membership_current"),
-    ]
-    state = hashlib.sha256(json.dumps(state_rows, default=str).encode()).hexdigest()
-    return {"config": config_fp, "sources": sources, "state": state}
-
-
-def fingerprint_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    out = []
-    if old.get("config") != new.get("config"):
-        out.append("the configuration (rules, mappings, exclusions, sources) changed")
-    old_s, new_s = old.get("sources", {}), new.get("sources", {})
-    for t in sorted(set(old_s) | set(new_s)):
-        if t not in new_s:
-            out.append(f"source {t} is no longer active")
-        elif t not in old_s:
-            out.append(f"source {t} was added")
-        elif old_s[t] != new_s[t]:
-            out.append(f"source {t} changed (rows added, updated or deleted)")
-    if old.get("state") != new.get("state"):
-        out.append("production state changed (another run was published since)")
-    return out
+    ctx.state.count("dry_run_diff", rows_in=ctx.count(ctx.w("membership")), rows_out=int(total or 0))
 
 
 # ----------------------------------------------------------------------------- review
@@ -297,8 +255,6 @@ def cleanup(adapter: Adapter, now: datetime | None = None) -> list[str]:
 def check_applicable(adapter: Adapter, run_id: str) -> DryRunInfo:
     """Refuse up front, writing nothing (409 with the reason), when a dry run cannot be
     applied or its inputs changed; the apply run re-checks right before publishing."""
-    from app.pipeline.runner import config_fingerprint
-
     info = get_dry_run(adapter, run_id)
     if info.status != "DRY_RUN_COMPLETE" or info.summary is None:
         raise ConflictError(
@@ -314,36 +270,23 @@ def check_applicable(adapter: Adapter, run_id: str) -> DryRunInfo:
     return info
 
 
-def apply_dry_run(adapter: Adapter, run_id: str, progress=None) -> RunResult:
-    """Publish exactly the reviewed proposal as a real run, or refuse (409) when its
-    inputs changed. The real run recomputes deterministically from identical inputs and
-    is checked against the stored proposal before anything is published."""
-    from app.pipeline.runner import run_pipeline
-
-    info = check_applicable(adapter, run_id)
-    result = run_pipeline(adapter, info.mode, dry_run=False, progress=progress, apply_of=run_id)
-    if result.status == "FAILED" and result.error_stage == "apply_check":
-        raise ConflictError(result.error_message or "inputs changed")
-    return result
-
-
 def verify_proposal(ctx: RunContext, dry_run_id: str, expected_fp: dict[str, Any] | None) -> None:
     """Inside an apply run, before publish: inputs unchanged and the proposal identical."""
-    now_fp = ctx.facts["input_fingerprint"]
-    diffs = fingerprint_differences(expected_fp or {}, now_fp)
+    diffs = fingerprint_differences(expected_fp or {}, ctx.state.input_fingerprint or {})
     if diffs:
         raise ConflictError(f"dry run {dry_run_id} is stale: " + "; ".join(diffs))
     a = ctx.adapter
-    mismatches = int(
-        a.scalar(
-            f"""SELECT count(*) FROM (
-                SELECT entity_key, resolved_id FROM {ctx.w("membership")}
-                UNION ALL SELECT entity_key, CAST(NULL AS VARCHAR) FROM {ctx.w("removed")}
-                EXCEPT
-                SELECT entity_key, proposed_resolved_id FROM idr_out.dry_run_results WHERE run_id = $r) AS t""",
-            {"r": dry_run_id},
-        )
-        or 0
+    rid = "CASE WHEN {c} IS NOT NULL THEN 'R' || lpad(CAST({c} AS VARCHAR), 11, '0') END"
+    mismatches = ctx.scalar(
+        f"""SELECT count(*) FROM (
+            SELECT k.entity_key, {rid.format(c="m.rid")} AS resolved_id
+            FROM {ctx.w("membership")} AS m JOIN {ctx.w("diff_keys")} AS k ON k.eid = m.eid
+            UNION ALL
+            SELECT k.entity_key, CAST(NULL AS VARCHAR)
+            FROM {ctx.w("removed")} AS r JOIN {ctx.w("diff_keys")} AS k ON k.eid = r.eid
+            EXCEPT
+            SELECT entity_key, proposed_resolved_id FROM idr_out.dry_run_results WHERE run_id = $r) AS t""",
+        {"r": dry_run_id},
     )
     stored = int(a.scalar("SELECT count(*) FROM idr_out.dry_run_results WHERE run_id = $r", {"r": dry_run_id}) or 0)
     if mismatches or stored != ctx.count(ctx.w("membership")) + ctx.count(ctx.w("removed")):

@@ -1,5 +1,6 @@
-"""Stage 1-2: read the delta of every active source and unpivot it into entities,
-normalized identifiers and attribute values (run-scoped work tables).
+"""Stage extract_entities and the identifier rows: read each active source's delta once,
+give every record its entity id (eid) from the entity dictionary, and unpivot its
+identifiers, normalized.
 
 User expressions are parsed with sqlglot and re-rendered from the parse tree; config
 values enter SQL only as literals built by sqlglot.
@@ -15,6 +16,8 @@ from app.config.model import Canonicalize, IdentifierMapping, Rule, SourceTable
 from app.config.validate import validate_expression
 from app.core.errors import PipelineError
 from app.pipeline.context import RunContext
+
+STAGE = "extract_entities"
 
 
 def lit(value: str) -> str:
@@ -47,24 +50,19 @@ def table_sql(fqn: str) -> str:
     return exp.to_table(fqn, dialect="duckdb").sql(dialect="duckdb", identify=True)
 
 
-def expr_sql(ctx: RunContext, expr: str, field: str) -> str:
+def expr_sql(expr: str, field: str) -> str:
     try:
         return validate_expression(expr, None).sql(dialect="duckdb")
     except Exception as e:  # a stored expression that no longer parses
-        raise PipelineError(f"{field}: {e}", stage="extract_entities") from e
+        raise PipelineError(f"{field}: {e}", stage=STAGE) from e
 
 
 def active_rules(ctx: RunContext) -> dict[str, Rule]:
     return {r.identifier_type: r for r in ctx.config.rules if r.is_active}
 
 
-def _since(ctx: RunContext, src: SourceTable) -> datetime | None:
-    if ctx.full or not src.watermark_column:
-        return None
-    last = ctx.facts["run_state"].get(src.table_id)
-    if last is None:
-        return None
-    return last - timedelta(minutes=src.watermark_lookback_minutes or 0)
+def active_sources(ctx: RunContext) -> list[SourceTable]:
+    return [s for s in ctx.config.sources if s.is_active]
 
 
 def attribute_names(ctx: RunContext) -> list[str]:
@@ -81,6 +79,15 @@ def identifier_maps(ctx: RunContext, src: SourceTable) -> list[IdentifierMapping
         and m.identifier_type in rules
         and (not m.is_hashed or rules[m.identifier_type].allow_hashed)
     ]
+
+
+def _since(ctx: RunContext, src: SourceTable) -> datetime | None:
+    if ctx.full or not src.watermark_column:
+        return None
+    last = ctx.state.watermarks_before.get(src.table_id)
+    if last is None:
+        return None
+    return last - timedelta(minutes=src.watermark_lookback_minutes or 0)
 
 
 LATEST = "QUALIFY row_number() OVER (PARTITION BY entity_key ORDER BY record_ts DESC NULLS LAST) = 1"
@@ -101,7 +108,7 @@ def source_select(
     ``where`` adds conditions on the source's columns; ``keys_in`` keeps only the entity
     keys listed in that table's ``entity_key`` column."""
     a = ctx.adapter
-    key = expr_sql(ctx, src.entity_key_expr, f"sources[{src.table_id}].entity_key_expr")
+    key = expr_sql(src.entity_key_expr, f"sources[{src.table_id}].entity_key_expr")
     wm = a.ident(src.watermark_column) if src.watermark_column else None
     entity_key = f"{lit(src.table_id + ':')} || CAST(({key}) AS VARCHAR)"
     cols = [
@@ -114,133 +121,163 @@ def source_select(
         if m is None:
             cols.append(f"CAST(NULL AS VARCHAR) AS a{j}")
         else:
-            e = expr_sql(ctx, m.attribute_expr, f"attribute_mappings[{m.table_id}].attribute_expr")
+            e = expr_sql(m.attribute_expr, f"attribute_mappings[{m.table_id}].attribute_expr")
             cols.append(f"CAST(({e}) AS VARCHAR) AS a{j}")
     if identifiers:
         for j, m in enumerate(identifier_maps(ctx, src)):
-            e = expr_sql(ctx, m.identifier_value_expr, f"identifier_mappings[{m.table_id}].identifier_value_expr")
+            e = expr_sql(m.identifier_value_expr, f"identifier_mappings[{m.table_id}].identifier_value_expr")
             cols.append(f"CAST(({e}) AS VARCHAR) AS i{j}")
     conds = [f"({key}) IS NOT NULL", *where]
     if keys_in:
         # Matched on the key itself: the listed keys of this table, prefix cut off, rather
-        # than building every source row's entity_key (10M records: a third of the scan).
+        # than building every source row's entity_key.
         prefix = src.table_id + ":"
         conds.append(
             f"CAST(({key}) AS VARCHAR) IN (SELECT substr(entity_key, {len(prefix) + 1}) FROM {keys_in} "
             f"WHERE starts_with(entity_key, {lit(prefix)}))"
         )
-    sql = f"SELECT {', '.join(cols)} FROM {table_sql(src.table_fqn)} WHERE {' AND '.join(conds)}"
-    return sql
+    return f"SELECT {', '.join(cols)} FROM {table_sql(src.table_fqn)} WHERE {' AND '.join(conds)}"
 
 
-def extract(ctx: RunContext) -> tuple[int, int]:
-    """Fill {w.entities} (eid, entity_key, table_id, record_ts, a0..ak) and {w.ident_raw}.
-    Drop {w.entities} with ``drop_entities`` (it may be a view over other scratch tables).
+def _srow(ctx: RunContext) -> str:
+    """A source scratch table's row number, 0..n-1 (keys are unique in it)."""
+    return ctx.adapter.row_index_sql()
 
-    ``eid`` is a run-local integer id (0..n-1, no gaps) so that later stages join and
-    group on integers rather than on entity_key strings. Returns (rows_in, entities).
-    """
+
+def read_sources(ctx: RunContext) -> None:
+    """Step read_sources: one scratch table per active source (``src<i>``) with the rows of
+    this run (FULL: all; INCR: watermark newer than the last run's minus the lookback),
+    each key once (its latest record). Records the watermarks the run will publish."""
     a = ctx.adapter
-    rules = active_rules(ctx)
-    sources = [s for s in ctx.config.sources if s.is_active]
-    ctx.exec(
-        f"CREATE TABLE {ctx.w('ident_raw')} "
-        "(eid BIGINT, entity_key VARCHAR, identifier_type VARCHAR, identifier_value_norm VARCHAR)"
-    )
+    st = ctx.state
     rows_in = 0
     watermarks: dict[str, str | None] = {}
-    ent_parts: list[str] = []
-    ident_parts: list[str] = []
-    entity_srcs: dict[str, int] = {}  # table the entity rows come from -> its identifier columns
-    src_tables: list[str] = []
-    # Without MATERIALIZED, DuckDB pushes the empty-value filter into the scan as a copy
-    # of the canonicalization, which then runs three times per row (1M records: 1.8 s
-    # instead of 0.9 s to fill ident_raw).
-    ident_ctes: list[str] = []
-    key_ranges: list[tuple[str, str, str]] = []
-    materialized = "MATERIALIZED " if a.supports_materialized_cte else ""
-    attrs = "".join(f", a{j}" for j in range(len(attribute_names(ctx))))
-    for i, src in enumerate(sources):
+    for i, src in enumerate(active_sources(ctx)):
         where: list[str] = []
         since = _since(ctx, src)
         if since is not None and src.watermark_column:
             where.append(f"{a.ident(src.watermark_column)} > {ts_lit(since)}")  # lookback covers late arrivals
-        srct = ctx.w(f"src{i}")
-        ctx.exec(f"CREATE TABLE {srct} AS " + source_select(ctx, src, identifiers=True, where=where))
+        raw = ctx.w(f"src{i}_all")
+        ctx.exec(f"CREATE TABLE {raw} AS " + source_select(ctx, src, identifiers=True, where=where))
         n, distinct, max_ts, lo, hi = a.fetchone(
-            f"SELECT count(*), count(DISTINCT entity_key), max(record_ts), min(entity_key), max(entity_key) "
-            f"FROM {srct}"
+            f"SELECT count(*), count(DISTINCT entity_key), max(record_ts), min(entity_key), max(entity_key) FROM {raw}"
         ) or (0, 0, None, None, None)
-        if n:  # the table's key range, for FULL's key rank (stages.key_rank); read in the same scan
-            key_ranges.append((src.table_id, lo, hi))
+        n, distinct = int(n or 0), int(distinct or 0)
+        rows_in += n
+        srct = ctx.w(f"src{i}")
         if distinct < n:
             # Duplicate keys: keep each key's latest record. Checked on the snapshot just
             # read because the window costs twice the read and keys are usually unique.
-            src_tables.append(srct)
-            srct = ctx.w(f"src{i}_latest")
-            ctx.exec(f"CREATE TABLE {srct} AS SELECT * FROM {ctx.w(f'src{i}')} {LATEST}")
-            n = distinct
-        eid = f"CAST({rows_in} + {a.row_index_sql()} AS BIGINT)"
-        rows_in += int(n)
-        prev = ctx.facts["run_state"].get(src.table_id)
+            ctx.exec(f"CREATE TABLE {srct} AS SELECT * FROM {raw} {LATEST}")
+            a.drop_table(raw)
+        else:
+            a.execute(f"ALTER TABLE {raw} RENAME TO {a.ident(f'{ctx.tag}_src{i}')}")
+        st.source_tables.append(srct)
+        if distinct:
+            st.key_ranges.append((src.table_id, lo, hi))
+        prev = st.watermarks_before.get(src.table_id)
         newest = max([t for t in (max_ts, prev) if t is not None], default=None)
         watermarks[src.table_id] = newest.isoformat(sep=" ") if newest else None
-        ent_parts.append(
-            f"SELECT {eid} AS eid, entity_key, {lit(src.table_id)} AS table_id, record_ts{attrs} FROM {srct}"
-        )
-        maps = identifier_maps(ctx, src)
-        entity_srcs[srct] = len(maps)
-        for j, m in enumerate(maps):
-            norm = canonical_sql(f"i{j}", rules[m.identifier_type].canonicalize)
-            ident_ctes.append(f"t{i}_{j} AS {materialized}(SELECT {eid} AS eid, entity_key, {norm} AS v FROM {srct})")
-            ident_parts.append(
-                f"SELECT eid, entity_key, {lit(m.identifier_type)}, v FROM t{i}_{j} WHERE v IS NOT NULL AND v <> ''"
-            )
-        src_tables.append(srct)
-    # One statement per target table: far cheaper than an INSERT per mapping.
-    if ident_parts:
-        ctx.exec(
-            f"INSERT INTO {ctx.w('ident_raw')} WITH {', '.join(ident_ctes)} " + " UNION ALL ".join(ident_parts)
-        )
-    if ent_parts and a.stable_row_index:
-        # A view over the per-source tables, which stay: copying their rows into one
-        # table was a quarter of extraction (10M records: 4 s). Their raw identifier
-        # columns are dropped (metadata only: rows keep their row numbers).
-        for srct, n_ident in entity_srcs.items():
-            for j in range(n_ident):
-                ctx.exec(f"ALTER TABLE {srct} DROP COLUMN i{j}")
-        ctx.exec(f"CREATE VIEW {ctx.w('entities')} AS " + " UNION ALL ".join(ent_parts))
-        ctx.facts["entity_tables"] = list(entity_srcs)
-        src_tables = [t for t in src_tables if t not in entity_srcs]
-    else:
-        attr_cols = "".join(f", a{j} VARCHAR" for j in range(len(attribute_names(ctx))))
-        ctx.exec(
-            f"CREATE TABLE {ctx.w('entities')} "
-            f"(eid BIGINT, entity_key VARCHAR, table_id VARCHAR, record_ts TIMESTAMP{attr_cols})"
-        )
-        if ent_parts:
-            ctx.exec(f"INSERT INTO {ctx.w('entities')} " + " UNION ALL ".join(ent_parts))
-    for srct in src_tables:
-        a.drop_table(srct)
-    # One mapping per (source, type) cannot repeat an (entity, type, value): rows are
-    # unique per entity key, so the identifiers stage can skip a DISTINCT.
-    pairs = [(s.table_id, m.identifier_type) for s in sources for m in identifier_maps(ctx, s)]
-    ctx.facts["identifiers_may_repeat"] = len(pairs) != len(set(pairs))
-    # Ranges of the snapshot read: a key dropped by the latest-record window only narrows
-    # the real range, so a prefix shared by the whole range is shared by what is kept.
-    ctx.facts["key_ranges"] = key_ranges
-    ctx.result.source_tables_processed = len(sources)
+    pairs = [(s.table_id, m.identifier_type) for s in active_sources(ctx) for m in identifier_maps(ctx, s)]
+    st.identifiers_may_repeat = len(pairs) != len(set(pairs))
+    ctx.result.source_tables_processed = len(active_sources(ctx))
     ctx.result.watermarks = watermarks
-    ctx.result.entities_processed = rows_in
-    return rows_in, rows_in
+    st.count(STAGE, rows_in=rows_in)
 
 
-def drop_entities(ctx: RunContext) -> None:
-    """Drop {w.entities}: a table, or a view and the per-source tables it reads."""
-    tables = ctx.facts.pop("entity_tables", None)
-    if tables is None:
-        ctx.drop("entities")
-        return
-    ctx.exec(f"DROP VIEW IF EXISTS {ctx.w('entities')}")
-    for t in tables:
-        ctx.adapter.drop_table(t)
+def _keys_sql(ctx: RunContext) -> str:
+    return " UNION ALL ".join(
+        f"SELECT entity_key, {i} AS sno, {_srow(ctx)} AS srow FROM {t}" for i, t in enumerate(ctx.state.source_tables)
+    )
+
+
+def entity_ids(ctx: RunContext) -> None:
+    """Step entity_ids: {w.ent_ids}(entity_key, sno, srow, eid, is_new, old_rid, old_ts).
+
+    A key in the dictionary keeps its eid; new keys are numbered after the last eid in
+    entity_key order. A fresh state (no entity stored yet) numbers every record by its
+    place in its source instead: no sort, no join (see entity_rows)."""
+    st = ctx.state
+    if st.fresh:
+        offsets = _fresh_offsets(ctx)
+        parts = [
+            f"SELECT entity_key, {i} AS sno, {_srow(ctx)} AS srow, {st.next_eid + offsets[i]} + {_srow(ctx)} AS eid, "
+            "TRUE AS is_new, CAST(NULL AS BIGINT) AS old_rid, CAST(NULL AS TIMESTAMP) AS old_ts "
+            f"FROM {t}"
+            for i, t in enumerate(st.source_tables)
+        ]
+        ctx.exec(f"CREATE VIEW {ctx.w('ent_ids')} AS " + " UNION ALL ".join(parts))
+    else:
+        ctx.exec(
+            f"CREATE TABLE {ctx.w('ent_ids')} AS "
+            "SELECT k.entity_key, k.sno, k.srow, "
+            "coalesce(s.eid, $next - 1 + row_number() OVER (PARTITION BY s.eid IS NULL ORDER BY k.entity_key)) AS eid, "
+            "s.eid IS NULL AS is_new, s.rid AS old_rid, s.updated_ts AS old_ts "
+            f"FROM ({_keys_sql(ctx)}) AS k LEFT JOIN idr_state.entities AS s ON s.entity_key = k.entity_key",
+            {"next": st.next_eid},
+        )
+    n, new = ctx.adapter.fetchone(f"SELECT count(*), count(*) FILTER (WHERE is_new) FROM {ctx.w('ent_ids')}") or (0, 0)
+    st.new_entities = int(new or 0)
+    ctx.result.entities_processed = int(n or 0)
+    st.count(STAGE, rows_out=int(n or 0))
+
+
+def _fresh_offsets(ctx: RunContext) -> list[int]:
+    offsets, total = [], 0
+    for t in ctx.state.source_tables:
+        offsets.append(total)
+        total += ctx.count(t)
+    return offsets
+
+
+def entity_rows(ctx: RunContext) -> None:
+    """Step entity_rows: per source ``src<i>e`` = its rows with their eid, and the view
+    {w.entities}(eid, entity_key, table_id, record_ts, a0..) over them."""
+    st = ctx.state
+    attrs = "".join(f", s.a{j}" for j in range(len(attribute_names(ctx))))
+    parts, tables = [], []
+    offsets = _fresh_offsets(ctx) if st.fresh else []
+    for i, (src, t) in enumerate(zip(active_sources(ctx), st.source_tables, strict=True)):
+        out = ctx.w(f"src{i}e")
+        if st.fresh:  # a view: the eid is the record's place, computed where it is read
+            ctx.exec(f"CREATE VIEW {out} AS SELECT {st.next_eid + offsets[i]} + {_srow(ctx)} AS eid, s.* FROM {t} AS s")
+        else:
+            ctx.exec(
+                f"CREATE TABLE {out} AS SELECT i.eid, s.* FROM (SELECT {_srow(ctx)} AS srow, * FROM {t}) AS s "
+                f"JOIN {ctx.w('ent_ids')} AS i ON i.sno = {i} AND i.srow = s.srow"
+            )
+        tables.append(out)
+        parts.append(
+            f"SELECT s.eid, s.entity_key, {lit(src.table_id)} AS table_id, s.record_ts{attrs} FROM {out} AS s"
+        )
+    st.entity_tables = tables
+    if parts:
+        ctx.exec(f"CREATE VIEW {ctx.w('entities')} AS " + " UNION ALL ".join(parts))
+    else:
+        cols = "".join(f", CAST(NULL AS VARCHAR) AS a{j}" for j in range(len(attribute_names(ctx))))
+        ctx.exec(
+            f"CREATE VIEW {ctx.w('entities')} AS SELECT CAST(NULL AS BIGINT) AS eid, CAST(NULL AS VARCHAR) AS entity_key, "
+            f"CAST(NULL AS VARCHAR) AS table_id, CAST(NULL AS TIMESTAMP) AS record_ts{cols} WHERE FALSE"
+        )
+
+
+def identifier_rows(ctx: RunContext) -> None:
+    """Step identifier_rows: {w.ident_raw}(eid, identifier_type, value_norm), every
+    non-empty normalized identifier of the run's records."""
+    a = ctx.adapter
+    rules = active_rules(ctx)
+    materialized = "MATERIALIZED " if a.supports_materialized_cte else ""
+    ctes, parts = [], []
+    for i, (src, t) in enumerate(zip(active_sources(ctx), ctx.state.entity_tables, strict=True)):
+        for j, m in enumerate(identifier_maps(ctx, src)):
+            norm = canonical_sql(f"i{j}", rules[m.identifier_type].canonicalize)
+            # MATERIALIZED: else DuckDB copies the canonicalization into the empty-value
+            # filter, and it runs three times per row.
+            ctes.append(f"t{i}_{j} AS {materialized}(SELECT eid, {norm} AS v FROM {t})")
+            parts.append(f"SELECT eid, {lit(m.identifier_type)} AS identifier_type, v AS value_norm FROM t{i}_{j} "
+                         "WHERE v IS NOT NULL AND v <> ''")
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('ident_raw')} (eid BIGINT, identifier_type VARCHAR, value_norm VARCHAR)"
+    )
+    if parts:
+        ctx.exec(f"INSERT INTO {ctx.w('ident_raw')} WITH {', '.join(ctes)} " + " UNION ALL ".join(parts))

@@ -1,4 +1,5 @@
-"""Golden profile: one value per (cluster, attribute), chosen by survivorship rules.
+"""Golden profile: one row per cluster, one value (and the record it came from) per
+configured attribute, chosen by survivorship rules.
 
 Strategies (a NULL value never wins; ties always fall through to a deterministic order):
 - RECENCY: newest record (``recency_field`` attribute if set, else the source watermark),
@@ -7,10 +8,15 @@ Strategies (a NULL value never wins; ties always fall through to a deterministic
   lower = more trusted), then newest, then smallest entity key.
 - MOST_FREQUENT: the value held by most members, then as RECENCY.
 
+A value the exclusion list blocks for an identifier type is never chosen for an
+attribute that maps the same column as that type's identifier (``test@test.com`` is no
+one's email), unless the config key ``golden_allow_excluded_values`` is true.
+
 Entity rows are wide (attribute j in column ``a{j}``, see ``extract.attribute_names``), so
-the profile is one aggregation over the clusters' entities instead of a window over
-one row per (entity, attribute). Adapters with ``supports_struct_min_by`` pick each
-winner with an integer ``min`` over a packed key; the others rank with a window.
+the profile is one aggregation over the clusters' entities. Adapters with
+``supports_struct_min_by`` pick each winner with an integer ``min`` over a packed key;
+the others rank with a window. The output, {w.golden_new}(rid, v0, e0, v1, e1, ...), has
+attribute j's value in ``v{j}`` and its record's eid in ``e{j}``.
 """
 
 from __future__ import annotations
@@ -18,9 +24,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.config.model import Strategy
+from app.config.model import Canonicalize, Strategy
 from app.pipeline.context import RunContext
-from app.pipeline.extract import LATEST, attribute_names, drop_entities, lit, source_select
+from app.pipeline.extract import (
+    LATEST,
+    active_rules,
+    active_sources,
+    attribute_names,
+    canonical_sql,
+    lit,
+    source_select,
+)
+
+STAGE = "golden_profile"
+ALLOW_EXCLUDED = "golden_allow_excluded_values"
 
 
 @dataclass(frozen=True)
@@ -32,7 +49,7 @@ class _Attr:
     rank: str  # SQL: the record's source rank for this attribute (lower wins)
 
 
-def _attrs(ctx: RunContext) -> list[_Attr]:
+def attributes(ctx: RunContext) -> list[_Attr]:
     cfg = ctx.config
     names = attribute_names(ctx)
     col = {n: f"a{j}" for j, n in enumerate(names)}
@@ -62,41 +79,82 @@ def _attrs(ctx: RunContext) -> list[_Attr]:
     return out
 
 
-def _scope_rows(ctx: RunContext) -> str:
-    """Wide entity rows of every entity in the proposal, with its component and ``kr``,
-    its position in entity_key order."""
-    if ctx.full:  # kr from resolve_ids (resolve.sql: full_key_rank)
-        return (
-            f"SELECT k.comp, k.kr, e.* FROM {ctx.w('entities')} AS e JOIN {ctx.w('key_rank')} AS k ON k.eid = e.eid"
+def blocked_types(ctx: RunContext) -> dict[int, str]:
+    """Attribute position -> the identifier type whose exclusions apply to it: an
+    attribute that maps, in some source, the same expression as that type's identifier."""
+    if str(ctx.config.settings.get(ALLOW_EXCLUDED, "false")).lower() in ("true", "1", "yes"):
+        return {}
+    rules = active_rules(ctx)
+    excluded = {x.identifier_type for x in ctx.config.exclusions}
+    ident = {
+        (m.table_id, m.identifier_value_expr.strip().lower()): m.identifier_type
+        for m in ctx.config.identifier_mappings
+        if m.identifier_type in rules and m.identifier_type in excluded
+    }
+    out: dict[int, str] = {}
+    for j, name in enumerate(attribute_names(ctx)):
+        for m in ctx.config.attribute_mappings:
+            t = ident.get((m.table_id, m.attribute_expr.strip().lower()))
+            if m.attribute_name == name and t is not None:
+                out[j] = t
+    return out
+
+
+def _unblocked(ctx: RunContext, j: int, itype: str) -> str:
+    """a{j}, or NULL where its normalized value is on the exclusion list of ``itype``."""
+    canon = active_rules(ctx)[itype].canonicalize
+    norm = canonical_sql(f"a{j}", canon if canon != Canonicalize.NONE else Canonicalize.NONE)
+    likes = sorted(
+        {x.identifier_value_pattern for x in ctx.config.exclusions if x.match_type == "LIKE" and x.identifier_type == itype}
+    )
+    conds = [
+        f"{norm} IN (SELECT x.v FROM {ctx.w('excl_exact')} AS x WHERE x.identifier_type = {lit(itype)})"
+    ]
+    conds += [f"{norm} LIKE {lit(p)}" for p in likes]
+    return f"CASE WHEN {' OR '.join(conds)} THEN NULL ELSE a{j} END"
+
+
+def _row_cols(ctx: RunContext) -> str:
+    blocked = blocked_types(ctx)
+    return "".join(
+        f", {_unblocked(ctx, j, blocked[j]) if j in blocked else f'a{j}'} AS a{j}"
+        for j in range(len(attribute_names(ctx)))
+    )
+
+
+def scope_rows(ctx: RunContext) -> None:
+    """Step golden_rows: {w.gsrc}(comp, kr, eid, table_id, record_ts, a0..), the wide rows
+    of every entity in the proposal. INCR re-reads the impacted clusters' other members
+    from their sources (rows the watermark already passed: as last seen)."""
+    cols = _row_cols(ctx)
+    if ctx.full:
+        ctx.exec(
+            f"CREATE TABLE {ctx.w('gsrc')} AS SELECT p.comp, p.kr, e.eid, e.table_id, e.record_ts{cols} "
+            f"FROM {ctx.w('entities')} AS e JOIN {ctx.w('proposed')} AS p ON p.eid = e.eid"
         )
-    # INCR: the delta's rows are fresh; the other members of impacted clusters are read
-    # back from their sources (rows the watermark already passed, so as last seen).
+        return
     ctx.exec(
-        f"CREATE TABLE {ctx.w('reread_keys')} AS SELECT p.entity_key FROM {ctx.w('proposed')} AS p "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {ctx.w('entities')} AS e WHERE e.entity_key = p.entity_key)"
+        f"CREATE TABLE {ctx.w('reread_keys')} AS SELECT s.entity_key FROM {ctx.w('scope_keys')} AS s "
+        f"WHERE s.eid NOT IN (SELECT eid FROM {ctx.w('ent_ids')})"
     )
     names = "".join(f", a{j}" for j in range(len(attribute_names(ctx))))
     parts = [f"SELECT entity_key, table_id, record_ts{names} FROM {ctx.w('entities')}"]
-    for src in (s for s in ctx.config.sources if s.is_active):
+    for src in active_sources(ctx):
         sel = source_select(ctx, src, identifiers=False, where=[], keys_in=ctx.w("reread_keys"))
         parts.append(f"SELECT entity_key, {lit(src.table_id)} AS table_id, record_ts{names} FROM ({sel}) AS s")
-    ctx.exec(f"CREATE TABLE {ctx.w('attr_rows')} AS " + " UNION ALL ".join(parts))
     rows = ctx.w("attr_rows")
-    # A key read twice is a source holding several rows under it: keep each key's latest
-    # record. Checked on the rows read (keys are usually unique), where a window in every
-    # re-read cost a third of it (1% at 10M: 0.18 s). Entity keys carry their table and
-    # the delta's are not re-read, so one window over all rows is the per-source one.
-    if int(ctx.adapter.scalar(f"SELECT count(*) - count(DISTINCT entity_key) FROM {rows}") or 0):
+    ctx.exec(f"CREATE TABLE {rows} AS " + " UNION ALL ".join(parts))
+    # A key read twice is a source holding several rows under it: keep its latest record.
+    if ctx.scalar(f"SELECT count(*) - count(DISTINCT entity_key) FROM {rows}"):
         ctx.exec(f"CREATE TABLE {ctx.w('attr_latest')} AS SELECT * FROM {rows} {LATEST}")
+        ctx.drop("attr_rows")
         rows = ctx.w("attr_latest")
-    # The rank is taken over the proposal's narrow rows (a superset of these keys: the
-    # same order), not through a sort of the wide attribute rows (1% at 10M: 0.15 s
-    # against 0.28 s).
-    return (
-        f"SELECT p.comp, p.kr, e.* FROM {rows} AS e "
-        f"JOIN (SELECT entity_key, comp, row_number() OVER (ORDER BY entity_key) AS kr FROM {ctx.w('proposed')}) AS p "
-        "ON p.entity_key = e.entity_key"
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('gsrc')} AS SELECT p.comp, p.kr, s.eid, e.table_id, e.record_ts{cols} "
+        f"FROM {rows} AS e JOIN {ctx.w('scope_keys')} AS s ON s.entity_key = e.entity_key "
+        f"JOIN {ctx.w('proposed')} AS p ON p.eid = s.eid"
     )
+    ctx.drop("reread_keys", "attr_rows", "attr_latest")
 
 
 # Packed integer sort keys (smallest wins): no strings in the aggregation states, which
@@ -115,25 +173,24 @@ def _key(at: _Attr) -> str:
     return f"({nz} * CAST('{1 << 56}' AS HUGEINT) + {rank} * {_KR} + kr)"
 
 
-def _won(attrs: list[_Attr], won: Callable[[_Attr], str]) -> str:
-    """SQL: one row per attribute the record of ``x`` wins (``won``: SQL condition), as a
-    struct of its name ``n``, value ``v`` and strategy ``s``."""
-    structs = ", ".join(
-        f"{{'n': {lit(at.name)}, 'v': x.a{at.j}, 's': {lit(str(at.strategy))}, 'w': {won(at)}}}" for at in attrs
+def _pivot(ctx: RunContext, attrs: list[_Attr], winners: str, won: Callable[[_Attr], str], where: str) -> str:
+    """SELECT rid, v0, e0, ... from the winning records: record x won attribute j where
+    ``won(at)`` holds."""
+    cols = ", ".join(
+        f"max(CASE WHEN {won(at)} THEN x.a{at.j} END) AS v{at.j}, max(CASE WHEN {won(at)} THEN x.eid END) AS e{at.j}"
+        for at in attrs
     )
-    return f"unnest(list_filter([{structs}], lambda e: e.w))"
+    return f"SELECT k.rid, {cols} FROM {winners} WHERE {where} GROUP BY k.rid"
 
 
-def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> int:
-    """One GROUP BY comp with an integer ``min`` per attribute (a MOST_FREQUENT
-    attribute first counts its values per cluster, keeping each value's best key); the
-    winning records are then picked out of the entity rows by one join on comp.
+def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> None:
+    """One GROUP BY comp with an integer ``min`` per attribute (a MOST_FREQUENT attribute
+    first counts its values per cluster, keeping each value's best key); the winning
+    records are then picked out of the entity rows by one join on comp.
 
     FULL runs aggregate only the clusters of several records: a record no edge links is
-    a cluster of its own (comp < 0, see graph.sql full_proposed; component labels are
-    never negative) and wins every attribute it has, which needs no aggregation (1M
-    records: 38% of the rows, 73% of the clusters)."""
-    multi = "comp >= 0" if ctx.full else "TRUE"  # the clusters aggregated
+    a cluster of its own (comp < 0) and wins every attribute it has."""
+    multi = "comp >= 0" if ctx.full else "TRUE"
     plain, picks, joins = [], [], []
     for at in attrs:
         col = f"a{at.j}"
@@ -155,42 +212,32 @@ def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> int:
             f"FROM {ctx.w('gsrc')} WHERE {multi} GROUP BY comp"
         )
         joins.insert(0, f"JOIN {ctx.w('golden_wide')} AS g ON g.comp = c.comp")
-    # Winner positions per cluster (k_j = kr of attribute j's winning record).
     ctx.exec(
-        f"CREATE TABLE {ctx.w('golden_k')} AS SELECT c.comp, c.resolved_id, {', '.join(picks)} "
+        f"CREATE TABLE {ctx.w('golden_k')} AS SELECT c.comp, c.rid, {', '.join(picks)} "
         f"FROM (SELECT * FROM {ctx.w('comp_ids')} WHERE {multi}) AS c {' '.join(joins)}"
     )
     ks = ", ".join(f"k.k{at.j}" for at in attrs)
-    # Each winning record yields the attributes it won, side by side: a cluster's rows
-    # reach publish together, so each row group of the profile holds fewer distinct ids
-    # and keys, which DuckDB's string codecs write faster (1M records: 2.4M rows, ~15%),
-    # and the winning records are read once in a view rather than copied for five reads.
-    winners = (
-        f"SELECT k.resolved_id, x.entity_key, x.table_id, {_won(attrs, lambda at: f'x.kr = k.k{at.j}')} AS u "
-        f"FROM {ctx.w('gsrc')} AS x JOIN {ctx.w('golden_k')} AS k ON k.comp = x.comp WHERE x.kr IN ({ks})"
+    sql = _pivot(
+        ctx,
+        attrs,
+        f"{ctx.w('gsrc')} AS x JOIN {ctx.w('golden_k')} AS k ON k.comp = x.comp",
+        lambda at: f"x.kr = k.k{at.j}",
+        f"x.kr IN ({ks})",
     )
-    counts = f"(SELECT {' + '.join(f'count(k{at.j})' for at in attrs)} FROM {ctx.w('golden_k')})"
-    if ctx.full:  # one-record clusters: every non-NULL attribute of the record
-        winners += (
-            f" UNION ALL SELECT c.resolved_id, x.entity_key, x.table_id, "
-            f"{_won(attrs, lambda at: f'x.a{at.j} IS NOT NULL')} AS u "
-            f"FROM (SELECT * FROM {ctx.w('gsrc')} WHERE NOT ({multi})) AS x "
-            f"JOIN {ctx.w('comp_ids')} AS c ON c.comp = x.comp"
+    if ctx.full:  # one-record clusters: every attribute of the record
+        own = ", ".join(
+            f"x.a{at.j} AS v{at.j}, CASE WHEN x.a{at.j} IS NOT NULL THEN x.eid END AS e{at.j}" for at in attrs
         )
-        own = " + ".join(f"count(a{at.j})" for at in attrs)
-        counts += f" + (SELECT {own} FROM {ctx.w('gsrc')} WHERE NOT ({multi}))"
-    rows = int(ctx.adapter.scalar(f"SELECT {counts}") or 0)
-    ctx.exec(
-        f"CREATE VIEW {ctx.w('golden')} AS SELECT resolved_id, u.n AS attribute_name, u.v AS attribute_value, "
-        "entity_key AS source_entity_key, table_id AS source_table_id, u.s AS strategy "
-        f"FROM ({winners}) AS r"
-    )
-    ctx.drop("golden_wide", *(f"freq{at.j}" for at in attrs))  # gsrc and golden_k: read by the view
-    return rows
+        sql += (
+            f" UNION ALL SELECT c.rid, {own} FROM {ctx.w('gsrc')} AS x "
+            f"JOIN {ctx.w('comp_ids')} AS c ON c.comp = x.comp WHERE x.comp < 0"
+        )
+    ctx.exec(f"CREATE TABLE {ctx.w('golden_new')} AS {sql}")
+    ctx.drop("golden_wide", "golden_k", *(f"freq{at.j}" for at in attrs))
 
 
-def _golden_window(ctx: RunContext, attrs: list[_Attr]) -> int:
-    """Portable form: one ranked window per attribute."""
+def _golden_window(ctx: RunContext, attrs: list[_Attr]) -> None:
+    """Portable form: one ranked window per attribute, then one row per cluster."""
     parts = []
     for at in attrs:
         col = f"a{at.j}"
@@ -201,45 +248,34 @@ def _golden_window(ctx: RunContext, attrs: list[_Attr]) -> int:
             order.append("freq DESC")
         if at.strategy == Strategy.SOURCE_PRIORITY:
             order.append(at.rank)
-        order += [f"{at.recency} DESC NULLS LAST", at.rank, "entity_key"]
+        order += [f"{at.recency} DESC NULLS LAST", at.rank, "kr"]
         parts.append(
-            f"SELECT comp, {lit(at.name)} AS attribute_name, {col} AS attribute_value, "
-            f"entity_key AS source_entity_key, table_id AS source_table_id, {lit(str(at.strategy))} AS strategy "
-            f"FROM (SELECT *, {freq} AS freq FROM {ctx.w('gsrc')} WHERE {col} IS NOT NULL) AS x{at.j} "
+            f"SELECT comp, {at.j} AS j, kr FROM (SELECT *, {freq} AS freq FROM {ctx.w('gsrc')} "
+            f"WHERE {col} IS NOT NULL) AS x{at.j} "
             f"QUALIFY row_number() OVER (PARTITION BY comp ORDER BY {', '.join(order)}) = 1"
         )
-    ctx.exec(
-        f"CREATE TABLE {ctx.w('golden')} AS SELECT c.resolved_id, w.attribute_name, w.attribute_value, "
-        f"w.source_entity_key, w.source_table_id, w.strategy FROM ({' UNION ALL '.join(parts)}) AS w "
-        f"JOIN {ctx.w('comp_ids')} AS c ON c.comp = w.comp"
+    ctx.exec(f"CREATE TABLE {ctx.w('golden_k')} AS " + " UNION ALL ".join(parts))
+    sql = _pivot(
+        ctx,
+        attrs,
+        f"{ctx.w('gsrc')} AS x JOIN {ctx.w('golden_k')} AS w ON w.comp = x.comp AND w.kr = x.kr "
+        f"JOIN {ctx.w('comp_ids')} AS k ON k.comp = x.comp",
+        lambda at: f"w.j = {at.j}",
+        "TRUE",
     )
-    return ctx.count(ctx.w("golden"))
+    ctx.exec(f"CREATE TABLE {ctx.w('golden_new')} AS {sql}")
+    ctx.drop("golden_k")
 
 
-# What the profile reads (besides comp_ids) and nothing after it does: publish and the
-# dry-run diff read neither. Dropped as soon as {w.gsrc} holds what the profile needs.
-INPUTS = ("proposed", "key_rank", "attr_rows", "attr_latest", "reread_keys")
-
-
-def drop_inputs(ctx: RunContext) -> None:
-    drop_entities(ctx)
-    ctx.drop(*INPUTS)
-
-
-def build_golden(ctx: RunContext) -> int:
-    """Fill {w.golden} for every proposed cluster in scope. Returns rows written."""
-    attrs = _attrs(ctx)
+def build(ctx: RunContext) -> None:
+    """Step golden_build: {w.golden_new}, one row per proposed cluster that has a value."""
+    attrs = attributes(ctx)
     if not attrs:
-        ctx.exec(
-            f"CREATE TABLE {ctx.w('golden')} (resolved_id VARCHAR, attribute_name VARCHAR, "
-            "attribute_value VARCHAR, source_entity_key VARCHAR, source_table_id VARCHAR, strategy VARCHAR)"
-        )
-        drop_inputs(ctx)
-        return 0
-    ctx.exec(f"CREATE TABLE {ctx.w('gsrc')} AS " + _scope_rows(ctx))
-    drop_inputs(ctx)  # before the aggregations need the memory
+        ctx.exec(f"CREATE TABLE {ctx.w('golden_new')} (rid BIGINT)")
+        ctx.state.count(STAGE, rows_out=0)
+        return
     if ctx.adapter.supports_struct_min_by:
-        return _golden_min_by(ctx, attrs)  # {w.golden} is a view over gsrc, kept for publish
-    rows = _golden_window(ctx, attrs)
-    ctx.drop("gsrc")
-    return rows
+        _golden_min_by(ctx, attrs)
+    else:
+        _golden_window(ctx, attrs)
+    ctx.state.count(STAGE, rows_in=ctx.count(ctx.w("gsrc")), rows_out=ctx.count(ctx.w("golden_new")))

@@ -1,210 +1,74 @@
-"""Runs the pipeline: stage by stage, timed into stage_metrics, into run_history.
+"""Runs a plan of steps (app.pipeline.steps): stage by stage, timed into stage_metrics,
+into run_history; each scratch table is dropped after its last reader.
 
 FULL re-derives everything from the sources. INCR reads each source's delta (watermark
 minus lookback) and recomputes only the clusters the delta reaches, ending with exactly
-the partition and ids a FULL run would give. A dry run executes the same stages but the
-golden profile (which its diff does not compare) and replaces publish by a diff against
-production (app.pipeline.dryrun).
+the partition and ids a FULL run would give. A dry run executes the same steps but the
+golden profile (which its diff does not compare) and writes a diff instead of publishing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime
 
 from app.config.store import read_config
-from app.core.errors import IdrError, PipelineError
+from app.core.errors import ConflictError, IdrError, PipelineError
+from app.core.run_record import RunResult, StageResult
 from app.core.settings import Settings, get_settings
-from app.pipeline import extract, golden, publish, stages
+from app.core.vocabulary import RUN_MODES
+from app.pipeline import history, publish
 from app.pipeline.context import ProgressFn, RunContext, new_run_id, utcnow
-from app.pipeline.result import RunResult, StageResult
+from app.pipeline.dryrun import check_applicable, get_dry_run
+from app.pipeline.fingerprint import config_fingerprint, input_fingerprint
+from app.pipeline.plan import Plan, RunKind, Step
+from app.pipeline.steps import plan_for
 from app.platforms.base import Adapter
+from app.schema.golden import sync_golden
 
 log = logging.getLogger(__name__)
 
-# (name, function) in order; publish / dry-run diff is appended by the runner.
-STAGES: list[tuple[str, Callable[[RunContext], tuple[int, int]]]] = [
-    ("extract_entities", lambda ctx: extract.extract(ctx)),
-    ("identifiers", stages.identifiers),
-    ("group_guard", stages.groups),
-    ("edges", stages.edges),
-    ("components", lambda ctx: _release_after_components(ctx, stages.connected_components(ctx))),
-    ("resolve_ids", lambda ctx: _release_after_resolve(ctx, stages.resolve_ids(ctx))),
-    ("golden_profile", lambda ctx: (ctx.count(ctx.w("membership")), golden.build_golden(ctx))),
-]
-
-# Scratch tables no later step reads are dropped as soon as a stage is done: at 10M the
-# groups alone hold ~15M rows, and what stays alive decides whether DuckDB spills.
-# The identifier rows and the INCR diff go with them; views over them stay, never read.
-_AFTER_COMPONENTS = (
-    "groups_old",
-    "members_old",
-    "touched",
-    "broken",
-    "impacted",
-    "nodes",
-    "cc_labels",
-    "ident_raw",
-    "lost",
-    "gained",
-    "edges_touched",
-)
-_AFTER_RESOLVE = ("overlap", "comps", "keep", "scope", "old_ident")
-# A dry run's diff reads only the membership, the removed entities and the cluster ids:
-# it builds no golden profile (see pipeline_stages), so that profile's inputs go too.
-_AFTER_RESOLVE_DRY = ("edges_new", "edges_old")
+# Called after every step with (step, scratch tables that exist now): tests check that
+# no table outlives its last reader.
+StepObserver = Callable[[Step, list[str]], None]
 
 
-def pipeline_stages(dry_run: bool) -> list[tuple[str, Callable[[RunContext], tuple[int, int]]]]:
-    """The stages before publish / the dry-run diff. The golden profile is not part of a
-    dry run's diff (dry_run_results compares memberships), so a dry run skips it: at 10M
-    records that is a fifth of the run."""
-    return [st for st in STAGES if not (dry_run and st[0] == "golden_profile")]
-
-
-def _then_release(ctx: RunContext, out: tuple[int, int], names: tuple[str, ...]) -> tuple[int, int]:
-    ctx.drop(*names)
-    return out
-
-
-def _release_after_components(ctx: RunContext, out: tuple[int, int]) -> tuple[int, int]:
-    # A real run's publish stores the values no edge links from the groups.
-    names = (*_AFTER_COMPONENTS, *stages.identifier_tables(ctx), *(("groups",) if ctx.dry_run else ()))
-    return _then_release(ctx, out, names)
-
-
-def _release_after_resolve(ctx: RunContext, out: tuple[int, int]) -> tuple[int, int]:
-    if not ctx.dry_run:
-        return _then_release(ctx, out, _AFTER_RESOLVE)
-    golden.drop_inputs(ctx)  # no golden profile will read its inputs
-    return _then_release(ctx, out, _AFTER_RESOLVE + _AFTER_RESOLVE_DRY)
-
-
-def config_fingerprint(ctx_config) -> str:
-    """What the partition depends on: everything but run-time settings."""
-    doc = ctx_config.model_dump(mode="json", exclude={"settings"})
-    for x in doc.get("exclusions", []):
-        x.pop("created_at", None)
-        x.pop("created_by", None)
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+def stages_total(dry_run: bool, apply: bool = False) -> int:
+    """How many stages a run reports (progress); the same for FULL and INCR."""
+    return len(plan_for(RunKind(full=False, dry_run=dry_run, apply=apply)).stages)
 
 
 def _require_schema(adapter: Adapter) -> None:
-    if not adapter.table_exists("idr_out", "run_history"):
-        raise PipelineError("the idr schema is missing: run `idr init` first", stage="init")
+    if not adapter.table_exists("idr_out", "run_history") or not adapter.table_exists("idr_state", "entities"):
+        raise PipelineError("the idr schema is missing or out of date: run `idr init` first", stage="init")
 
 
-def _last_fingerprint(adapter: Adapter) -> str | None:
-    return adapter.scalar(
-        "SELECT config_fingerprint FROM idr_out.run_history WHERE NOT dry_run "
-        "AND status IN ('SUCCESS', 'SUCCESS_WITH_WARNINGS') ORDER BY started_at DESC LIMIT 1"
+def _counters(adapter: Adapter) -> dict[str, int]:
+    return {str(k): int(v) for k, v in adapter.fetchall("SELECT counter_name, next_value FROM idr_state.counters")}
+
+
+def _read_state(ctx: RunContext) -> None:
+    a = ctx.adapter
+    st = ctx.state
+    st.watermarks_before = history.watermarks(a)
+    # Optimistic concurrency: publish re-checks this inside its transaction.
+    st.last_published = history.last_published(a)
+    counters = _counters(a)
+    st.next_rid = int(
+        a.scalar("SELECT next_value FROM idr_meta.resolved_id_sequence WHERE sequence_name = 'resolved_id'") or 1
     )
+    st.next_eid = counters.get("eid", 0)
+    st.next_vid = counters.get("vid", 0)
 
 
-LAST_PUBLISHED_SQL = (
-    "SELECT run_id FROM idr_out.run_history WHERE NOT dry_run "
-    "AND status IN ('SUCCESS', 'SUCCESS_WITH_WARNINGS') ORDER BY ended_at DESC, run_id DESC LIMIT 1"
-)
-
-
-def _insert_history(adapter: Adapter, r: RunResult, fingerprint: str, tag: str) -> None:
-    adapter.execute(
-        "INSERT INTO idr_out.run_history (run_id, run_mode, status, started_at, dry_run, platform, "
-        "config_fingerprint, created_at, work_tag) "
-        "VALUES ($id, $mode, 'RUNNING', $ts, $dry, $platform, $fp, $ts, $tag)",
-        {
-            "id": r.run_id,
-            "mode": r.mode,
-            "ts": r.started_at,
-            "dry": r.dry_run,
-            "platform": r.platform,
-            "fp": fingerprint,
-            "tag": tag,
-        },
-    )
-
-
-_TAG = re.compile(r"^(w[0-9a-f]{10})_")
-
-
-def sweep_orphan_work_tables(adapter: Adapter) -> list[str]:
-    """Drop scratch tables left by runs that died (killed worker, lost machine): any
-    tag whose run is not RUNNING. Returns the tags swept."""
-    views = adapter.list_tables("idr_work", views=True)
-    tables = adapter.list_tables("idr_work")
-    tags = {m.group(1) for n in views + tables if (m := _TAG.match(n))}
-    if not tags:
-        return []
-    live = {r[0] for r in adapter.fetchall("SELECT work_tag FROM idr_out.run_history WHERE status = 'RUNNING'")}
-    dead = tags - live
-    for kind, names in (("VIEW", views), ("TABLE", tables)):
-        for n in names:
-            m = _TAG.match(n)
-            if m and m.group(1) in dead:
-                adapter.execute(f"DROP {kind} IF EXISTS {adapter.table('idr_work', n)}")
-    return sorted(dead)
-
-
-def _finish_history(adapter: Adapter, r: RunResult) -> None:
-    adapter.execute(
-        """UPDATE idr_out.run_history SET status = $status, ended_at = $ended, duration_seconds = $dur,
-           entities_processed = $entities, edges_created = $ec, edges_updated = $eu,
-           clusters_impacted = $ci, lp_iterations = $lp, source_tables_processed = $st,
-           groups_skipped = $gs, values_excluded = $ve, large_clusters = $lc, warnings = $warn,
-           watermarks_json = $wm, error_message = $err, error_stage = $estage
-           WHERE run_id = $id""",
-        {
-            "status": r.status,
-            "ended": r.ended_at,
-            "dur": r.duration_seconds,
-            "entities": r.entities_processed,
-            "ec": r.edges_created,
-            "eu": r.edges_updated,
-            "ci": r.clusters_impacted,
-            "lp": r.lp_iterations,
-            "st": r.source_tables_processed,
-            "gs": r.groups_skipped,
-            "ve": r.values_excluded,
-            "lc": r.large_clusters,
-            "warn": json.dumps(r.warnings) if r.warnings else None,
-            "wm": json.dumps(r.watermarks),
-            "err": r.error_message,
-            "estage": r.error_stage,
-            "id": r.run_id,
-        },
-    )
-
-
-def _record_stage(adapter: Adapter, run_id: str, s: StageResult) -> None:
-    adapter.execute(
-        "INSERT INTO idr_out.stage_metrics (run_id, stage_name, stage_order, started_at, ended_at, "
-        "duration_seconds, rows_in, rows_out, notes) VALUES ($r, $n, $o, $s, $e, $d, $i, $out, $notes)",
-        {
-            "r": run_id,
-            "n": s.name,
-            "o": s.order,
-            "s": s.started_at,
-            "e": s.ended_at,
-            "d": s.seconds,
-            "i": s.rows_in,
-            "out": s.rows_out,
-            "notes": s.notes,
-        },
-    )
-
-
-def _run_state(adapter: Adapter) -> dict[str, datetime]:
-    return {
-        t: wm
-        for t, wm in adapter.fetchall("SELECT table_id, last_watermark_value FROM idr_meta.run_state")
-        if wm is not None
-    }
+def plan(mode: str, dry_run: bool = False, apply: bool = False, fresh: bool = False) -> Plan:
+    """The plan of a run (``idr plan``)."""
+    mode = mode.upper()
+    return plan_for(RunKind(full=mode == "FULL", dry_run=dry_run, apply=apply, fresh=fresh and mode == "FULL"))
 
 
 def run_pipeline(
@@ -215,13 +79,14 @@ def run_pipeline(
     settings: Settings | None = None,
     run_id: str | None = None,
     apply_of: str | None = None,
+    observe: StepObserver | None = None,
 ) -> RunResult:
     """Run FULL or INCR (optionally dry). Never raises for a pipeline failure: the
     returned result has status FAILED with the stage and message; production tables are
     untouched in that case."""
     settings = settings or get_settings()
     mode = mode.upper()
-    if mode not in ("FULL", "INCR"):
+    if mode not in RUN_MODES:
         raise PipelineError(f"mode must be FULL or INCR, not {mode!r}", stage="init")
     _require_schema(adapter)
     now = utcnow()
@@ -236,11 +101,13 @@ def run_pipeline(
     fingerprint = config_fingerprint(config)
     full = mode == "FULL"
     if not full:
-        last = _last_fingerprint(adapter)
+        last = history.last_published_fingerprint(adapter)
         if last is not None and last != fingerprint:
             # INCR == FULL must hold: a changed rule/mapping/exclusion affects old records too.
             full = True
             result.warnings.append("configuration changed since the last run: INCR ran as FULL")
+    fresh = full and not adapter.scalar("SELECT count(*) FROM (SELECT 1 FROM idr_state.entities LIMIT 1) AS t")
+    kind = RunKind(full=full, dry_run=dry_run, apply=apply_of is not None, fresh=bool(fresh))
     ctx = RunContext(
         adapter=adapter,
         config=config,
@@ -248,64 +115,40 @@ def run_pipeline(
         result=result,
         tag=f"w{secrets.token_hex(5)}",
         now=now,
-        full=full,
+        kind=kind,
         progress=progress,
     )
-    ctx.facts["run_state"] = _run_state(adapter)
-    # Optimistic concurrency: publish re-checks this inside its transaction.
-    ctx.facts["last_published"] = adapter.scalar(LAST_PUBLISHED_SQL)
-    expected_fp = None
+    _read_state(ctx)
     if apply_of:
-        from app.pipeline.dryrun import get_dry_run
-
-        expected_fp = get_dry_run(adapter, apply_of).fingerprint
-    _insert_history(adapter, result, fingerprint, ctx.tag)
+        ctx.state.apply_of = apply_of
+        ctx.state.expected_fingerprint = get_dry_run(adapter, apply_of).fingerprint
+    sync_golden(adapter, config)  # the golden columns and views follow the configuration
+    history.insert(adapter, result, fingerprint, ctx.tag)
     try:
-        sweep_orphan_work_tables(adapter)
+        history.sweep_orphan_work_tables(adapter)
     except Exception:  # noqa: BLE001 - a concurrent run may drop the same table first
         log.debug("work-table sweep skipped", exc_info=True)
     if dry_run or apply_of:
-        from app.pipeline.dryrun import input_fingerprint
-
-        ctx.facts["input_fingerprint"] = input_fingerprint(adapter, fingerprint)
+        ctx.state.input_fingerprint = input_fingerprint(adapter, fingerprint)
         adapter.execute(
             "UPDATE idr_out.run_history SET input_fingerprint = $fp, applied_dry_run_id = $d WHERE run_id = $r",
-            {"fp": json.dumps(ctx.facts["input_fingerprint"]), "d": apply_of, "r": result.run_id},
+            {"fp": json.dumps(ctx.state.input_fingerprint), "d": apply_of, "r": result.run_id},
         )
     t0 = time.perf_counter()
-    stage_name = "init"
+    stage = "init"
     try:
         if not [s for s in config.sources if s.is_active]:
             raise PipelineError("no active source tables are configured (idr config apply FILE)", stage="init")
         if not [r for r in config.rules if r.is_active]:
             raise PipelineError("no active rules are configured", stage="init")
-        steps = pipeline_stages(dry_run)
-        if dry_run:
-            from app.pipeline import dryrun
-
-            steps.append(("dry_run_diff", dryrun.write_diff))
-        else:
-            if apply_of:
-                from app.pipeline.dryrun import verify_proposal
-
-                steps.append(
-                    ("apply_check", lambda c: (verify_proposal(c, apply_of, expected_fp), (0, 0))[1])
-                )
-            steps.append(("publish_prepare", lambda c: (0, publish.prepare(c) or 0)))
-        for order, (stage_name, fn) in enumerate(steps, start=1):
-            _run_stage(ctx, order, stage_name, fn)
-        result.ended_at = utcnow()
-        result.duration_seconds = time.perf_counter() - t0
+        the_plan = plan_for(kind, lambda c: _publish(c, t0))
+        _execute(ctx, the_plan, t0, observe)
         if dry_run:
             result.status = "DRY_RUN_COMPLETE"
-            _finish_history(adapter, result)
+            result.ended_at = utcnow()
+            result.duration_seconds = time.perf_counter() - t0
+            history.finish(adapter, result)
         else:
-            result.status = "SUCCESS_WITH_WARNINGS" if result.warnings else "SUCCESS"
-            stage_name = "publish"
-            order = len(steps) + 1
-            _run_stage(
-                ctx, order, "publish", lambda c: (0, publish.publish(c, lambda: _finish_history(adapter, result)))
-            )
             # Duration covers publish too; the row was committed with the earlier figure.
             result.duration_seconds = time.perf_counter() - t0
             result.ended_at = utcnow()
@@ -314,13 +157,14 @@ def run_pipeline(
                 {"d": result.duration_seconds, "e": result.ended_at, "id": result.run_id},
             )
     except Exception as e:  # noqa: BLE001 - every failure ends as a FAILED run
+        stage = getattr(e, "stage", None) or ctx.state.current_stage or stage
         result.status = "FAILED"
-        result.error_stage = getattr(e, "stage", None) or stage_name
+        result.error_stage = stage
         result.error_message = e.message if isinstance(e, IdrError) else f"{type(e).__name__}: {e}"
         result.ended_at = utcnow()
         result.duration_seconds = time.perf_counter() - t0
         log.warning("run %s failed in %s: %s", result.run_id, result.error_stage, result.error_message)
-        _finish_history(adapter, result)
+        history.finish(adapter, result)
     finally:
         try:
             ctx.drop_work_tables()
@@ -330,32 +174,87 @@ def run_pipeline(
     return result
 
 
-def _run_stage(ctx: RunContext, order: int, name: str, fn: Callable[[RunContext], tuple[int, int]]) -> None:
-    if ctx.progress:
-        ctx.progress(name, "start")
-    started = utcnow()
-    t = time.perf_counter()
+def _publish(ctx: RunContext, t0: float) -> None:
+    r = ctx.result
+    r.status = "SUCCESS_WITH_WARNINGS" if r.warnings else "SUCCESS"
+    r.ended_at = utcnow()
+    r.duration_seconds = time.perf_counter() - t0
+    publish.publish(ctx, lambda: history.finish(ctx.adapter, r))
+
+
+def _execute(ctx: RunContext, plan: Plan, t0: float, observe: StepObserver | None) -> None:
+    stages = plan.stages
+    current: tuple[str, datetime, float] | None = None
+    for i, step in enumerate(plan.steps):
+        if current is None or current[0] != step.stage:
+            if current is not None:
+                _end_stage(ctx, stages, *current)
+            current = (step.stage, utcnow(), time.perf_counter())
+            ctx.state.current_stage = step.stage
+            if ctx.progress:
+                ctx.progress(step.stage, "start")
+        _run_step(ctx, step)
+        for name in plan.drops(i):
+            _drop(ctx, plan, name)
+        if observe is not None:
+            observe(step, ctx.adapter.list_work_tables(ctx.tag))
+    if current is not None:
+        _end_stage(ctx, stages, *current)
+
+
+def _run_step(ctx: RunContext, step: Step) -> None:
+    if step.when is not None and not step.when(ctx):
+        return
     try:
-        rows_in, rows_out = fn(ctx)
+        if step.sql is not None:
+            ctx.run(step.sql, step.params(ctx) if step.params else None)
+        else:
+            step.build(ctx)  # type: ignore[misc]
     except IdrError as e:
         if isinstance(e, PipelineError) and not e.stage:
-            e.stage = name
+            e.stage = step.stage
+        if isinstance(e, ConflictError):
+            e.stage = step.stage  # type: ignore[attr-defined]
         raise
     except Exception as e:
-        raise PipelineError(f"{type(e).__name__}: {e}", stage=name) from e
+        raise PipelineError(f"{type(e).__name__}: {e}", stage=step.stage) from e
+
+
+def _drop(ctx: RunContext, plan: Plan, name: str) -> None:
+    a = ctx.adapter
+    if name == "sources":
+        for t in (*ctx.state.entity_tables, *ctx.state.source_tables):
+            a.drop_relation(t, view=ctx.kind.fresh)
+        return
+    a.drop_relation(ctx.w(name), view=plan.is_view(name))
+
+
+def _end_stage(ctx: RunContext, stages: list[str], name: str, started: datetime, t: float) -> None:
+    counts = ctx.state.stage_counts.get(name)
     s = StageResult(
         name=name,
-        order=order,
+        order=stages.index(name) + 1,
         started_at=started,
         ended_at=utcnow(),
         seconds=time.perf_counter() - t,
-        rows_in=int(rows_in),
-        rows_out=int(rows_out),
+        rows_in=counts.rows_in if counts else 0,
+        rows_out=counts.rows_out if counts else 0,
     )
     ctx.result.stages.append(s)
-    _record_stage(ctx.adapter, ctx.run_id, s)
+    history.record_stage(ctx.adapter, ctx.run_id, s)
     if ctx.progress:
         ctx.progress(name, "end")
+
+
+def apply_dry_run(adapter: Adapter, run_id: str, progress: ProgressFn | None = None) -> RunResult:
+    """Publish exactly the reviewed proposal as a real run, or refuse (409) when its
+    inputs changed. The real run recomputes deterministically from identical inputs and
+    is checked against the stored proposal before anything is published."""
+    info = check_applicable(adapter, run_id)
+    result = run_pipeline(adapter, info.mode, dry_run=False, progress=progress, apply_of=run_id)
+    if result.status == "FAILED" and result.error_stage == "apply_check":
+        raise ConflictError(result.error_message or "inputs changed")
+    return result
 
 
 def _record_metrics(adapter: Adapter, result: RunResult) -> None:

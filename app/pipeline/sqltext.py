@@ -16,8 +16,8 @@ _WORK = re.compile(r"\{\{\s*w\.(\w+)\s*\}\}")
 
 
 @lru_cache
-def load(sql_dir: Path, stage: str) -> dict[str, str]:
-    text = (sql_dir / "stages" / f"{stage}.sql").read_text()
+def load(sql_dir: Path, stage: str, folder: str = "stages") -> dict[str, str]:
+    text = (sql_dir / folder / f"{stage}.sql").read_text()
     parts = _NAME.split(text)
     out: dict[str, str] = {}
     for i in range(1, len(parts), 2):

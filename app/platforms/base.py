@@ -187,6 +187,20 @@ class Adapter(ABC):
     def drop_table(self, fqn: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {fqn}")
 
+    def drop_relation(self, fqn: str, view: bool = False) -> None:
+        """Drop a scratch table or view; ``view`` says which to try first (no catalog
+        lookup: a round trip on remote warehouses)."""
+        kinds = ("VIEW", "TABLE") if view else ("TABLE", "VIEW")
+        try:
+            self.execute(f"DROP {kinds[0]} IF EXISTS {fqn}")
+        except Exception:  # noqa: BLE001 - the other kind of relation under that name
+            self.execute(f"DROP {kinds[1]} IF EXISTS {fqn}")
+
+    def list_work_tables(self, tag: str) -> list[str]:
+        """Names (without the tag) of one run's scratch tables and views that exist now."""
+        names = self.list_tables("idr_work", f"{tag}_") + self.list_tables("idr_work", f"{tag}_", views=True)
+        return sorted(n[len(tag) + 1 :] for n in names)
+
     def drop_work_tables(self, tag: str) -> None:
         """Drop every scratch table and view of one run (views first: they read tables)."""
         for name in self.list_tables("idr_work", f"{tag}_", views=True):

@@ -36,6 +36,7 @@ def duckdb_connector(path: str, settings: Settings | None = None):
             _fast_strings(conn)
         if not settings.duckdb_vacuum:
             _no_vacuum(conn)
+        _safe_optimizers(conn)
         return conn
 
     return connect
@@ -76,6 +77,15 @@ def _fast_strings(conn: duckdb.DuckDBPyConnection) -> None:
     # An older DuckDB has no DICT_FSST (its string codecs are cheap): nothing to disable.
     with contextlib.suppress(duckdb.Error):
         conn.execute("SET disabled_compression_methods = 'dict_fsst'")
+
+
+def _safe_optimizers(conn: duckdb.DuckDBPyConnection) -> None:
+    """Turn off DuckDB's common-subplan optimizer: on 1.5.1-2.0.1 it returns wrong rows
+    when two arms of a UNION read different columns of the same join (duckdb#25819), as a
+    query over both ends of identity_edges_current does (tests/platforms/test_duckdb_storage.py)."""
+    # A DuckDB without that optimizer (before 1.5) has nothing to turn off.
+    with contextlib.suppress(duckdb.Error):
+        conn.execute("SET disabled_optimizers = 'common_subplan'")
 
 
 def _no_vacuum(conn: duckdb.DuckDBPyConnection) -> None:
@@ -135,6 +145,14 @@ class DuckDBAdapter(Adapter):
             for (n,) in names:
                 self.execute(f"DROP {kind} IF EXISTS temp.main.{self.ident(n)}")
         super().drop_work_tables(tag)  # scratch tables of older versions lived in idr_work
+
+    def list_work_tables(self, tag: str) -> list[str]:
+        rows = self.fetchall(
+            "SELECT table_name FROM duckdb_tables() WHERE temporary AND starts_with(table_name, $p) "
+            "UNION ALL SELECT view_name FROM duckdb_views() WHERE temporary AND starts_with(view_name, $p)",
+            {"p": f"{tag}_"},
+        )
+        return sorted(r[0][len(tag) + 1 :] for r in rows)
 
     def execute(self, sql: str, params: Params = None) -> None:
         sql = _temp_ddl(sql)

@@ -1,4 +1,7 @@
-"""Creates and upgrades the idr_meta / idr_out / idr_work schemas, idempotently."""
+"""Creates and upgrades the idr_meta / idr_state / idr_out / idr_work schemas, idempotently:
+tables (sql/schema/tables.sql), the public views over the state (sql/schema/views.sql and
+the golden-profile views), and the upgrade of a database written by engine v1, whose
+public tables were the state itself (app/schema/upgrade.py)."""
 
 from __future__ import annotations
 
@@ -8,20 +11,33 @@ import sqlglot
 from sqlglot import exp
 
 from app.core.settings import get_settings
+from app.core.vocabulary import WAREHOUSE_CONFIG_DEFAULTS
 from app.platforms.base import Adapter
 
-DEFAULT_CONFIG: dict[str, tuple[str, str]] = {
-    "large_cluster_threshold": ("5000", "Clusters above this size are reported as large."),
-    "dry_run_retention_days": ("7", "Dry-run results older than this are removed by cleanup."),
-    "dry_run_keep_last": ("0", "Cleanup keeps at least this many newest dry runs regardless of age."),
-    "max_cc_rounds": ("64", "Cap on connected-component rounds; hitting it fails the run."),
-}
+DEFAULT_CONFIG: dict[str, tuple[str, str]] = WAREHOUSE_CONFIG_DEFAULTS
+
+# The public tables that engine v2 serves as views.
+PUBLIC_VIEWS: tuple[str, ...] = (
+    "identity_resolved_membership_current",
+    "identity_clusters_current",
+    "identity_edges_current",
+    "identifiers_current",
+    "golden_profile_current",
+    "golden_profile_wide",
+)
 
 
 @lru_cache
 def _ddl_statements() -> tuple[exp.Expression, ...]:
     text = (get_settings().sql_dir / "schema" / "tables.sql").read_text()
     return tuple(s for s in sqlglot.parse(text, read="duckdb") if s is not None)
+
+
+@lru_cache
+def view_statements() -> tuple[str, ...]:
+    from app.pipeline.sqltext import load
+
+    return tuple(load(get_settings().sql_dir, "views", folder="schema").values())
 
 
 def table_columns() -> dict[tuple[str, str], list[exp.ColumnDef]]:
@@ -37,10 +53,15 @@ def table_columns() -> dict[tuple[str, str], list[exp.ColumnDef]]:
 
 
 def init_schema(adapter: Adapter) -> list[str]:
-    """Create every schema and table; add columns missing from older installs.
+    """Create every schema, table and view; add columns missing from older installs;
+    upgrade a v1 state in place.
 
     Returns a list of human-readable changes made (empty when already up to date).
     """
+    from app.config.store import read_config
+    from app.schema.golden import sync_golden
+    from app.schema.upgrade import upgrade_v1, v1_tables
+
     changes: list[str] = []
     existing = {key: adapter.columns(*key) for key in table_columns()}
     for stmt in _ddl_statements():
@@ -76,4 +97,10 @@ def init_schema(adapter: Adapter) -> list[str]:
         "SELECT 'resolved_id', 1 WHERE NOT EXISTS "
         "(SELECT 1 FROM idr_meta.resolved_id_sequence WHERE sequence_name = 'resolved_id')"
     )
+    config = read_config(adapter)
+    if v1_tables(adapter):
+        changes += upgrade_v1(adapter, config)
+    for sql in view_statements():
+        adapter.execute(sql)
+    sync_golden(adapter, config, force=True)
     return changes

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import ConflictError, IdrError, NotFoundError
 from app.db.models import IdempotencyKey, Run, now_utc
 from app.pipeline.context import new_run_id
-from app.pipeline.runner import pipeline_stages
+from app.pipeline.runner import stages_total as pipeline_stages_total
 from app.services.auth import Principal
 from app.services.runtime import Runtime
 from app.services.warehouse import check_target
@@ -30,9 +30,7 @@ STATUSES = ("QUEUED", "RUNNING", *TERMINAL)
 
 
 def stages_total(dry_run: bool, apply: bool) -> int:
-    # Mirrors app.pipeline.runner: dry runs add the diff; real runs add publish_prepare and
-    # publish; applying a dry run adds apply_check.
-    return len(pipeline_stages(dry_run)) + (1 if dry_run else 2 + (1 if apply else 0))
+    return pipeline_stages_total(dry_run, apply)
 
 
 def _request_hash(body: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
 -- Canonical DDL (DuckDB dialect; transpiled for other platforms by the adapter).
+-- The public output tables are views over idr_state: sql/schema/views.sql.
 -- Every statement is idempotent. Column names of the predecessor are kept; added
 -- columns all have defaults so existing warehouses can be upgraded in place by
 -- `idr init` (missing columns are added).
@@ -6,6 +7,7 @@
 CREATE SCHEMA IF NOT EXISTS idr_meta;
 CREATE SCHEMA IF NOT EXISTS idr_out;
 CREATE SCHEMA IF NOT EXISTS idr_work;
+CREATE SCHEMA IF NOT EXISTS idr_state;
 
 -- ---------------------------------------------------------------- idr_meta
 CREATE TABLE IF NOT EXISTS idr_meta.source_table (
@@ -88,48 +90,81 @@ CREATE TABLE IF NOT EXISTS idr_meta.resolved_id_sequence (
     next_value BIGINT NOT NULL
 );
 
--- ---------------------------------------------------------------- idr_out (production state)
-CREATE TABLE IF NOT EXISTS idr_out.identifiers_current (
+-- ---------------------------------------------------------------- idr_state (the engine's own state)
+-- Integer-keyed: every entity key and identifier value is stored once, everything else
+-- refers to them by number. The public tables (identity_resolved_membership_current,
+-- identity_edges_current, identifiers_current, identity_clusters_current,
+-- golden_profile_current, golden_profile_wide) are views over these (sql/schema/views.sql).
+
+-- The entity dictionary and the membership in one: one row per entity key ever seen. A
+-- key keeps its eid for good; eids are never reused. rid is the resolved id's number
+-- (R00000000042 is 42), NULL while no active source holds the key.
+CREATE TABLE IF NOT EXISTS idr_state.entities (
+    eid BIGINT NOT NULL,
     entity_key VARCHAR NOT NULL,
-    identifier_type VARCHAR NOT NULL,
-    identifier_value_norm VARCHAR NOT NULL,
-    updated_ts TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+    rid BIGINT,
+    updated_ts TIMESTAMP
 );
 
-CREATE TABLE IF NOT EXISTS idr_out.identity_edges_current (
+-- One row per identifier value some entity holds. anchor_eid is the holder with the
+-- smallest entity_key; a linked value (2 <= holders <= its rule's max_group_size) links
+-- every other holder to the anchor: those are the star edges.
+CREATE TABLE IF NOT EXISTS idr_state.identifier_values (
+    vid BIGINT NOT NULL,
+    identifier_type VARCHAR NOT NULL,
+    value_norm VARCHAR NOT NULL,
+    holders BIGINT NOT NULL,
+    anchor_eid BIGINT NOT NULL,
+    linked BOOLEAN NOT NULL,
     rule_id VARCHAR,
-    left_entity_key VARCHAR NOT NULL,
-    right_entity_key VARCHAR NOT NULL,
-    identifier_type VARCHAR NOT NULL,
-    identifier_value_norm VARCHAR NOT NULL,
-    first_seen_ts TIMESTAMP,
-    last_seen_ts TIMESTAMP
-);
-
-CREATE TABLE IF NOT EXISTS idr_out.identity_resolved_membership_current (
-    -- No PRIMARY KEY on the large state tables: index upkeep on millions of rows
-    -- costs more than the whole resolution; the pipeline guarantees uniqueness.
-    entity_key VARCHAR NOT NULL,
-    resolved_id VARCHAR NOT NULL,
     updated_ts TIMESTAMP
 );
 
-CREATE TABLE IF NOT EXISTS idr_out.identity_clusters_current (
-    resolved_id VARCHAR NOT NULL,
+-- The holders of each value other than its anchor. For a linked value each row is the
+-- edge anchor -> eid, first written at first_seen_ts.
+CREATE TABLE IF NOT EXISTS idr_state.value_holders (
+    vid BIGINT NOT NULL,
+    eid BIGINT NOT NULL,
+    first_seen_ts TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS idr_state.clusters (
+    rid BIGINT NOT NULL,
     cluster_size BIGINT NOT NULL,
+    edge_count BIGINT DEFAULT 0,
+    edge_diversity INTEGER DEFAULT 0,
+    match_density DOUBLE DEFAULT 0,
+    confidence_score DOUBLE DEFAULT 1,
+    primary_reason VARCHAR,
     updated_ts TIMESTAMP
 );
 
-CREATE TABLE IF NOT EXISTS idr_out.golden_profile_current (
-    resolved_id VARCHAR NOT NULL,
-    attribute_name VARCHAR NOT NULL,
-    attribute_value VARCHAR,
-    source_entity_key VARCHAR,
-    source_table_id VARCHAR,
-    strategy VARCHAR,
+-- The golden profile, one row per cluster: for attribute k (idr_state.golden_columns)
+-- its value in v<k> and the entity it came from in e<k>. Columns are added when the
+-- configuration gains an attribute (never renamed), so the table follows the config.
+CREATE TABLE IF NOT EXISTS idr_state.golden (
+    rid BIGINT NOT NULL,
     updated_ts TIMESTAMP
 );
 
+CREATE TABLE IF NOT EXISTS idr_state.golden_columns (
+    attribute_name VARCHAR NOT NULL PRIMARY KEY,
+    column_no INTEGER NOT NULL
+);
+
+-- Facts about the stored layout (the golden views' definition, the layout version).
+CREATE TABLE IF NOT EXISTS idr_state.schema_info (
+    info_key VARCHAR NOT NULL PRIMARY KEY,
+    info_value VARCHAR
+);
+
+-- The engine's counters: next eid, next vid (ids are never reused).
+CREATE TABLE IF NOT EXISTS idr_state.counters (
+    counter_name VARCHAR NOT NULL PRIMARY KEY,
+    next_value BIGINT NOT NULL
+);
+
+-- ---------------------------------------------------------------- idr_out (production state)
 CREATE TABLE IF NOT EXISTS idr_out.rule_match_audit_current (
     rule_id VARCHAR NOT NULL,
     identifier_type VARCHAR,

@@ -1,257 +1,256 @@
--- Identifier graph stages. Canonical dialect: DuckDB. {{w.x}} = run-scoped scratch table.
--- FULL runs: {{w.members}} is every identifier row of the new state.
--- INCR runs: {{w.members}} is the new membership of the values the delta touched.
+-- Identifier graph: groups of holders per value, the max_group_size guard, star edges,
+-- and (INCR) what the delta changes. Canonical dialect: DuckDB. {{w.x}} = scratch table.
+-- eid: entity id (idr_state.entities); vid: identifier value id (idr_state.identifier_values);
+-- kr: an entity's rank in entity_key order (stands in for the key: "smallest key").
 
 -- name: exclusions_exact
 CREATE TABLE {{w.excl_exact}} AS
 SELECT DISTINCT identifier_type, v FROM {{w.excl_norm}} WHERE match_type = 'EXACT'
 
--- name: incr_edges_touched
--- Stored edges with an end among the delta's entities (one scan of the edge table).
-CREATE TABLE {{w.edges_touched}} AS
-SELECT e.left_entity_key, e.right_entity_key, e.identifier_type, e.identifier_value_norm
-FROM idr_out.identity_edges_current AS e
-WHERE e.left_entity_key IN (SELECT entity_key FROM {{w.entities}})
-   OR e.right_entity_key IN (SELECT entity_key FROM {{w.entities}})
+-- name: identifiers_distinct
+-- Two mappings of one source with the same type can yield the same (entity, type, value).
+CREATE TABLE {{w.identifiers}} AS
+SELECT DISTINCT eid, identifier_type, value_norm FROM {{w.ident_raw}}
+
+-- name: identifiers_view
+CREATE VIEW {{w.identifiers}} AS SELECT eid, identifier_type, value_norm FROM {{w.ident_raw}}
+
+-- ------------------------------------------------------------------------------- FULL
+-- name: full_values
+-- One row per value: the anchor's row. A value stored before keeps its vid (FULL over
+-- a stored state), so its edges keep their first_seen_ts.
+CREATE TABLE {{w.values_new}} AS
+SELECT coalesce(o.vid, $next_vid + g.tvid) AS vid, g.tvid, g.identifier_type, g.value_norm, g.n AS holders,
+       g.eid AS anchor_eid, (g.n >= 2 AND g.n <= r.max_group_size) AS linked, r.rule_id, r.max_group_size,
+       o.vid IS NOT NULL AS existed
+FROM {{w.grp_rows}} AS g
+JOIN {{w.rules}} AS r ON r.identifier_type = g.identifier_type
+LEFT JOIN idr_state.identifier_values AS o
+  ON o.identifier_type = g.identifier_type AND o.value_norm = g.value_norm
+WHERE g.kr = g.anchor_kr
+
+-- name: full_holders
+-- Every holder of a value held by two or more entities (its anchor included).
+CREATE TABLE {{w.holders_new}} AS
+SELECT v.vid, g.eid
+FROM {{w.grp_rows}} AS g
+JOIN {{w.values_new}} AS v ON v.tvid = g.tvid
+WHERE g.n >= 2
+
+-- ------------------------------------------------------------------------------- INCR
+-- name: incr_delta_values
+-- The delta's values with their vid; a value seen for the first time gets a new one.
+CREATE TABLE {{w.delta_values}} AS
+SELECT coalesce(o.vid, $next_vid - 1 + row_number() OVER (
+           PARTITION BY o.vid IS NULL ORDER BY d.identifier_type, d.value_norm)) AS vid,
+       d.identifier_type, d.value_norm, o.vid IS NULL AS is_new
+FROM (SELECT DISTINCT identifier_type, value_norm FROM {{w.identifiers}}) AS d
+LEFT JOIN idr_state.identifier_values AS o
+  ON o.identifier_type = d.identifier_type AND o.value_norm = d.value_norm
+
+-- name: incr_new_ident
+CREATE TABLE {{w.new_ident}} AS
+SELECT DISTINCT i.eid, v.vid
+FROM {{w.identifiers}} AS i
+JOIN {{w.delta_values}} AS v ON v.identifier_type = i.identifier_type AND v.value_norm = i.value_norm
 
 -- name: incr_old_ident
--- The delta's entities' stored identifiers: identifiers_current holds only the values
--- no edge links (held by one record, or in a skipped group); a linked value is read
--- from the edges, whose ends are its holders. UNION: rows are unique either way, and
--- state written before that split (every row in identifiers_current) stays readable.
+-- The stored identifiers of the delta's entities: a single holder is its value's anchor,
+-- every holder of a shared value is in value_holders.
 CREATE TABLE {{w.old_ident}} AS
-SELECT c.entity_key, c.identifier_type, c.identifier_value_norm
-FROM idr_out.identifiers_current AS c
-WHERE c.entity_key IN (SELECT entity_key FROM {{w.entities}})
-UNION
-SELECT t.left_entity_key, t.identifier_type, t.identifier_value_norm
-FROM {{w.edges_touched}} AS t
-WHERE t.left_entity_key IN (SELECT entity_key FROM {{w.entities}})
-UNION
-SELECT t.right_entity_key, t.identifier_type, t.identifier_value_norm
-FROM {{w.edges_touched}} AS t
-WHERE t.right_entity_key IN (SELECT entity_key FROM {{w.entities}})
+SELECT v.anchor_eid AS eid, v.vid
+FROM idr_state.identifier_values AS v
+WHERE v.holders = 1 AND v.anchor_eid IN (SELECT eid FROM {{w.ent_ids}} WHERE NOT is_new)
+UNION ALL
+SELECT h.eid, h.vid
+FROM idr_state.value_holders AS h
+WHERE h.eid IN (SELECT eid FROM {{w.ent_ids}} WHERE NOT is_new)
 
 -- name: incr_lost
 CREATE TABLE {{w.lost}} AS
-SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.old_ident}}
+SELECT eid, vid FROM {{w.old_ident}}
 EXCEPT
-SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.identifiers}}
+SELECT eid, vid FROM {{w.new_ident}}
 
 -- name: incr_gained
 CREATE TABLE {{w.gained}} AS
-SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.identifiers}}
+SELECT eid, vid FROM {{w.new_ident}}
 EXCEPT
-SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.old_ident}}
+SELECT eid, vid FROM {{w.old_ident}}
 
--- name: incr_values
+-- name: incr_vals
+-- The values whose group changes: they are re-derived, every other value stays as stored.
 CREATE TABLE {{w.vals}} AS
-SELECT DISTINCT identifier_type, identifier_value_norm FROM (
-    SELECT identifier_type, identifier_value_norm FROM {{w.lost}}
-    UNION ALL
-    SELECT identifier_type, identifier_value_norm FROM {{w.gained}}) AS t
+SELECT DISTINCT vid FROM (SELECT vid FROM {{w.lost}} UNION ALL SELECT vid FROM {{w.gained}}) AS t
+
+-- name: incr_values_old
+-- The stored rows of the re-derived values (their group before this run).
+CREATE TABLE {{w.values_old}} AS
+SELECT v.*
+FROM idr_state.identifier_values AS v
+WHERE v.vid IN (SELECT vid FROM {{w.vals}})
 
 -- name: incr_members_old
--- Every stored holder of a value whose group changes: unlinked values from
--- identifiers_current, linked ones from both ends of their edges ({{w.edges_old}}).
+-- Every stored holder of a re-derived value.
 CREATE TABLE {{w.members_old}} AS
-SELECT c.entity_key, c.identifier_type, c.identifier_value_norm
-FROM idr_out.identifiers_current AS c
-JOIN {{w.vals}} AS v
-  ON v.identifier_type = c.identifier_type AND v.identifier_value_norm = c.identifier_value_norm
-UNION
-SELECT left_entity_key, identifier_type, identifier_value_norm FROM {{w.edges_old}}
-UNION
-SELECT right_entity_key, identifier_type, identifier_value_norm FROM {{w.edges_old}}
+SELECT anchor_eid AS eid, vid FROM {{w.values_old}} WHERE holders = 1
+UNION ALL
+SELECT h.eid, h.vid
+FROM idr_state.value_holders AS h
+WHERE h.vid IN (SELECT vid FROM {{w.values_old}} WHERE holders >= 2)
 
 -- name: incr_members
 CREATE TABLE {{w.members}} AS
 SELECT * FROM (
-    SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.members_old}}
+    SELECT eid, vid FROM {{w.members_old}}
     EXCEPT
-    SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.lost}}) AS kept
+    SELECT eid, vid FROM {{w.lost}}) AS kept
 UNION ALL
-SELECT entity_key, identifier_type, identifier_value_norm FROM {{w.gained}}
+SELECT eid, vid FROM {{w.gained}}
 
--- name: groups
-CREATE TABLE {{w.groups}} AS
-SELECT g.identifier_type, g.identifier_value_norm, g.n, g.anchor, r.rule_id, r.max_group_size
-FROM (SELECT identifier_type, identifier_value_norm, count(*) AS n, min(entity_key) AS anchor
-      FROM {{w.members}}
-      GROUP BY identifier_type, identifier_value_norm) AS g
-JOIN {{w.rules}} AS r ON r.identifier_type = g.identifier_type
+-- name: incr_values
+-- The re-derived values as they will be stored (a value no entity holds any more is gone).
+CREATE TABLE {{w.values_new}} AS
+SELECT g.vid, coalesce(o.identifier_type, d.identifier_type) AS identifier_type,
+       coalesce(o.value_norm, d.value_norm) AS value_norm, g.n AS holders, k.eid AS anchor_eid,
+       (g.n >= 2 AND g.n <= r.max_group_size) AS linked, r.rule_id, r.max_group_size,
+       o.vid IS NOT NULL AS existed
+FROM (SELECT m.vid, count(*) AS n, min(k.kr) AS anchor_kr
+      FROM {{w.members}} AS m JOIN {{w.scope_keys}} AS k ON k.eid = m.eid
+      GROUP BY m.vid) AS g
+JOIN {{w.scope_keys}} AS k ON k.kr = g.anchor_kr
+LEFT JOIN {{w.values_old}} AS o ON o.vid = g.vid
+LEFT JOIN {{w.delta_values}} AS d ON d.vid = g.vid
+JOIN {{w.rules}} AS r ON r.identifier_type = coalesce(o.identifier_type, d.identifier_type)
 
--- name: full_groups
--- FULL runs also keep the anchor's run-local integer id, so the component stage reads
--- integer edges straight from {{w.edges_new}} instead of joining keys back to nodes.
-CREATE TABLE {{w.groups}} AS
-SELECT g.identifier_type, g.identifier_value_norm, g.n, g.anchor, g.anchor_eid, r.rule_id, r.max_group_size
-FROM (SELECT identifier_type, identifier_value_norm, count(*) AS n, min(entity_key) AS anchor,
-             arg_min(eid, entity_key) AS anchor_eid
-      FROM {{w.members}}
-      GROUP BY identifier_type, identifier_value_norm) AS g
-JOIN {{w.rules}} AS r ON r.identifier_type = g.identifier_type
+-- name: incr_holders
+CREATE TABLE {{w.holders_new}} AS
+SELECT m.vid, m.eid
+FROM {{w.members}} AS m
+JOIN {{w.values_new}} AS v ON v.vid = m.vid
+WHERE v.holders >= 2
 
--- name: groups_old
-CREATE TABLE {{w.groups_old}} AS
-SELECT m.identifier_type, m.identifier_value_norm, count(*) AS n, r.rule_id, r.max_group_size
-FROM {{w.members_old}} AS m
-JOIN {{w.rules}} AS r ON r.identifier_type = m.identifier_type
-GROUP BY m.identifier_type, m.identifier_value_norm, r.rule_id, r.max_group_size
-
--- name: edges_new
--- Star edges: every member links to the group's smallest key, so edges grow
--- linearly with group size; oversized groups (max_group_size) link nothing. Each edge
--- is matched once with the stored edges of the re-derived values ({{w.edges_old}}):
--- `existed` feeds the created/updated counts, first_seen_ts the publish.
-CREATE TABLE {{w.edges_new}} AS
-SELECT s.*, o.first_seen_ts, (o.left_entity_key IS NOT NULL) AS existed
-FROM (
-    SELECT g.rule_id, g.anchor AS left_entity_key, m.entity_key AS right_entity_key,
-           m.identifier_type, m.identifier_value_norm
-    FROM {{w.members}} AS m
-    JOIN {{w.groups}} AS g
-      ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
-    WHERE g.n >= 2 AND g.n <= g.max_group_size AND m.entity_key <> g.anchor) AS s
-LEFT JOIN {{w.edges_old}} AS o
-  ON o.identifier_type = s.identifier_type AND o.identifier_value_norm = s.identifier_value_norm
- AND o.left_entity_key = s.left_entity_key AND o.right_entity_key = s.right_entity_key
-
--- name: full_edges_new
--- As edges_new, matched with every stored edge (FULL re-derives them all).
-CREATE TABLE {{w.edges_new}} AS
-SELECT s.*, o.first_seen_ts, (o.left_entity_key IS NOT NULL) AS existed
-FROM (
-    SELECT g.rule_id, g.anchor AS left_entity_key, m.entity_key AS right_entity_key,
-           m.identifier_type, m.identifier_value_norm, g.anchor_eid AS left_eid, m.eid AS right_eid
-    FROM {{w.members}} AS m
-    JOIN {{w.groups}} AS g
-      ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
-    WHERE g.n >= 2 AND g.n <= g.max_group_size AND m.eid <> g.anchor_eid) AS s
-LEFT JOIN idr_out.identity_edges_current AS o
-  ON o.identifier_type = s.identifier_type AND o.identifier_value_norm = s.identifier_value_norm
- AND o.left_entity_key = s.left_entity_key AND o.right_entity_key = s.right_entity_key
-
+-- ------------------------------------------------------------------------------- both
 -- name: skipped_members
--- Members of the groups over max_group_size: audited below, and stored in
--- identifiers_current at publish (no edge records them).
+-- Members of the groups over max_group_size (audited, with the five smallest keys).
 CREATE TABLE {{w.skipped_members}} AS
-SELECT m.entity_key, m.identifier_type, m.identifier_value_norm, g.n AS group_size, g.max_group_size AS max_allowed
-FROM {{w.groups}} AS g
-JOIN {{w.members}} AS m
-  ON g.identifier_type = m.identifier_type AND g.identifier_value_norm = m.identifier_value_norm
-WHERE g.n > g.max_group_size
+SELECT v.identifier_type, v.value_norm, v.holders AS group_size, v.max_group_size AS max_allowed, h.eid
+FROM {{w.values_new}} AS v
+JOIN {{w.holders_new}} AS h ON h.vid = v.vid
+WHERE v.holders > v.max_group_size
 
 -- name: skipped
--- The sample is the five smallest member keys. Written with row_number + an ordered
--- string_agg because list slicing does not transpile (platforms without ordered
--- aggregates get a sorted array from their adapter).
+-- Written with row_number + an ordered string_agg because list slicing does not
+-- transpile (platforms without ordered aggregates get a sorted array from their adapter).
 CREATE TABLE {{w.skipped}} AS
-SELECT identifier_type, identifier_value_norm, group_size, max_allowed,
+SELECT identifier_type, value_norm, group_size, max_allowed,
        string_agg(entity_key, ',' ORDER BY entity_key) AS sample_entity_keys
 FROM (
-    SELECT identifier_type, identifier_value_norm, group_size, max_allowed, entity_key,
-           row_number() OVER (PARTITION BY identifier_type, identifier_value_norm ORDER BY entity_key) AS rn
-    FROM {{w.skipped_members}}) AS t
+    SELECT s.identifier_type, s.value_norm, s.group_size, s.max_allowed, e.entity_key,
+           row_number() OVER (PARTITION BY s.identifier_type, s.value_norm ORDER BY e.entity_key) AS rn
+    FROM {{w.skipped_members}} AS s
+    JOIN {{w.keys}} AS e ON e.eid = s.eid) AS t
 WHERE rn <= 5
-GROUP BY identifier_type, identifier_value_norm, group_size, max_allowed
+GROUP BY identifier_type, value_norm, group_size, max_allowed
 
--- name: incr_old_edges
-CREATE TABLE {{w.edges_old}} AS
-SELECT e.* FROM idr_out.identity_edges_current AS e
-JOIN {{w.vals}} AS v
-  ON v.identifier_type = e.identifier_type AND v.identifier_value_norm = e.identifier_value_norm
+-- name: full_edges_new
+-- Star edges of the linked values: every other holder links to the anchor. An edge
+-- stored before (same value, same two ends) keeps its first_seen_ts.
+CREATE TABLE {{w.edges_new}} AS
+SELECT v.vid, v.rule_id, v.anchor_eid AS left_eid, h.eid AS right_eid, o.first_seen_ts,
+       (o.eid IS NOT NULL) AS existed
+FROM {{w.holders_new}} AS h
+JOIN {{w.values_new}} AS v ON v.vid = h.vid AND v.linked AND h.eid <> v.anchor_eid
+LEFT JOIN (
+    SELECT sh.vid, sh.eid, sh.first_seen_ts, sv.anchor_eid
+    FROM idr_state.value_holders AS sh
+    JOIN idr_state.identifier_values AS sv ON sv.vid = sh.vid AND sv.linked AND sh.eid <> sv.anchor_eid) AS o
+  ON o.vid = v.vid AND o.eid = h.eid AND o.anchor_eid = v.anchor_eid
+
+-- name: incr_edges_new
+CREATE TABLE {{w.edges_new}} AS
+SELECT v.vid, v.rule_id, v.anchor_eid AS left_eid, h.eid AS right_eid, o.first_seen_ts,
+       (o.eid IS NOT NULL) AS existed
+FROM {{w.holders_new}} AS h
+JOIN {{w.values_new}} AS v ON v.vid = h.vid AND v.linked AND h.eid <> v.anchor_eid
+LEFT JOIN (
+    SELECT sh.vid, sh.eid, sh.first_seen_ts, sv.anchor_eid
+    FROM idr_state.value_holders AS sh
+    JOIN {{w.values_old}} AS sv ON sv.vid = sh.vid AND sv.linked AND sh.eid <> sv.anchor_eid) AS o
+  ON o.vid = v.vid AND o.eid = h.eid AND o.anchor_eid = v.anchor_eid
+
+-- name: incr_edges_old
+-- The stored edges of the re-derived values, per rule (the created/removed counts).
+SELECT v.rule_id, count(*)
+FROM idr_state.value_holders AS h
+JOIN {{w.values_old}} AS v ON v.vid = h.vid AND v.linked AND h.eid <> v.anchor_eid
+GROUP BY v.rule_id
+
+-- ------------------------------------------------------------------------------- components
+-- name: full_cc_edges
+-- FULL: every entity is a node and its eid is the node id (a view: no copy).
+CREATE VIEW {{w.cc_edges}} AS
+SELECT left_eid AS u, right_eid AS v FROM {{w.edges_new}}
 
 -- name: incr_touched
--- Current membership of every entity the delta or a re-derived value touches: one scan
--- of the membership table that the three statements below share.
+-- Current membership of every stored entity the delta or a re-derived value touches.
 CREATE TABLE {{w.touched}} AS
-SELECT m.entity_key, m.resolved_id
-FROM idr_out.identity_resolved_membership_current AS m
-WHERE m.entity_key IN (
-    SELECT entity_key FROM {{w.members_old}}
-    UNION ALL
-    SELECT entity_key FROM {{w.entities}})
+SELECT e.eid, e.rid
+FROM idr_state.entities AS e
+WHERE e.rid IS NOT NULL
+  AND e.eid IN (SELECT eid FROM {{w.members_old}} UNION ALL SELECT eid FROM {{w.ent_ids}} WHERE NOT is_new)
 
 -- name: incr_broken
 -- Current clusters that may split: a member lost a value, or a linking value's group
 -- outgrew max_group_size. Every other impacted cluster only gains links and is
--- contracted to one node. (Both kinds of member are touched: lost rows belong to the
--- delta's entities, outgrown groups' members to members_old.)
+-- contracted to one node.
 CREATE TABLE {{w.broken}} AS
-SELECT DISTINCT t.resolved_id
+SELECT DISTINCT t.rid
 FROM {{w.touched}} AS t
-WHERE t.entity_key IN (SELECT entity_key FROM {{w.lost}})
-   OR t.entity_key IN (
-        SELECT mo.entity_key
+WHERE t.eid IN (SELECT l.eid FROM {{w.lost}} AS l)
+   OR t.eid IN (
+        SELECT mo.eid
         FROM {{w.members_old}} AS mo
-        JOIN {{w.groups_old}} AS go
-          ON go.identifier_type = mo.identifier_type AND go.identifier_value_norm = mo.identifier_value_norm
-        JOIN {{w.groups}} AS gn
-          ON gn.identifier_type = mo.identifier_type AND gn.identifier_value_norm = mo.identifier_value_norm
-        WHERE go.n >= 2 AND go.n <= go.max_group_size AND gn.n > gn.max_group_size)
-
--- name: incr_impacted
-CREATE TABLE {{w.impacted}} AS
-SELECT DISTINCT resolved_id FROM {{w.touched}}
+        JOIN {{w.values_old}} AS vo ON vo.vid = mo.vid AND vo.linked
+        JOIN {{w.values_new}} AS vn ON vn.vid = mo.vid AND NOT vn.linked)
 
 -- name: incr_scope
--- Every member of an impacted cluster, plus the delta's entities that have no cluster yet.
-CREATE TABLE {{w.scope}} AS
-SELECT m.entity_key, m.resolved_id AS old_id, m.updated_ts AS old_ts,
-       (b.resolved_id IS NOT NULL) AS broken
-FROM idr_out.identity_resolved_membership_current AS m
-JOIN {{w.impacted}} AS i ON i.resolved_id = m.resolved_id
-LEFT JOIN {{w.broken}} AS b ON b.resolved_id = m.resolved_id
-UNION ALL
-SELECT e.entity_key, CAST(NULL AS VARCHAR), CAST(NULL AS TIMESTAMP), TRUE
-FROM {{w.entities}} AS e
-WHERE NOT EXISTS (SELECT 1 FROM {{w.touched}} AS t WHERE t.entity_key = e.entity_key)
+-- Every member of an impacted cluster, plus the delta's entities without a cluster, with
+-- its key and rank in entity_key order (one read of the dictionary's keys per run).
+CREATE TABLE {{w.scope_keys}} AS
+SELECT s.eid, s.entity_key, s.old_rid, s.old_ts, row_number() OVER (ORDER BY s.entity_key) AS kr
+FROM (
+    SELECT e.eid, e.entity_key, e.rid AS old_rid, e.updated_ts AS old_ts
+    FROM idr_state.entities AS e
+    WHERE e.rid IN (SELECT rid FROM {{w.touched}})
+    UNION ALL
+    SELECT i.eid, i.entity_key, CAST(NULL AS BIGINT), i.old_ts
+    FROM {{w.ent_ids}} AS i
+    WHERE i.old_rid IS NULL) AS s
 
 -- name: incr_nodes
--- Untouched-by-removal clusters become one node each; the rest stay per entity.
+-- Clusters that cannot split become one node each; the rest (and new entities) stay
+-- per entity. Dense node ids (the union-find indexes an array with them).
 CREATE TABLE {{w.nodes}} AS
-SELECT entity_key, CAST(dense_rank() OVER (ORDER BY nkey) - 1 AS BIGINT) AS node
-FROM (SELECT entity_key,
-             CASE WHEN broken THEN 'e' || entity_key ELSE 'c' || old_id END AS nkey
-      FROM {{w.scope}}) AS t
+SELECT eid, broken, CAST(dense_rank() OVER (ORDER BY nkey) - 1 AS BIGINT) AS node
+FROM (SELECT s.eid, (s.old_rid IS NULL OR b.rid IS NOT NULL) AS broken,
+             CASE WHEN s.old_rid IS NULL OR b.rid IS NOT NULL THEN 2 * s.eid ELSE 2 * s.old_rid + 1 END AS nkey
+      FROM {{w.scope_keys}} AS s LEFT JOIN {{w.broken}} AS b ON b.rid = s.old_rid) AS t
 
--- name: full_cc_edges
--- FULL: every entity is a node and its run-local eid is the node id (a view: no copy).
-CREATE VIEW {{w.cc_edges}} AS
-SELECT left_eid AS u, right_eid AS v FROM {{w.edges_new}}
-
--- name: full_proposed
--- table_id: the key rank (resolve_ids) reads this table rather than the entity rows, so
--- the rank carries each entity's component.
-CREATE TABLE {{w.proposed}} AS
-SELECT e.entity_key, coalesce(l.label, -1 - e.eid) AS comp, e.eid, e.table_id
-FROM {{w.entities}} AS e
-LEFT JOIN {{w.cc_labels}} AS l ON l.node = e.eid
-
--- name: cc_edges
+-- name: incr_cc_edges
 CREATE TABLE {{w.cc_edges}} AS
 SELECT a.node AS u, b.node AS v
 FROM {{w.edges_new}} AS e
-JOIN {{w.nodes}} AS a ON a.entity_key = e.left_entity_key
-JOIN {{w.nodes}} AS b ON b.entity_key = e.right_entity_key
+JOIN {{w.nodes}} AS a ON a.eid = e.left_eid
+JOIN {{w.nodes}} AS b ON b.eid = e.right_eid
 WHERE a.node <> b.node
 
 -- name: incr_cc_edges_kept
--- Links of clusters that may split, minus the values being re-derived.
+-- Links of the clusters that may split, but for the values being re-derived.
 INSERT INTO {{w.cc_edges}}
 SELECT a.node, b.node
-FROM idr_out.identity_edges_current AS e
-JOIN {{w.scope}} AS s ON s.entity_key = e.left_entity_key AND s.broken
-JOIN {{w.nodes}} AS a ON a.entity_key = e.left_entity_key
-JOIN {{w.nodes}} AS b ON b.entity_key = e.right_entity_key
-WHERE a.node <> b.node
-  AND NOT EXISTS (
-    SELECT 1 FROM {{w.vals}} AS v
-    WHERE v.identifier_type = e.identifier_type AND v.identifier_value_norm = e.identifier_value_norm)
-
--- name: proposed
-CREATE TABLE {{w.proposed}} AS
-SELECT n.entity_key, coalesce(l.label, -1 - n.node) AS comp
-FROM {{w.nodes}} AS n
-LEFT JOIN {{w.cc_labels}} AS l ON l.node = n.node
+FROM idr_state.value_holders AS h
+JOIN idr_state.identifier_values AS v ON v.vid = h.vid AND v.linked AND h.eid <> v.anchor_eid
+JOIN {{w.nodes}} AS b ON b.eid = h.eid AND b.broken
+JOIN {{w.nodes}} AS a ON a.eid = v.anchor_eid
+WHERE a.node <> b.node AND v.vid NOT IN (SELECT vid FROM {{w.vals}})

@@ -1,86 +1,106 @@
 -- Atomic publish of a real run. Everything here runs in ONE transaction; the inputs are
 -- work tables prepared before it, so a failure anywhere earlier leaves production as is.
+-- {{w.entity_changes}}: the dictionary rows this run writes (new keys, changed ids, removed).
 
--- name: membership_delete
-DELETE FROM idr_out.identity_resolved_membership_current
-WHERE entity_key IN (
-    SELECT entity_key FROM {{w.membership}} WHERE old_id IS DISTINCT FROM resolved_id
-    UNION ALL
-    SELECT entity_key FROM {{w.removed}})
+-- name: full_entity_changes
+-- is_new: a key the dictionary does not hold yet (every stored row has an updated_ts).
+-- A removed key keeps its row (its eid is never reused), without a cluster.
+CREATE TABLE {{w.entity_changes}} AS
+SELECT m.eid, i.entity_key, m.rid, (m.old_rid IS NULL AND m.old_ts IS NULL) AS is_new
+FROM {{w.membership}} AS m
+JOIN {{w.ent_ids}} AS i ON i.eid = m.eid
+WHERE m.old_rid IS DISTINCT FROM m.rid
+UNION ALL
+SELECT e.eid, e.entity_key, CAST(NULL AS BIGINT), FALSE
+FROM idr_state.entities AS e
+WHERE e.eid IN (SELECT eid FROM {{w.removed}})
 
--- name: membership_insert
-INSERT INTO idr_out.identity_resolved_membership_current (entity_key, resolved_id, updated_ts)
-SELECT entity_key, resolved_id, $now FROM {{w.membership}} WHERE old_id IS DISTINCT FROM resolved_id
+-- name: incr_entity_changes
+CREATE TABLE {{w.entity_changes}} AS
+SELECT m.eid, k.entity_key, m.rid, (m.old_rid IS NULL AND m.old_ts IS NULL) AS is_new
+FROM {{w.membership}} AS m
+JOIN {{w.scope_keys}} AS k ON k.eid = m.eid
+WHERE m.old_rid IS DISTINCT FROM m.rid
 
--- name: clusters_delete
-DELETE FROM idr_out.identity_clusters_current
-WHERE resolved_id IN (SELECT resolved_id FROM {{w.changed_ids}})
+-- name: entities_delete
+DELETE FROM idr_state.entities
+WHERE eid IN (SELECT eid FROM {{w.entity_changes}} WHERE NOT is_new)
+
+-- name: entities_insert
+INSERT INTO idr_state.entities (eid, entity_key, rid, updated_ts)
+SELECT eid, entity_key, rid, $now FROM {{w.entity_changes}}
+
+-- name: fresh_entities_insert
+-- A first FULL run: every record is new, written straight from its source row.
+INSERT INTO idr_state.entities (eid, entity_key, rid, updated_ts)
+SELECT e.eid, e.entity_key, m.rid, $now
+FROM {{w.entities}} AS e
+JOIN {{w.membership}} AS m ON m.eid = e.eid
+
+-- name: values_delete_full
+DELETE FROM idr_state.identifier_values
+
+-- name: values_delete_incr
+DELETE FROM idr_state.identifier_values WHERE vid IN (SELECT vid FROM {{w.vals}})
+
+-- name: values_insert
+INSERT INTO idr_state.identifier_values
+    (vid, identifier_type, value_norm, holders, anchor_eid, linked, rule_id, updated_ts)
+SELECT vid, identifier_type, value_norm, holders, anchor_eid, linked, rule_id, $now
+FROM {{w.values_new}}
+
+-- name: holders_delete_full
+DELETE FROM idr_state.value_holders
+
+-- name: holders_delete_incr
+DELETE FROM idr_state.value_holders WHERE vid IN (SELECT vid FROM {{w.vals}})
+
+-- name: fresh_holders_insert
+INSERT INTO idr_state.value_holders (vid, eid, first_seen_ts)
+SELECT vid, eid, $now FROM {{w.holders_new}}
+
+-- name: holders_insert
+-- An edge stored before keeps its first_seen_ts.
+INSERT INTO idr_state.value_holders (vid, eid, first_seen_ts)
+SELECT h.vid, h.eid, coalesce(e.first_seen_ts, $now)
+FROM {{w.holders_new}} AS h
+LEFT JOIN {{w.edges_new}} AS e ON e.vid = h.vid AND e.right_eid = h.eid
+
+-- name: clusters_delete_full
+DELETE FROM idr_state.clusters
+
+-- name: clusters_delete_incr
+DELETE FROM idr_state.clusters
+WHERE rid IN (SELECT rid FROM {{w.comp_ids}} UNION ALL SELECT rid FROM {{w.changed_rids}})
 
 -- name: clusters_insert
-INSERT INTO idr_out.identity_clusters_current (resolved_id, cluster_size, updated_ts)
-SELECT c.resolved_id, c.size, $now
-FROM {{w.comp_ids}} AS c
-WHERE c.resolved_id IN (SELECT resolved_id FROM {{w.changed_ids}})
-
--- name: golden_delete_incr
-DELETE FROM idr_out.golden_profile_current
-WHERE resolved_id IN (SELECT resolved_id FROM {{w.comp_ids}} UNION ALL SELECT resolved_id FROM {{w.changed_ids}})
+INSERT INTO idr_state.clusters (rid, cluster_size, edge_count, edge_diversity, match_density, confidence_score,
+                                primary_reason, updated_ts)
+SELECT rid, cluster_size, edge_count, edge_diversity, match_density, confidence_score, primary_reason, $now
+FROM {{w.clusters_new}}
 
 -- name: golden_delete_full
-DELETE FROM idr_out.golden_profile_current
+DELETE FROM idr_state.golden
 
--- name: golden_insert
-INSERT INTO idr_out.golden_profile_current
-    (resolved_id, attribute_name, attribute_value, source_entity_key, source_table_id, strategy, updated_ts)
-SELECT resolved_id, attribute_name, attribute_value, source_entity_key, source_table_id, strategy, $now
-FROM {{w.golden}}
-
--- name: edges_delete_full
-DELETE FROM idr_out.identity_edges_current
-
--- name: edges_delete_incr
-DELETE FROM idr_out.identity_edges_current AS e
-WHERE EXISTS (
-    SELECT 1 FROM {{w.vals}} AS v
-    WHERE v.identifier_type = e.identifier_type AND v.identifier_value_norm = e.identifier_value_norm)
-
--- name: edges_insert
-INSERT INTO idr_out.identity_edges_current
-    (rule_id, left_entity_key, right_entity_key, identifier_type, identifier_value_norm, first_seen_ts, last_seen_ts)
-SELECT rule_id, left_entity_key, right_entity_key, identifier_type, identifier_value_norm,
-       coalesce(first_seen_ts, $now), CAST($now AS TIMESTAMP)
-FROM {{w.edges_new}}
-
--- name: identifiers_delete_full
-DELETE FROM idr_out.identifiers_current
-
--- name: identifiers_delete_incr
--- Every stored row of a value whose group was re-derived goes (a lost value is one of
--- them), and what the new group stores comes back (identifiers_insert).
-DELETE FROM idr_out.identifiers_current AS c
-WHERE EXISTS (
-    SELECT 1 FROM {{w.vals}} AS v
-    WHERE v.identifier_type = c.identifier_type AND v.identifier_value_norm = c.identifier_value_norm)
-
--- name: identifiers_insert
--- What identifiers_current stores for this run's groups: the values no edge links, i.e.
--- held by one record (the group's anchor), or in a skipped group. A linked value's
--- holders are the ends of its edges, so storing them again would double the largest
--- state table.
-INSERT INTO idr_out.identifiers_current (entity_key, identifier_type, identifier_value_norm, updated_ts)
-SELECT anchor, identifier_type, identifier_value_norm, $now FROM {{w.groups}} WHERE n = 1
-UNION ALL
-SELECT entity_key, identifier_type, identifier_value_norm, $now FROM {{w.skipped_members}}
+-- name: golden_delete_incr
+DELETE FROM idr_state.golden
+WHERE rid IN (SELECT rid FROM {{w.comp_ids}} UNION ALL SELECT rid FROM {{w.changed_rids}})
 
 -- name: skipped_insert
 INSERT INTO idr_out.skipped_identifier_groups
     (run_id, identifier_type, identifier_value_norm, group_size, max_allowed, sample_entity_keys, reason, skipped_at)
-SELECT $run_id, identifier_type, identifier_value_norm, group_size, max_allowed, sample_entity_keys,
+SELECT $run_id, identifier_type, value_norm, group_size, max_allowed, sample_entity_keys,
        'max_group_size exceeded', $now
 FROM {{w.skipped}}
 
 -- name: sequence_update
 UPDATE idr_meta.resolved_id_sequence SET next_value = $next WHERE sequence_name = 'resolved_id'
+
+-- name: counter_delete
+DELETE FROM idr_state.counters WHERE counter_name = $name
+
+-- name: counter_insert
+INSERT INTO idr_state.counters (counter_name, next_value) VALUES ($name, $next)
 
 -- name: run_state_delete
 DELETE FROM idr_meta.run_state WHERE table_id = $table_id

@@ -1,52 +1,35 @@
--- Stable resolved ids, membership and cluster proposal, change detection.
+-- Components to clusters: the proposed membership, stable resolved ids, cluster sizes and
+-- confidence, and what changes. Canonical dialect: DuckDB. rid = the resolved id's number.
+-- {{w.proposed}}(eid, comp, kr, old_rid, old_ts): every entity in scope (FULL: all).
 
--- name: full_scope
--- FULL: every current member, with its entity's eid; eid is NULL where no active source
--- holds the entity any more (gone_key keeps those keys for full_removed). One join where
--- matching and then anti-matching the sources cost two (10M records: 0.8-1.3 s against
--- 2.0-2.7 s).
-CREATE TABLE {{w.scope}} AS
-SELECT e.eid, m.resolved_id AS old_id, m.updated_ts AS old_ts,
-       CASE WHEN e.eid IS NULL THEN m.entity_key END AS gone_key
-FROM idr_out.identity_resolved_membership_current AS m
-LEFT JOIN {{w.entities}} AS e ON e.entity_key = m.entity_key
+-- name: full_proposed
+-- Entities no edge links are components of their own (negative labels: union-find and
+-- SQL labels are never negative).
+CREATE TABLE {{w.proposed}} AS
+SELECT i.eid, coalesce(l.label, -1 - i.eid) AS comp, k.kr, i.old_rid, i.old_ts
+FROM {{w.ent_ids}} AS i
+JOIN {{w.key_rank}} AS k ON k.eid = i.eid
+LEFT JOIN {{w.cc_labels}} AS l ON l.node = i.eid
 
--- name: full_key_rank
--- Each entity's position in entity_key order: later stages compare these integers
--- where they would compare keys (smallest member, tie-breaks). Only the keys are
--- sorted; carrying the wide rows through the sort would cost several times more.
-CREATE TABLE {{w.key_rank}} AS
-SELECT eid, comp, row_number() OVER (ORDER BY entity_key) AS kr FROM {{w.proposed}}
-
--- name: overlap
-CREATE TABLE {{w.overlap}} AS
-SELECT p.comp, s.old_id, count(*) AS n
-FROM {{w.proposed}} AS p
-JOIN {{w.scope}} AS s ON s.entity_key = p.entity_key
-WHERE s.old_id IS NOT NULL
-GROUP BY p.comp, s.old_id
-
--- name: full_overlap
-CREATE TABLE {{w.overlap}} AS
-SELECT p.comp, s.old_id, count(*) AS n
-FROM {{w.proposed}} AS p
-JOIN {{w.scope}} AS s ON s.eid = p.eid
-WHERE s.old_id IS NOT NULL
-GROUP BY p.comp, s.old_id
+-- name: incr_proposed
+CREATE TABLE {{w.proposed}} AS
+SELECT s.eid, coalesce(l.label, -1 - n.node) AS comp, s.kr, s.old_rid, s.old_ts
+FROM {{w.scope_keys}} AS s
+JOIN {{w.nodes}} AS n ON n.eid = s.eid
+LEFT JOIN {{w.cc_labels}} AS l ON l.node = n.node
 
 -- name: comps
 CREATE TABLE {{w.comps}} AS
-SELECT comp, min(entity_key) AS min_key, count(*) AS size
+SELECT comp, min(kr) AS min_kr, count(*) AS size
 FROM {{w.proposed}}
 GROUP BY comp
 
--- name: full_comps
--- min_key is the smallest member's kr: the same order as its entity_key. The rank
--- carries the component, so no join.
-CREATE TABLE {{w.comps}} AS
-SELECT comp, min(kr) AS min_key, count(*) AS size
-FROM {{w.key_rank}}
-GROUP BY comp
+-- name: overlap
+CREATE TABLE {{w.overlap}} AS
+SELECT comp, old_rid, count(*) AS n
+FROM {{w.proposed}}
+WHERE old_rid IS NOT NULL
+GROUP BY comp, old_rid
 
 -- name: keep
 -- A current cluster's id goes to the proposed cluster holding most of its members
@@ -54,61 +37,95 @@ GROUP BY comp
 -- several ids keeps the one of the largest current cluster (ties: smallest id).
 CREATE TABLE {{w.keep}} AS
 WITH heir AS (
-    SELECT o.old_id, o.comp
+    SELECT o.old_rid, o.comp
     FROM {{w.overlap}} AS o
     JOIN {{w.comps}} AS c ON c.comp = o.comp
-    QUALIFY row_number() OVER (PARTITION BY o.old_id ORDER BY o.n DESC, c.min_key) = 1
+    QUALIFY row_number() OVER (PARTITION BY o.old_rid ORDER BY o.n DESC, c.min_kr) = 1
 )
-SELECT h.comp, h.old_id AS resolved_id
+SELECT h.comp, h.old_rid AS rid
 FROM heir AS h
-JOIN idr_out.identity_clusters_current AS cc ON cc.resolved_id = h.old_id
-QUALIFY row_number() OVER (PARTITION BY h.comp ORDER BY cc.cluster_size DESC, h.old_id) = 1
+JOIN idr_state.clusters AS cc ON cc.rid = h.old_rid
+QUALIFY row_number() OVER (PARTITION BY h.comp ORDER BY cc.cluster_size DESC, h.old_rid) = 1
 
 -- name: comp_ids
 -- New ids: numbered from the sequence in order of each cluster's smallest member key,
--- so the same input always gets the same ids (written in one pass: an UPDATE of the
--- new ids afterwards cost more than the whole numbering).
+-- so the same input always gets the same ids.
 CREATE TABLE {{w.comp_ids}} AS
-SELECT comp, size, coalesce(kept_id, 'R' || lpad(CAST(new_no AS VARCHAR), 11, '0')) AS resolved_id, new_no
-FROM (
-    SELECT c.comp, c.size, k.resolved_id AS kept_id,
-           CASE WHEN k.resolved_id IS NULL
-                THEN $next + row_number() OVER (PARTITION BY k.resolved_id IS NULL ORDER BY c.min_key) - 1
-           END AS new_no
-    FROM {{w.comps}} AS c
-    LEFT JOIN {{w.keep}} AS k ON k.comp = c.comp) AS t
+SELECT c.comp, c.size, c.min_kr,
+       coalesce(k.rid, $next - 1 + row_number() OVER (PARTITION BY k.rid IS NULL ORDER BY c.min_kr)) AS rid,
+       k.rid IS NULL AS is_new
+FROM {{w.comps}} AS c
+LEFT JOIN {{w.keep}} AS k ON k.comp = c.comp
 
--- name: new_membership
+-- name: membership
 -- Proposed membership of the scope, with the current id beside it.
 CREATE TABLE {{w.membership}} AS
-SELECT p.entity_key, c.resolved_id, s.old_id, s.old_ts, c.size AS cluster_size
+SELECT p.eid, c.rid, p.old_rid, p.old_ts, c.size AS cluster_size
 FROM {{w.proposed}} AS p
 JOIN {{w.comp_ids}} AS c ON c.comp = p.comp
-JOIN {{w.scope}} AS s ON s.entity_key = p.entity_key
-
--- name: full_new_membership
-CREATE TABLE {{w.membership}} AS
-SELECT p.entity_key, c.resolved_id, s.old_id, s.old_ts, c.size AS cluster_size
-FROM {{w.proposed}} AS p
-JOIN {{w.comp_ids}} AS c ON c.comp = p.comp
-LEFT JOIN {{w.scope}} AS s ON s.eid = p.eid
 
 -- name: full_removed
--- FULL only: current members no longer present in any active source.
+-- FULL only: current members no active source holds any more.
 CREATE TABLE {{w.removed}} AS
-SELECT gone_key AS entity_key, old_id FROM {{w.scope}} WHERE eid IS NULL
+SELECT e.eid, e.rid AS old_rid
+FROM idr_state.entities AS e
+WHERE e.rid IS NOT NULL AND e.eid NOT IN (SELECT eid FROM {{w.ent_ids}})
 
--- name: removed_empty
-CREATE TABLE {{w.removed}} (entity_key VARCHAR, old_id VARCHAR)
+-- name: incr_removed
+CREATE TABLE {{w.removed}} (eid BIGINT, old_rid BIGINT)
 
--- name: changed_ids
+-- name: changed_rids
 -- Every id whose member set changes: the old and new id of each moved entity, and
 -- the old id of each removed entity.
-CREATE TABLE {{w.changed_ids}} AS
-SELECT DISTINCT resolved_id FROM (
-    SELECT old_id AS resolved_id FROM {{w.membership}} WHERE old_id IS DISTINCT FROM resolved_id
+CREATE TABLE {{w.changed_rids}} AS
+SELECT DISTINCT rid FROM (
+    SELECT old_rid AS rid FROM {{w.membership}} WHERE old_rid IS DISTINCT FROM rid
     UNION ALL
-    SELECT resolved_id FROM {{w.membership}} WHERE old_id IS DISTINCT FROM resolved_id
+    SELECT rid FROM {{w.membership}} WHERE old_rid IS DISTINCT FROM rid
     UNION ALL
-    SELECT old_id FROM {{w.removed}}) AS t
-WHERE resolved_id IS NOT NULL
+    SELECT old_rid FROM {{w.removed}}) AS t
+WHERE rid IS NOT NULL
+
+-- name: full_cluster_links
+-- Per component: the edges of its linked values (a star: holders - 1 each) and how many
+-- identifier types they span. Every holder of a value is in one cluster: its anchor's.
+CREATE TABLE {{w.cluster_links}} AS
+SELECT p.comp, sum(v.holders - 1) AS edges, count(DISTINCT v.identifier_type) AS diversity
+FROM {{w.values_new}} AS v
+JOIN {{w.proposed}} AS p ON p.eid = v.anchor_eid
+WHERE v.linked
+GROUP BY p.comp
+
+-- name: incr_cluster_links
+-- The same over the scope: the re-derived values and the stored ones anchored in it.
+CREATE TABLE {{w.cluster_links}} AS
+SELECT p.comp, sum(v.holders - 1) AS edges, count(DISTINCT v.identifier_type) AS diversity
+FROM (
+    SELECT vid, anchor_eid, holders, identifier_type FROM {{w.values_new}} WHERE linked
+    UNION ALL
+    SELECT s.vid, s.anchor_eid, s.holders, s.identifier_type
+    FROM idr_state.identifier_values AS s
+    WHERE s.linked AND s.anchor_eid IN (SELECT eid FROM {{w.proposed}})
+      AND s.vid NOT IN (SELECT vid FROM {{w.vals}})) AS v
+JOIN {{w.proposed}} AS p ON p.eid = v.anchor_eid
+GROUP BY p.comp
+
+-- name: clusters_new
+-- Cluster confidence (the predecessor's weighting): 0.5 x the share of the active rules'
+-- identifier types among the cluster's edges + 0.35 x edge density (edges / (size - 1),
+-- capped at 1) + 0.15 for linking at all; a record alone scores 1.
+CREATE TABLE {{w.clusters_new}} AS
+SELECT c.rid, c.size AS cluster_size, coalesce(l.edges, 0) AS edge_count,
+       CAST(coalesce(l.diversity, 0) AS INTEGER) AS edge_diversity,
+       CASE WHEN c.size > 1 THEN least(1.0, coalesce(l.edges, 0) / (c.size - 1.0)) ELSE 0.0 END AS match_density,
+       CASE WHEN c.size = 1 THEN 1.0
+            ELSE round(0.5 * least(1.0, coalesce(l.diversity, 0) / $rules)
+                       + 0.35 * least(1.0, coalesce(l.edges, 0) / (c.size - 1.0)) + 0.15, 4) END AS confidence_score,
+       CASE WHEN c.size = 1 THEN 'SINGLETON_NO_MATCH_REQUIRED'
+            ELSE CAST(coalesce(l.diversity, 0) AS VARCHAR)
+                 || CASE WHEN coalesce(l.diversity, 0) = 1 THEN ' identifier type, ' ELSE ' identifier types, ' END
+                 || CASE WHEN least(1.0, coalesce(l.edges, 0) / (c.size - 1.0)) >= 0.8 THEN 'high density'
+                         WHEN least(1.0, coalesce(l.edges, 0) / (c.size - 1.0)) >= 0.5 THEN 'medium density'
+                         ELSE 'low density' END END AS primary_reason
+FROM {{w.comp_ids}} AS c
+LEFT JOIN {{w.cluster_links}} AS l ON l.comp = c.comp

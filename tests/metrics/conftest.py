@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from app.pipeline.result import RunResult, StageResult
+from app.core.run_record import RunResult, StageResult
 from app.platforms.duckdb import DuckDBAdapter
 from app.schema import init_schema
 

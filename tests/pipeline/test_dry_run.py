@@ -69,10 +69,10 @@ def test_dry_run_failing_midway_has_zero_impact_and_leaves_no_results(monkeypatc
     before = w.snapshot()
     real = dryrun.RunContext.run
 
-    def failing(self, stage, name, params=None):
-        if name == "cluster_changes":  # after results were inserted, inside the diff transaction
+    def failing(self, ref, params=None):
+        if ref == "dryrun.cluster_changes":  # after results were inserted, inside the diff transaction
             raise RuntimeError("boom")
-        return real(self, stage, name, params)
+        return real(self, ref, params)
 
     monkeypatch.setattr(dryrun.RunContext, "run", failing)
     r = w.run("INCR", dry_run=True)
@@ -169,7 +169,7 @@ def test_proposal_equals_what_the_real_run_writes_and_apply_matches_a_real_run(m
     other = clone(w)
     r = w.run(mode, dry_run=True)
     proposed = {k: v[2] for k, v in results(w, r.run_id).items() if v[2] is not None}
-    applied = dryrun.apply_dry_run(w.adapter, r.run_id)
+    applied = runner.apply_dry_run(w.adapter, r.run_id)
     assert applied.ok, applied.error_message
     hist = w.adapter.fetchone(
         "SELECT applied_dry_run_id FROM idr_out.run_history WHERE run_id = $r", {"r": applied.run_id}
@@ -196,7 +196,7 @@ def test_apply_is_refused_after_a_source_change_and_writes_nothing():
     before = w.snapshot()
     runs_before = w.adapter.scalar("SELECT count(*) FROM idr_out.run_history")
     with pytest.raises(ConflictError, match="source crm changed"):
-        dryrun.apply_dry_run(w.adapter, r.run_id)
+        runner.apply_dry_run(w.adapter, r.run_id)
     assert w.snapshot() == before
     assert w.adapter.scalar("SELECT count(*) FROM idr_out.run_history") == runs_before
 
@@ -207,11 +207,11 @@ def test_apply_is_refused_after_another_run_and_after_a_config_change():
     r1 = w.run("INCR", dry_run=True)
     w.adapter.execute("UPDATE idr_meta.rule SET max_group_size = 3 WHERE rule_id = 'R_EMAIL'")
     with pytest.raises(ConflictError, match="configuration"):
-        dryrun.apply_dry_run(w.adapter, r1.run_id)
+        runner.apply_dry_run(w.adapter, r1.run_id)
     r2 = w.run("INCR", dry_run=True)
     assert w.run("INCR").ok
     with pytest.raises(ConflictError, match="production state changed"):
-        dryrun.apply_dry_run(w.adapter, r2.run_id)
+        runner.apply_dry_run(w.adapter, r2.run_id)
 
 
 def test_cleanup_removes_only_expired_dry_runs_and_never_real_runs(monkeypatch):

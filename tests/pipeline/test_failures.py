@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.pipeline import publish, runner
+from dataclasses import replace
+
+from app.pipeline import publish, runner, steps
 from tests.pipeline.world import World
 
 
@@ -51,7 +53,9 @@ def test_failure_in_a_later_stage(monkeypatch):
     def boom(ctx):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(runner, "STAGES", [(n, boom if n == "resolve_ids" else f) for n, f in runner.STAGES])
+    monkeypatch.setattr(
+        steps, "STEPS", tuple(replace(s, sql=None, build=boom) if s.name == "comp_ids" else s for s in steps.STEPS)
+    )
     r = w.run("INCR")
     assert (r.status, r.error_stage) == ("FAILED", "resolve_ids")
     assert "disk full" in r.error_message
@@ -63,10 +67,10 @@ def test_failure_inside_the_publish_transaction_rolls_everything_back(monkeypatc
     before = w.snapshot()
     real_run = publish.RunContext.run
 
-    def failing_run(self, stage, name, params=None):
-        if name == "sequence_update":  # late in the transaction: most tables already written
+    def failing_run(self, ref, params=None):
+        if ref == "publish.sequence_update":  # late in the transaction: most tables already written
             raise RuntimeError("connection lost")
-        return real_run(self, stage, name, params)
+        return real_run(self, ref, params)
 
     monkeypatch.setattr(publish.RunContext, "run", failing_run)
     r = w.run("INCR")

@@ -23,7 +23,8 @@ batches = st.lists(st.lists(record, min_size=1, max_size=6), min_size=2, max_siz
 
 COMPARED = {
     "membership": "SELECT entity_key, resolved_id FROM idr_out.identity_resolved_membership_current",
-    "clusters": "SELECT resolved_id, cluster_size FROM idr_out.identity_clusters_current",
+    "clusters": "SELECT resolved_id, cluster_size, confidence_score, edge_diversity, match_density, primary_reason "
+    "FROM idr_out.identity_clusters_current",
     "edges": "SELECT rule_id, left_entity_key, right_entity_key, identifier_type, identifier_value_norm "
     "FROM idr_out.identity_edges_current",
     "identifiers": "SELECT entity_key, identifier_type, identifier_value_norm FROM idr_out.identifiers_current",
@@ -37,20 +38,8 @@ COMPARED = {
 }
 
 
-def state(w: World, legacy: bool = False) -> dict[str, list]:
-    # Legacy state keeps extra identifier rows by design: compare what they stand for.
-    skip = {"identifiers"} if legacy else set()
-    return {k: sorted(w.adapter.fetchall(q), key=repr) for k, q in COMPARED.items() if k not in skip}
-
-
-def to_legacy(w: World) -> None:
-    """State as versions before the split wrote it: every identifier row in
-    identifiers_current, linked values included. INCR must read it all the same."""
-    w.adapter.execute(
-        "INSERT INTO idr_out.identifiers_current (entity_key, identifier_type, identifier_value_norm) "
-        f"SELECT * FROM ({STORED_IDENTIFIERS}) AS s EXCEPT "
-        "SELECT entity_key, identifier_type, identifier_value_norm FROM idr_out.identifiers_current"
-    )
+def state(w: World) -> dict[str, list]:
+    return {k: sorted(w.adapter.fetchall(q), key=repr) for k, q in COMPARED.items()}
 
 
 def apply_batch(w: World, batch) -> None:
@@ -59,8 +48,8 @@ def apply_batch(w: World, batch) -> None:
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(batches, st.booleans())
-def test_incr_equals_full_from_the_same_prior_state(batches, legacy):
+@given(batches)
+def test_incr_equals_full_from_the_same_prior_state(batches):
     incr = World.create(tables=("crm", "shop"), max_group_size=4)
     full = World.create(tables=("crm", "shop"), max_group_size=4)
     for k, batch in enumerate(batches):
@@ -69,6 +58,4 @@ def test_incr_equals_full_from_the_same_prior_state(batches, legacy):
         r_incr = incr.run("FULL" if k == 0 else "INCR")
         r_full = full.run("FULL")
         assert r_incr.ok and r_full.ok, (r_incr.error_message, r_full.error_message)
-        assert state(incr, legacy and k > 0) == state(full, legacy and k > 0), f"batch {k}: {batch}"
-        if legacy:
-            to_legacy(incr)
+        assert state(incr) == state(full), f"batch {k}: {batch}"

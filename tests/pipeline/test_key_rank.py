@@ -10,7 +10,7 @@ from app.config.model import IdrConfig
 from app.core.settings import get_settings
 from app.pipeline import stages
 from app.pipeline.context import RunContext, utcnow
-from app.pipeline.result import RunResult
+from app.core.run_record import RunResult
 from app.platforms.duckdb import DuckDBAdapter
 
 # Table ids that are prefixes of one another and keys with shared prefixes, digits of

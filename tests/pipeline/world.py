@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from app.config.apply import apply_config
+from app.config.store import read_config
 from app.core.settings import get_settings
-from app.pipeline.result import RunResult
+from app.core.run_record import RunResult
 from app.pipeline.runner import run_pipeline
 from app.platforms.duckdb import DuckDBAdapter
 from app.schema import init_schema
+from app.schema.golden import sync_golden
 
 # Throw-away warehouses live in memory-backed storage when the machine has it.
 _TEMPLATES = Path("/dev/shm" if Path("/dev/shm").is_dir() else tempfile.gettempdir()) / f"idr-tests-{os.getpid()}"
@@ -197,15 +199,16 @@ def clone(world: World) -> World:
     """An independent copy of the warehouse (same prior state), in memory."""
     a = DuckDBAdapter.from_path(":memory:")
     src = world.adapter
-    for schema in ("idr_meta", "idr_out", "src"):
+    for schema in ("idr_meta", "idr_out", "idr_state", "src"):
         a.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     init_schema(a)
     for schema, table in src.fetchall(
         "SELECT table_schema, table_name FROM information_schema.tables "
-        "WHERE table_schema IN ('idr_meta', 'idr_out', 'src') AND table_type = 'BASE TABLE'"
+        "WHERE table_schema IN ('idr_meta', 'idr_out', 'idr_state', 'src') AND table_type = 'BASE TABLE'"
     ):
         arrow = src.arrow(f'SELECT * FROM "{schema}"."{table}"')
         a.register_arrow("_clone", arrow)
         a.execute(f'CREATE OR REPLACE TABLE "{schema}"."{table}" AS SELECT * FROM _clone')
         a.unregister("_clone")
+    sync_golden(a, read_config(a), force=True)  # the golden views follow the copied configuration
     return World(a, list(world.tables), world.clock)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.config.apply import apply_config
-from app.pipeline.result import RunResult
+from app.core.run_record import RunResult
 from app.pipeline.runner import run_pipeline
 from app.platforms.base import Adapter
 from app.schema import init_schema

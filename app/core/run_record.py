@@ -1,13 +1,13 @@
-"""What a run reports back: the same object feeds run_history, metrics, CLI and API."""
+"""What a run reports back: the typed record that feeds run_history, metrics, the CLI and
+the API. Defined outside the pipeline so readers of a run (metrics, services) need not
+import the engine."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
-RunMode = Literal["FULL", "INCR"]
-RunStatus = Literal["RUNNING", "SUCCESS", "SUCCESS_WITH_WARNINGS", "FAILED", "DRY_RUN_COMPLETE"]
+from app.core.vocabulary import SUCCESS_STATUSES, RunMode, RunStatus
 
 
 @dataclass
@@ -50,7 +50,10 @@ class RunResult:
     # per rule_id: {"edges": n (edges of the new state / of the re-derived values),
     # "edges_created": n (new in this run), "entities_matched", "groups_matched", "groups_skipped"}
     rule_stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Confidence scores of the clusters this run wrote (FULL: all; INCR: the impacted ones),
+    # as (upper bound, clusters at or below it) buckets for the metrics histogram.
+    confidence_buckets: list[tuple[float, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.status in ("SUCCESS", "SUCCESS_WITH_WARNINGS", "DRY_RUN_COMPLETE")
+        return self.status in SUCCESS_STATUSES

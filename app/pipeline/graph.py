@@ -1,0 +1,248 @@
+"""Builders of the identifier graph's steps (identifiers, group_guard, edges, components):
+what the named statements in sql/stages/graph.sql cannot say alone."""
+
+from __future__ import annotations
+
+import os
+from itertools import pairwise
+
+from app.config.model import Canonicalize
+from app.core.errors import PipelineError
+from app.pipeline import components
+from app.pipeline.context import RunContext
+from app.pipeline.extract import active_rules, canonical_sql, lit
+
+
+def exclusions(ctx: RunContext) -> None:
+    """Step exclusions: the exclusion list (EXACT / LIKE on the normalized value) deletes
+    from {w.ident_raw} in place; {w.excl_exact} keeps the EXACT values (the golden profile
+    reads them too) and {w.identifiers} is what is left, made distinct only when two
+    mappings of one source can yield the same (entity, type, value)."""
+    a = ctx.adapter
+    raw = ctx.w("ident_raw")
+    n_raw = ctx.count(raw)
+    rules = active_rules(ctx)
+    ctx.exec(f"CREATE TABLE {ctx.w('excl_raw')} (identifier_type VARCHAR, pattern VARCHAR, match_type VARCHAR)")
+    a.executemany(
+        f"INSERT INTO {ctx.w('excl_raw')} VALUES ($t, $p, $m)",
+        [
+            {"t": x.identifier_type, "p": x.identifier_value_pattern, "m": str(x.match_type)}
+            for x in ctx.config.exclusions
+        ],
+    )
+    # EXACT patterns are canonicalized like the values they are compared with.
+    cases = " ".join(
+        f"WHEN {lit(t)} THEN {canonical_sql('pattern', r.canonicalize)}"
+        for t, r in rules.items()
+        if r.canonicalize != Canonicalize.NONE
+    )
+    v = f"CASE identifier_type {cases} ELSE pattern END" if cases else "pattern"
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('excl_norm')} AS SELECT identifier_type, pattern, match_type, {v} AS v "
+        f"FROM {ctx.w('excl_raw')}"
+    )
+    ctx.run("graph.exclusions_exact")
+    ctx.drop("excl_raw", "excl_norm")
+    n_kept = n_raw
+    if ctx.config.exclusions:
+        # LIKE patterns become literal predicates: vectorized, where a correlated EXISTS
+        # with LIKE is a nested loop.
+        likes = sorted(
+            {(x.identifier_type, x.identifier_value_pattern) for x in ctx.config.exclusions if x.match_type == "LIKE"}
+        )
+        like_sql = "".join(
+            f" OR (r.identifier_type = {lit(t)} AND r.value_norm LIKE {lit(pat)})" for t, pat in likes
+        )
+        ctx.exec(
+            f"DELETE FROM {raw} AS r WHERE EXISTS (SELECT 1 FROM {ctx.w('excl_exact')} AS x "
+            "WHERE x.identifier_type = r.identifier_type AND x.v = r.value_norm)" + like_sql
+        )
+        n_kept = ctx.count(raw)
+    ctx.result.values_excluded = n_raw - n_kept
+    if ctx.state.identifiers_may_repeat:
+        ctx.run("graph.identifiers_distinct")
+        n_kept = ctx.count(ctx.w("identifiers"))
+    else:
+        ctx.run("graph.identifiers_view")
+    ctx.state.count("identifiers", rows_in=n_raw, rows_out=n_kept)
+
+
+def rules_table(ctx: RunContext) -> None:
+    """Step rules: {w.rules}(identifier_type, rule_id, max_group_size) of the active rules."""
+    ctx.exec(f"CREATE TABLE {ctx.w('rules')} (identifier_type VARCHAR, rule_id VARCHAR, max_group_size BIGINT)")
+    ctx.adapter.executemany(
+        f"INSERT INTO {ctx.w('rules')} VALUES ($t, $r, $m)",
+        [{"t": t, "r": r.rule_id, "m": r.max_group_size} for t, r in active_rules(ctx).items()],
+    )
+
+
+def key_rank(ctx: RunContext) -> None:
+    """Step key_rank (FULL): {w.key_rank}(eid, kr), each entity's 1-based position in
+    entity_key order: later steps compare these integers where the rules speak of the
+    smallest key (anchors, new id numbering, tie-breaks).
+
+    Entity keys share long prefixes ('shop_orders:ORD-000...'), and a sort only tells
+    strings apart by their first bytes, so sorting whole keys compares most pairs byte
+    by byte. Where each table's keys occupy their own range of the key order, the order
+    is (table, key without the prefix all of that table's keys share), and sorting on
+    that is several times faster. Exact: any string between a table's smallest and
+    largest key starts with their common prefix."""
+    plan = table_prefixes(ctx.state.key_ranges) if ctx.adapter.binary_string_order else None
+    if plan is None:
+        ctx.exec(
+            f"CREATE TABLE {ctx.w('key_rank')} AS SELECT eid, row_number() OVER (ORDER BY entity_key) AS kr "
+            f"FROM {ctx.w('entities')}"
+        )
+        return
+    order = " ".join(f"WHEN {lit(t)} THEN {i}" for i, (t, _) in enumerate(plan))
+    start = " ".join(f"WHEN {lit(t)} THEN {n + 1}" for t, n in plan)
+    # Materialized first: sorting on the substr expression itself is as slow as the keys.
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('key_sfx')} AS SELECT eid, CASE table_id {order} END AS t, "
+        f"substr(entity_key, CASE table_id {start} END) AS sfx FROM {ctx.w('entities')}"
+    )
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('key_rank')} AS SELECT eid, row_number() OVER (ORDER BY t, sfx) AS kr "
+        f"FROM {ctx.w('key_sfx')}"
+    )
+    ctx.drop("key_sfx")
+
+
+def table_prefixes(key_ranges: list[tuple[str, str, str]]) -> list[tuple[str, int]] | None:
+    """From each table's (table_id, smallest key, largest key), as extraction read them:
+    [(table_id, length of the prefix all its keys share)] in key order, or None when two
+    tables' key ranges overlap (a table id that is a prefix of another's keys)."""
+    rows = sorted(key_ranges, key=lambda r: r[1])
+    # Python compares str by code point: the same order as a bytewise UTF-8 compare.
+    if any(prev[2] >= nxt[1] for prev, nxt in pairwise(rows)):
+        return None
+    return [(t, len(os.path.commonprefix([lo, hi]))) for t, lo, hi in rows]
+
+
+def group_rows(ctx: RunContext) -> None:
+    """Step group_rows (FULL): {w.grp_rows}, one row per (entity, value) with its group's
+    size, anchor (smallest key) and ``tvid``, a number unique per value (the smallest row
+    number among its rows)."""
+    a = ctx.adapter
+    src = ctx.w("identifiers")
+    # A stored row number where the platform has one; else a deterministic numbering.
+    if a.stable_row_index and not ctx.state.identifiers_may_repeat:
+        src, rn = ctx.w("ident_raw"), "x.rowid"
+    elif a.stable_row_index:
+        rn = "x.rowid"
+    else:
+        rn = "row_number() OVER (ORDER BY x.eid, x.identifier_type, x.value_norm)"
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('grp_rows')} AS "
+        "SELECT i.eid, i.identifier_type, i.value_norm, i.kr, count(*) OVER w AS n, min(i.kr) OVER w AS anchor_kr, "
+        "min(i.rn) OVER w AS tvid "
+        f"FROM (SELECT x.eid, x.identifier_type, x.value_norm, k.kr, {rn} AS rn FROM {src} AS x "
+        f"JOIN {ctx.w('key_rank')} AS k ON k.eid = x.eid) AS i "
+        "WINDOW w AS (PARTITION BY i.identifier_type, i.value_norm)"
+    )
+
+
+def group_counts(ctx: RunContext) -> None:
+    """Step group_counts: skipped groups (warning), the stage's counts."""
+    r = ctx.result
+    r.groups_skipped = ctx.count(ctx.w("skipped"))
+    if r.groups_skipped:
+        r.warnings.append(
+            f"{r.groups_skipped} identifier group(s) exceeded max_group_size and were skipped "
+            "(see idr_out.skipped_identifier_groups)"
+        )
+    holders = ctx.scalar(f"SELECT coalesce(sum(holders), 0) FROM {ctx.w('values_new')}")
+    ctx.state.member_rows = holders
+    ctx.state.count("group_guard", rows_in=holders, rows_out=ctx.count(ctx.w("values_new")))
+
+
+def _empty_stats() -> dict[str, int]:
+    return {"groups_matched": 0, "entities_matched": 0, "groups_skipped": 0, "edges": 0, "edges_created": 0}
+
+
+_RULE_STATS = (
+    "SELECT rule_id, count(*) FILTER (WHERE linked), coalesce(sum(holders) FILTER (WHERE linked), 0), "
+    "count(*) FILTER (WHERE holders > max_group_size) FROM {t} GROUP BY rule_id"
+)
+
+
+def edge_counts(ctx: RunContext) -> None:
+    """Step edge_counts: created / updated / removed edges, and per-rule counts of this
+    run's new state (FULL) or of its change (INCR) for the rule audit."""
+    a = ctx.adapter
+    st = ctx.state
+    per_rule = {
+        rule_id: (int(total), int(kept))
+        for rule_id, total, kept in a.fetchall(
+            f"SELECT rule_id, count(*), count(*) FILTER (WHERE existed) FROM {ctx.w('edges_new')} GROUP BY rule_id"
+        )
+    }
+    if ctx.full:
+        old_total = ctx.scalar(
+            "SELECT count(*) FROM idr_state.value_holders AS h JOIN idr_state.identifier_values AS v "
+            "ON v.vid = h.vid AND v.linked AND h.eid <> v.anchor_eid"
+        ) if not ctx.kind.fresh else 0
+    else:
+        st.rule_edges_old = {rule_id: int(n) for rule_id, n in a.fetchall(ctx.stmt("graph.incr_edges_old"))}
+        old_total = sum(st.rule_edges_old.values())
+    n_new = sum(total for total, _ in per_rule.values())
+    existing = sum(kept for _, kept in per_rule.values())
+    r = ctx.result
+    r.edges_created = n_new - existing
+    r.edges_updated = existing
+    r.edges_removed = old_total - existing
+    stats: dict[str, dict[str, int]] = {}
+    for rule_id, matched, ents, skipped in a.fetchall(_RULE_STATS.format(t=ctx.w("values_new"))):
+        if rule_id is None:
+            continue
+        stats[rule_id] = {
+            "groups_matched": int(matched),
+            "entities_matched": int(ents),
+            "groups_skipped": int(skipped),
+            "edges": 0,
+            "edges_created": 0,
+        }
+    for rule_id, (total, kept) in per_rule.items():
+        stats.setdefault(rule_id, _empty_stats())
+        stats[rule_id]["edges"] = total
+        stats[rule_id]["edges_created"] = total - kept
+    if not ctx.full:
+        st.rule_stats_old = {
+            rule_id: {"groups_matched": int(m), "entities_matched": int(e), "groups_skipped": int(s)}
+            for rule_id, m, e, s in a.fetchall(
+                "SELECT r.rule_id, count(*) FILTER (WHERE o.linked), "
+                "coalesce(sum(o.holders) FILTER (WHERE o.linked), 0), "
+                f"count(*) FILTER (WHERE o.holders > r.max_group_size) FROM {ctx.w('values_old')} AS o "
+                f"JOIN {ctx.w('rules')} AS r ON r.identifier_type = o.identifier_type GROUP BY r.rule_id"
+            )
+        }
+    for rule in active_rules(ctx).values():
+        stats.setdefault(rule.rule_id, _empty_stats())
+    r.rule_stats = stats
+    st.count("edges", rows_in=st.member_rows, rows_out=n_new)
+
+
+def connected_components(ctx: RunContext) -> None:
+    """Step components: {w.cc_labels}(node, label) over {w.cc_edges}, exact."""
+    n_edges = ctx.count(ctx.w("cc_edges"))
+    max_rounds = int(ctx.config.settings.get("max_cc_rounds", ctx.settings.max_cc_rounds))
+    engine = ctx.settings.cc_engine
+    if engine == "auto":
+        engine = "unionfind" if ctx.adapter.supports_arrow else "sql"
+    if engine == "unionfind":
+        if not ctx.adapter.supports_arrow:
+            raise PipelineError(f"cc_engine=unionfind needs an in-process warehouse, not {ctx.adapter.platform}")
+        ctx.result.lp_iterations = components.unionfind_components(ctx)
+    else:
+        ctx.result.lp_iterations = components.sql_components(ctx, max_rounds)
+    # Components = those among nodes with an edge + every node without one.
+    if ctx.state.linked is not None:
+        linked_nodes, linked_comps = ctx.state.linked
+    else:
+        linked_nodes, linked_comps = ctx.adapter.fetchone(
+            f"SELECT count(*), count(DISTINCT label) FROM {ctx.w('cc_labels')}"
+        ) or (0, 0)
+    nodes = ctx.result.entities_processed if ctx.full else ctx.scalar(
+        f"SELECT count(DISTINCT node) FROM {ctx.w('nodes')}"
+    )
+    ctx.state.count("components", rows_in=n_edges, rows_out=int(linked_comps) + nodes - int(linked_nodes))

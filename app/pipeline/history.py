@@ -1,0 +1,123 @@
+"""idr_out.run_history and stage_metrics: a run's rows, and the one definition of "the
+last published run" (a real run that published; newest by end time, then run id)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+
+from app.core.run_record import RunResult, StageResult
+from app.core.vocabulary import PUBLISHED_STATUSES
+from app.platforms.base import Adapter
+
+_PUBLISHED = "(" + ", ".join(f"'{s}'" for s in PUBLISHED_STATUSES) + ")"
+LAST_PUBLISHED_SQL = (
+    f"SELECT run_id FROM idr_out.run_history WHERE NOT dry_run AND status IN {_PUBLISHED} "
+    "ORDER BY ended_at DESC, run_id DESC LIMIT 1"
+)
+
+
+def last_published(adapter: Adapter) -> str | None:
+    return adapter.scalar(LAST_PUBLISHED_SQL)
+
+
+def last_published_fingerprint(adapter: Adapter) -> str | None:
+    """The configuration fingerprint the last published run ran with."""
+    return adapter.scalar(
+        "SELECT config_fingerprint FROM idr_out.run_history WHERE run_id = $r", {"r": last_published(adapter)}
+    )
+
+
+def insert(adapter: Adapter, r: RunResult, fingerprint: str, tag: str) -> None:
+    adapter.execute(
+        "INSERT INTO idr_out.run_history (run_id, run_mode, status, started_at, dry_run, platform, "
+        "config_fingerprint, created_at, work_tag) "
+        "VALUES ($id, $mode, 'RUNNING', $ts, $dry, $platform, $fp, $ts, $tag)",
+        {
+            "id": r.run_id,
+            "mode": r.mode,
+            "ts": r.started_at,
+            "dry": r.dry_run,
+            "platform": r.platform,
+            "fp": fingerprint,
+            "tag": tag,
+        },
+    )
+
+
+def finish(adapter: Adapter, r: RunResult) -> None:
+    adapter.execute(
+        """UPDATE idr_out.run_history SET status = $status, ended_at = $ended, duration_seconds = $dur,
+           entities_processed = $entities, edges_created = $ec, edges_updated = $eu,
+           clusters_impacted = $ci, lp_iterations = $lp, source_tables_processed = $st,
+           groups_skipped = $gs, values_excluded = $ve, large_clusters = $lc, warnings = $warn,
+           watermarks_json = $wm, error_message = $err, error_stage = $estage
+           WHERE run_id = $id""",
+        {
+            "status": r.status,
+            "ended": r.ended_at,
+            "dur": r.duration_seconds,
+            "entities": r.entities_processed,
+            "ec": r.edges_created,
+            "eu": r.edges_updated,
+            "ci": r.clusters_impacted,
+            "lp": r.lp_iterations,
+            "st": r.source_tables_processed,
+            "gs": r.groups_skipped,
+            "ve": r.values_excluded,
+            "lc": r.large_clusters,
+            "warn": json.dumps(r.warnings) if r.warnings else None,
+            "wm": json.dumps(r.watermarks),
+            "err": r.error_message,
+            "estage": r.error_stage,
+            "id": r.run_id,
+        },
+    )
+
+
+def record_stage(adapter: Adapter, run_id: str, s: StageResult) -> None:
+    adapter.execute(
+        "INSERT INTO idr_out.stage_metrics (run_id, stage_name, stage_order, started_at, ended_at, "
+        "duration_seconds, rows_in, rows_out, notes) VALUES ($r, $n, $o, $s, $e, $d, $i, $out, $notes)",
+        {
+            "r": run_id,
+            "n": s.name,
+            "o": s.order,
+            "s": s.started_at,
+            "e": s.ended_at,
+            "d": s.seconds,
+            "i": s.rows_in,
+            "out": s.rows_out,
+            "notes": s.notes,
+        },
+    )
+
+
+def watermarks(adapter: Adapter) -> dict[str, datetime]:
+    return {
+        t: wm
+        for t, wm in adapter.fetchall("SELECT table_id, last_watermark_value FROM idr_meta.run_state")
+        if wm is not None
+    }
+
+
+_TAG = re.compile(r"^(w[0-9a-f]{10})_")
+
+
+def sweep_orphan_work_tables(adapter: Adapter) -> list[str]:
+    """Drop scratch tables left by runs that died (killed worker, lost machine): any
+    tag whose run is not RUNNING. Returns the tags swept."""
+    views = adapter.list_tables("idr_work", views=True)
+    tables = adapter.list_tables("idr_work")
+    tags = {m.group(1) for n in views + tables if (m := _TAG.match(n))}
+    if not tags:
+        return []
+    live = {r[0] for r in adapter.fetchall("SELECT work_tag FROM idr_out.run_history WHERE status = 'RUNNING'")}
+    dead = tags - live
+    for kind, names in (("VIEW", views), ("TABLE", tables)):
+        for n in names:
+            m = _TAG.match(n)
+            if m and m.group(1) in dead:
+                adapter.execute(f"DROP {kind} IF EXISTS {adapter.table('idr_work', n)}")
+    return sorted(dead)

@@ -1,0 +1,58 @@
+"""Builders of the resolve_ids steps: stable ids from the sequence, the run's counts."""
+
+from __future__ import annotations
+
+from app.core.vocabulary import LARGE_CLUSTER_THRESHOLD
+from app.pipeline.context import RunContext
+from app.pipeline.extract import active_rules
+
+STAGE = "resolve_ids"
+
+
+def comp_ids(ctx: RunContext) -> None:
+    """Step comp_ids: {w.comp_ids}(comp, size, min_kr, rid, is_new); new ids are numbered
+    from idr_meta.resolved_id_sequence."""
+    ctx.run("resolve.comp_ids", {"next": ctx.state.next_rid})
+    ctx.state.new_ids = ctx.scalar(f"SELECT count(*) FROM {ctx.w('comp_ids')} WHERE is_new")
+
+
+def clusters_new(ctx: RunContext) -> None:
+    """Step clusters_new: sizes and confidence of the proposed clusters."""
+    ctx.run("resolve.clusters_new", {"rules": float(max(1, len(active_rules(ctx))))})
+
+
+def large_cluster_threshold(ctx: RunContext) -> int:
+    return int(ctx.config.settings.get("large_cluster_threshold", LARGE_CLUSTER_THRESHOLD))
+
+
+def resolve_counts(ctx: RunContext) -> None:
+    """Step resolve_counts: impacted and large clusters (warning), the stage's counts."""
+    r = ctx.result
+    r.clusters_impacted = ctx.count(ctx.w("changed_rids"))
+    threshold = large_cluster_threshold(ctx)
+    # Large clusters after this run: proposed ones in scope + untouched current ones
+    # (FULL: none is untouched, every current id is inherited or retired).
+    untouched = (
+        "0"
+        if ctx.full
+        else "(SELECT count(*) FROM idr_state.clusters AS c WHERE c.cluster_size > $t "
+        f"AND c.rid NOT IN (SELECT rid FROM {ctx.w('comp_ids')}) "
+        f"AND c.rid NOT IN (SELECT rid FROM {ctx.w('changed_rids')}))"
+    )
+    r.large_clusters = ctx.scalar(
+        f"SELECT (SELECT count(*) FROM {ctx.w('comp_ids')} WHERE size > $t) + {untouched}", {"t": threshold}
+    )
+    if r.large_clusters:
+        r.warnings.append(f"{r.large_clusters} cluster(s) larger than large_cluster_threshold={threshold}")
+    r.confidence_buckets = confidence_buckets(ctx)
+    ctx.state.count(STAGE, rows_in=ctx.count(ctx.w("proposed")), rows_out=ctx.count(ctx.w("comp_ids")))
+
+
+BUCKETS = (0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+
+
+def confidence_buckets(ctx: RunContext) -> list[tuple[float, int]]:
+    """Cumulative histogram of the written clusters' confidence: (le, count)."""
+    cols = ", ".join(f"count(*) FILTER (WHERE confidence_score <= {b})" for b in BUCKETS)
+    row = ctx.adapter.fetchone(f"SELECT {cols} FROM {ctx.w('clusters_new')}") or (0,) * len(BUCKETS)
+    return [(b, int(n or 0)) for b, n in zip(BUCKETS, row, strict=True)]

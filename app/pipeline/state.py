@@ -1,0 +1,63 @@
+"""What a run learns as it goes and hands to later steps: one typed object, not a bag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass
+class StageCounts:
+    rows_in: int = 0
+    rows_out: int = 0
+
+
+@dataclass
+class RunState:
+    # Read before the first step -------------------------------------------------------
+    # Each source's watermark as the last real run left it.
+    watermarks_before: dict[str, datetime] = field(default_factory=dict)
+    # The last published run when this one started (publish re-checks it: optimistic lock).
+    last_published: str | None = None
+    # What a dry run / apply was computed from (app.pipeline.fingerprint.input_fingerprint).
+    input_fingerprint: dict[str, Any] | None = None
+    # An apply run: the dry run it publishes, and what that dry run was computed from.
+    apply_of: str | None = None
+    expected_fingerprint: dict[str, Any] | None = None
+    # No entity is stored yet: a FULL run numbers every entity afresh.
+    fresh: bool = False
+    next_eid: int = 0
+    next_vid: int = 0
+    next_rid: int = 1
+    # Extraction -----------------------------------------------------------------------
+    # (table_id, smallest key, largest key) of each source read (the key-rank sort).
+    key_ranges: list[tuple[str, str, str]] = field(default_factory=list)
+    # Two mappings of one source yield the same type: an (entity, type, value) may repeat.
+    identifiers_may_repeat: bool = False
+    # Per-source scratch tables: the rows read (src<i>) and with their eids (src<i>e);
+    # dropped with "entities", which is a view over the latter.
+    source_tables: list[str] = field(default_factory=list)
+    entity_tables: list[str] = field(default_factory=list)
+    new_entities: int = 0
+    # Groups, edges -------------------------------------------------------------------
+    member_rows: int = 0
+    new_values: int = 0
+    rule_edges_old: dict[str, int] = field(default_factory=dict)
+    rule_stats_old: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Components, ids ------------------------------------------------------------------
+    broken_clusters: int = 0
+    linked: tuple[int, int] | None = None  # (nodes with an edge, their components), union-find
+    new_ids: int = 0
+    # Publish --------------------------------------------------------------------------
+    audit_rows: list[dict[str, Any]] = field(default_factory=list)
+    membership_changed: int = 0
+    stage_counts: dict[str, StageCounts] = field(default_factory=dict)
+    current_stage: str | None = None
+
+    def count(self, stage: str, rows_in: int | None = None, rows_out: int | None = None) -> None:
+        c = self.stage_counts.setdefault(stage, StageCounts())
+        if rows_in is not None:
+            c.rows_in = int(rows_in)
+        if rows_out is not None:
+            c.rows_out = int(rows_out)
