@@ -36,6 +36,7 @@ from app.config.model import (
 )
 from app.config.store import TABLES
 from app.core.errors import ConfigError
+from app.core.vocabulary import GOLDEN_ALLOW_EXCLUDED_VALUES
 from app.platforms.base import Adapter
 from app.schema import DEFAULT_CONFIG
 
@@ -53,7 +54,7 @@ SETTINGS_MIN: dict[str, int] = {
 }
 
 # Known true/false settings.
-SETTINGS_BOOL: frozenset[str] = frozenset({"golden_allow_excluded_values"})
+SETTINGS_BOOL: frozenset[str] = frozenset({GOLDEN_ALLOW_EXCLUDED_VALUES})
 _BOOL_TEXT = {"true": "true", "false": "false", "1": "true", "0": "false", "yes": "true", "no": "false"}
 
 _INTEGER = re.compile(r"[+-]?\d+")

@@ -36,11 +36,9 @@ WAREHOUSE_CONFIG_DEFAULTS: dict[str, tuple[str, str]] = {
     "dry_run_retention_days": (str(DRY_RUN_RETENTION_DAYS), "Dry-run results older than this are removed by cleanup."),
     "dry_run_keep_last": (str(DRY_RUN_KEEP_LAST), "Cleanup keeps at least this many newest dry runs regardless of age."),
     "max_cc_rounds": (str(MAX_CC_ROUNDS), "Cap on connected-component rounds; hitting it fails the run."),
-    "golden_allow_excluded_values": (
-        "false",
-        "true: the golden profile may pick a value the exclusion list blocks for the identifier the attribute maps.",
-    ),
 }
+# Optional keys, absent by default (validated, not written by `idr init`).
+GOLDEN_ALLOW_EXCLUDED_VALUES = "golden_allow_excluded_values"
 
 # Resolved ids: integers inside, this text where users read them (fixed width, so text
 # order is number order).

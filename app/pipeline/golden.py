@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.config.model import Canonicalize, Strategy
+from app.core.vocabulary import GOLDEN_ALLOW_EXCLUDED_VALUES
 from app.pipeline.context import RunContext
 from app.pipeline.extract import (
     LATEST,
@@ -37,7 +38,6 @@ from app.pipeline.extract import (
 )
 
 STAGE = "golden_profile"
-ALLOW_EXCLUDED = "golden_allow_excluded_values"
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def attributes(ctx: RunContext) -> list[_Attr]:
 def blocked_types(ctx: RunContext) -> dict[int, str]:
     """Attribute position -> the identifier type whose exclusions apply to it: an
     attribute that maps, in some source, the same expression as that type's identifier."""
-    if str(ctx.config.settings.get(ALLOW_EXCLUDED, "false")).lower() in ("true", "1", "yes"):
+    if str(ctx.config.settings.get(GOLDEN_ALLOW_EXCLUDED_VALUES, "false")).lower() in ("true", "1", "yes"):
         return {}
     rules = active_rules(ctx)
     excluded = {x.identifier_type for x in ctx.config.exclusions}
@@ -228,9 +228,10 @@ def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> None:
         own = ", ".join(
             f"x.a{at.j} AS v{at.j}, CASE WHEN x.a{at.j} IS NOT NULL THEN x.eid END AS e{at.j}" for at in attrs
         )
+        some = " OR ".join(f"x.a{at.j} IS NOT NULL" for at in attrs)
         sql += (
             f" UNION ALL SELECT c.rid, {own} FROM {ctx.w('gsrc')} AS x "
-            f"JOIN {ctx.w('comp_ids')} AS c ON c.comp = x.comp WHERE x.comp < 0"
+            f"JOIN {ctx.w('comp_ids')} AS c ON c.comp = x.comp WHERE x.comp < 0 AND ({some})"
         )
     ctx.exec(f"CREATE TABLE {ctx.w('golden_new')} AS {sql}")
     ctx.drop("golden_wide", "golden_k", *(f"freq{at.j}" for at in attrs))

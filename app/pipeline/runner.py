@@ -223,8 +223,10 @@ def _run_step(ctx: RunContext, step: Step) -> None:
 def _drop(ctx: RunContext, plan: Plan, name: str) -> None:
     a = ctx.adapter
     if name == "sources":
-        for t in (*ctx.state.entity_tables, *ctx.state.source_tables):
-            a.drop_relation(t, view=ctx.kind.fresh)
+        for t in ctx.state.entity_tables:
+            a.drop_relation(t, view=ctx.kind.fresh)  # a view over its source table on a first run
+        for t in ctx.state.source_tables:
+            a.drop_table(t)
         return
     a.drop_relation(ctx.w(name), view=plan.is_view(name))
 

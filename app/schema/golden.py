@@ -98,19 +98,22 @@ def sync_golden(adapter: Adapter, config: IdrConfig, force: bool = False) -> boo
     columns = golden_columns(adapter)
     names = sorted({m.attribute_name for m in config.attribute_mappings})
     missing = [n for n in names if n not in columns]
-    have = set(adapter.columns("idr_state", "golden"))
-    nxt = max(columns.values(), default=-1) + 1
-    for n in missing:
-        columns[n] = nxt
-        adapter.execute(
-            "INSERT INTO idr_state.golden_columns (attribute_name, column_no) VALUES ($n, $k)", {"n": n, "k": nxt}
-        )
-        nxt += 1
-    for n in names:
-        k = columns[n]
-        for col, typ in ((f"v{k}", "VARCHAR"), (f"e{k}", "BIGINT")):
-            if col not in have:
-                adapter.execute(f"ALTER TABLE idr_state.golden ADD COLUMN {col} {typ}")
+    if missing:
+        # Columns first, then their mapping rows: a retry after a failure in between finds
+        # the columns and only adds the mapping.
+        have = set(adapter.columns("idr_state", "golden"))
+        nxt = max(columns.values(), default=-1) + 1
+        for n in missing:
+            columns[n] = nxt
+            nxt += 1
+            for col, typ in ((f"v{columns[n]}", "VARCHAR"), (f"e{columns[n]}", "BIGINT")):
+                if col not in have:
+                    adapter.execute(f"ALTER TABLE idr_state.golden ADD COLUMN {col} {typ}")
+        for n in missing:
+            adapter.execute(
+                "INSERT INTO idr_state.golden_columns (attribute_name, column_no) VALUES ($n, $k)",
+                {"n": n, "k": columns[n]},
+            )
     long, wide = view_sql(adapter, config, columns)
     digest = hashlib.sha256((long + wide).encode()).hexdigest()
     current = adapter.scalar("SELECT info_value FROM idr_state.schema_info WHERE info_key = $k", {"k": _INFO_KEY})

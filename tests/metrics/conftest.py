@@ -66,13 +66,19 @@ def populate_outputs(adapter: DuckDBAdapter) -> None:
         "UPDATE idr_meta.config SET config_value = $v WHERE config_key = 'large_cluster_threshold'",
         {"v": str(THRESHOLD)},
     )
+    eid = 0
     for rid, size in CLUSTER_SIZES.items():
-        adapter.execute("INSERT INTO idr_out.identity_clusters_current VALUES ($r, $n, now())", {"r": rid, "n": size})
+        number = int(rid[1:])
         adapter.execute(
-            "INSERT INTO idr_out.identity_resolved_membership_current "
-            "SELECT 'crm:' || $r || '-' || i, $r, now() FROM range($n) t(i)",
-            {"r": rid, "n": size},
+            "INSERT INTO idr_state.clusters (rid, cluster_size, updated_ts) VALUES ($r, $n, now())",
+            {"r": number, "n": size},
         )
+        adapter.execute(
+            "INSERT INTO idr_state.entities (eid, entity_key, rid, updated_ts) "
+            "SELECT $e + i, 'crm:' || $k || '-' || i, $r, now() FROM range($n) t(i)",
+            {"e": eid, "k": rid, "r": number, "n": size},
+        )
+        eid += size
 
 
 def make_result(

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 
 from app.config.model import IdrConfig
 from app.core.settings import get_settings
-from app.pipeline import stages
-from app.pipeline.context import RunContext, utcnow
+from app.pipeline import graph
 from app.core.run_record import RunResult
+from app.pipeline.context import RunContext, utcnow
+from app.pipeline.plan import RunKind
 from app.platforms.duckdb import DuckDBAdapter
 
 # Table ids that are prefixes of one another and keys with shared prefixes, digits of
@@ -28,26 +29,24 @@ def _ctx() -> RunContext:
         result=RunResult(run_id="run_test", mode="FULL", dry_run=False, platform="duckdb", started_at=now),
         tag="w0123456789",
         now=now,
-        full=True,
+        kind=RunKind(full=True),
     )
 
 
 def _ranks(ctx: RunContext, entity_keys: list[tuple[str, str]]) -> dict[int, int]:
     a = ctx.adapter
-    # The proposal the rank reads (components are arbitrary here: the rank must carry them).
-    a.execute(f"CREATE TABLE {ctx.w('proposed')} (entity_key VARCHAR, comp BIGINT, eid BIGINT, table_id VARCHAR)")
+    # The entity rows the rank reads.
+    a.execute(f"CREATE TABLE {ctx.w('entities')} (entity_key VARCHAR, eid BIGINT, table_id VARCHAR)")
     a.executemany(
-        f"INSERT INTO {ctx.w('proposed')} VALUES ($k, $c, $e, $t)",
-        [{"e": i, "k": f"{t}:{k}", "t": t, "c": i % 3 - 1} for i, (t, k) in enumerate(entity_keys)],
+        f"INSERT INTO {ctx.w('entities')} VALUES ($k, $e, $t)",
+        [{"e": i, "k": f"{t}:{k}", "t": t} for i, (t, k) in enumerate(entity_keys)],
     )
     # What extraction hands over: each table's smallest and largest key, read by DuckDB.
-    ctx.facts["key_ranges"] = a.fetchall(
-        f"SELECT table_id, min(entity_key), max(entity_key) FROM {ctx.w('proposed')} GROUP BY table_id"
+    ctx.state.key_ranges = a.fetchall(
+        f"SELECT table_id, min(entity_key), max(entity_key) FROM {ctx.w('entities')} GROUP BY table_id"
     )
-    stages.key_rank(ctx)
-    rows = a.fetchall(f"SELECT eid, comp, kr FROM {ctx.w('key_rank')}")
-    assert all(comp == eid % 3 - 1 for eid, comp, _ in rows)
-    return {eid: kr for eid, _, kr in rows}
+    graph.key_rank(ctx)
+    return dict(a.fetchall(f"SELECT eid, kr FROM {ctx.w('key_rank')}"))
 
 
 def _expected(entity_keys: list[tuple[str, str]]) -> dict[int, int]:
@@ -67,7 +66,7 @@ def test_disjoint_tables_take_the_suffix_sort():
     ctx = _ctx()
     data = [("shop_orders", f"ORD-{i:010d}") for i in range(0, 300, 7)] + [("crm", str(i)) for i in range(120)]
     assert _ranks(ctx, data) == _expected(data)
-    assert stages._table_prefixes(ctx.facts["key_ranges"]) == [
+    assert graph.table_prefixes(ctx.state.key_ranges) == [
         ("crm", len("crm:")),
         ("shop_orders", len("shop_orders:ORD-0000000")),
     ]
@@ -78,4 +77,4 @@ def test_overlapping_tables_fall_back_to_the_whole_key():
     ctx = _ctx()
     data = [("crm", "a"), ("crm", "z"), ("crm:x", "1")]
     assert _ranks(ctx, data) == _expected(data)
-    assert stages._table_prefixes(ctx.facts["key_ranges"]) is None
+    assert graph.table_prefixes(ctx.state.key_ranges) is None

@@ -86,7 +86,7 @@ def make_adapter(request) -> Callable[[str], Adapter]:
             from app.platforms.spark import SparkSessionAdapter, reset_spark_schemas
 
             spark = request.getfixturevalue("spark_session")
-            reset_spark_schemas(spark, ("idr_meta", "idr_out", "idr_work", "src"))
+            reset_spark_schemas(spark, ("idr_meta", "idr_state", "idr_out", "idr_work", "src"))
             a = SparkSessionAdapter(lambda: spark)
         else:  # pragma: no cover
             raise ValueError(platform)
