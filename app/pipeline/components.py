@@ -93,6 +93,17 @@ def sql_components(ctx: RunContext, max_rounds: int) -> int:
     return rounds
 
 
+def preload() -> None:
+    """Import scipy's graph code in the background: a run's first union-find otherwise
+    waits for it, while extraction leaves a core idle."""
+    import threading
+
+    def load() -> None:
+        import scipy.sparse.csgraph  # noqa: F401
+
+    threading.Thread(target=load, name="idr-preload-scipy", daemon=True).start()
+
+
 def unionfind_components(ctx: RunContext) -> int:
     """Embedded fast path: the integer edge list goes to scipy as numpy arrays (no
     Python objects per edge) and the labels come back through Arrow. Exact; returns 1

@@ -61,6 +61,21 @@ def active_rules(ctx: RunContext) -> dict[str, Rule]:
     return {r.identifier_type: r for r in ctx.config.rules if r.is_active}
 
 
+def type_numbers(ctx: RunContext) -> dict[str, int]:
+    """Identifier type -> its number in the state (idr_state.identifier_types; a type
+    keeps its number for good, new types get the next ones)."""
+    if ctx.state.type_numbers is None:
+        stored = {str(t): int(n) for n, t in ctx.adapter.fetchall(
+            "SELECT type_no, identifier_type FROM idr_state.identifier_types")}
+        nxt = max(stored.values(), default=-1) + 1
+        for t in sorted(active_rules(ctx)):
+            if t not in stored:
+                stored[t] = nxt
+                nxt += 1
+        ctx.state.type_numbers = stored
+    return ctx.state.type_numbers
+
+
 def active_sources(ctx: RunContext) -> list[SourceTable]:
     return [s for s in ctx.config.sources if s.is_active]
 
@@ -157,21 +172,29 @@ def read_sources(ctx: RunContext) -> None:
         since = _since(ctx, src)
         if since is not None and src.watermark_column:
             where.append(f"{a.ident(src.watermark_column)} > {ts_lit(since)}")  # lookback covers late arrivals
-        raw = ctx.w(f"src{i}_all")
-        ctx.exec(f"CREATE TABLE {raw} AS " + source_select(ctx, src, identifiers=True, where=where))
+        select = source_select(ctx, src, identifiers=True, where=where)
+        srct = ctx.w(f"src{i}")
+        if ctx.kind.fresh:
+            # Stored in key order: a first run numbers entities by their place, so eid order
+            # is entity_key order and "the smallest key" is the smallest eid.
+            a.create_table_ordered(srct, select, "entity_key")
+        else:
+            ctx.exec(f"CREATE TABLE {srct} AS {select}")
         n, distinct, max_ts, lo, hi = a.fetchone(
-            f"SELECT count(*), count(DISTINCT entity_key), max(record_ts), min(entity_key), max(entity_key) FROM {raw}"
+            f"SELECT count(*), count(DISTINCT entity_key), max(record_ts), min(entity_key), max(entity_key) FROM {srct}"
         ) or (0, 0, None, None, None)
         n, distinct = int(n or 0), int(distinct or 0)
         rows_in += n
-        srct = ctx.w(f"src{i}")
         if distinct < n:
             # Duplicate keys: keep each key's latest record. Checked on the snapshot just
             # read because the window costs twice the read and keys are usually unique.
-            ctx.exec(f"CREATE TABLE {srct} AS SELECT * FROM {raw} {LATEST}")
-            a.drop_table(raw)
-        else:
-            a.execute(f"ALTER TABLE {raw} RENAME TO {a.ident(f'{ctx.tag}_src{i}')}")
+            latest = ctx.w(f"src{i}_latest")
+            if ctx.kind.fresh:
+                a.create_table_ordered(latest, f"SELECT * FROM {srct} {LATEST}", "entity_key")
+            else:
+                ctx.exec(f"CREATE TABLE {latest} AS SELECT * FROM {srct} {LATEST}")
+            a.drop_table(srct)
+            a.execute(f"ALTER TABLE {latest} RENAME TO {a.ident(f'{ctx.tag}_src{i}')}")
         st.source_tables.append(srct)
         if distinct:
             st.key_ranges.append((src.table_id, lo, hi))
@@ -198,7 +221,7 @@ def entity_ids(ctx: RunContext) -> None:
     entity_key order. A fresh state (no entity stored yet) numbers every record by its
     place in its source instead: no sort, no join (see entity_rows)."""
     st = ctx.state
-    if st.fresh:
+    if ctx.kind.fresh:
         offsets = _fresh_offsets(ctx)
         parts = [
             f"SELECT entity_key, {i} AS sno, {_srow(ctx)} AS srow, {st.next_eid + offsets[i]} + {_srow(ctx)} AS eid, "
@@ -223,10 +246,18 @@ def entity_ids(ctx: RunContext) -> None:
 
 
 def _fresh_offsets(ctx: RunContext) -> list[int]:
-    offsets, total = [], 0
-    for t in ctx.state.source_tables:
-        offsets.append(total)
-        total += ctx.count(t)
+    """Each source's first eid on a first run: sources in the order of their keys (a table's
+    keys all start with its table_id and ':', and table ids hold no ':', so one table's keys
+    never interleave with another's), each numbered in key order within."""
+    if ctx.state.fresh_offsets:
+        return ctx.state.fresh_offsets
+    sources = active_sources(ctx)
+    order = sorted(range(len(sources)), key=lambda i: (sources[i].table_id + ":").encode())
+    offsets, total = [0] * len(sources), 0
+    for i in order:
+        offsets[i] = total
+        total += ctx.count(ctx.state.source_tables[i])
+    ctx.state.fresh_offsets = offsets
     return offsets
 
 
@@ -236,10 +267,10 @@ def entity_rows(ctx: RunContext) -> None:
     st = ctx.state
     attrs = "".join(f", s.a{j}" for j in range(len(attribute_names(ctx))))
     parts, tables = [], []
-    offsets = _fresh_offsets(ctx) if st.fresh else []
+    offsets = _fresh_offsets(ctx) if ctx.kind.fresh else []
     for i, (src, t) in enumerate(zip(active_sources(ctx), st.source_tables, strict=True)):
         out = ctx.w(f"src{i}e")
-        if st.fresh:  # a view: the eid is the record's place, computed where it is read
+        if ctx.kind.fresh:  # a view: the eid is the record's place, computed where it is read
             ctx.exec(f"CREATE VIEW {out} AS SELECT {st.next_eid + offsets[i]} + {_srow(ctx)} AS eid, s.* FROM {t} AS s")
         else:
             ctx.exec(
@@ -262,10 +293,11 @@ def entity_rows(ctx: RunContext) -> None:
 
 
 def identifier_rows(ctx: RunContext) -> None:
-    """Step identifier_rows: {w.ident_raw}(eid, identifier_type, value_norm), every
-    non-empty normalized identifier of the run's records."""
+    """Step identifier_rows: {w.ident_raw}(eid, type_no, value_norm), every non-empty
+    normalized identifier of the run's records."""
     a = ctx.adapter
     rules = active_rules(ctx)
+    numbers = type_numbers(ctx)
     materialized = "MATERIALIZED " if a.supports_materialized_cte else ""
     ctes, parts = [], []
     for i, (src, t) in enumerate(zip(active_sources(ctx), ctx.state.entity_tables, strict=True)):
@@ -274,10 +306,10 @@ def identifier_rows(ctx: RunContext) -> None:
             # MATERIALIZED: else DuckDB copies the canonicalization into the empty-value
             # filter, and it runs three times per row.
             ctes.append(f"t{i}_{j} AS {materialized}(SELECT eid, {norm} AS v FROM {t})")
-            parts.append(f"SELECT eid, {lit(m.identifier_type)} AS identifier_type, v AS value_norm FROM t{i}_{j} "
+            parts.append(f"SELECT eid, {numbers[m.identifier_type]} AS type_no, v AS value_norm FROM t{i}_{j} "
                          "WHERE v IS NOT NULL AND v <> ''")
     ctx.exec(
-        f"CREATE TABLE {ctx.w('ident_raw')} (eid BIGINT, identifier_type VARCHAR, value_norm VARCHAR)"
+        f"CREATE TABLE {ctx.w('ident_raw')} (eid BIGINT, type_no INTEGER, value_norm VARCHAR)"
     )
     if parts:
         ctx.exec(f"INSERT INTO {ctx.w('ident_raw')} WITH {', '.join(ctes)} " + " UNION ALL ".join(parts))

@@ -35,6 +35,7 @@ from app.pipeline.extract import (
     canonical_sql,
     lit,
     source_select,
+    type_numbers,
 )
 
 STAGE = "golden_profile"
@@ -108,7 +109,7 @@ def _unblocked(ctx: RunContext, j: int, itype: str) -> str:
         {x.identifier_value_pattern for x in ctx.config.exclusions if x.match_type == "LIKE" and x.identifier_type == itype}
     )
     conds = [
-        f"{norm} IN (SELECT x.v FROM {ctx.w('excl_exact')} AS x WHERE x.identifier_type = {lit(itype)})"
+        f"{norm} IN (SELECT x.v FROM {ctx.w('excl_exact')} AS x WHERE x.type_no = {type_numbers(ctx)[itype]})"
     ]
     conds += [f"{norm} LIKE {lit(p)}" for p in likes]
     return f"CASE WHEN {' OR '.join(conds)} THEN NULL ELSE a{j} END"
@@ -271,7 +272,7 @@ def _golden_window(ctx: RunContext, attrs: list[_Attr]) -> None:
 def build(ctx: RunContext) -> None:
     """Step golden_build: {w.golden_new}, one row per proposed cluster that has a value."""
     attrs = attributes(ctx)
-    if not attrs:
+    if not attrs:  # (golden_rows did not run)
         ctx.exec(f"CREATE TABLE {ctx.w('golden_new')} (rid BIGINT)")
         ctx.state.count(STAGE, rows_out=0)
         return

@@ -10,7 +10,7 @@ from app.config.model import Canonicalize
 from app.core.errors import PipelineError
 from app.pipeline import components
 from app.pipeline.context import RunContext
-from app.pipeline.extract import active_rules, canonical_sql, lit
+from app.pipeline.extract import active_rules, canonical_sql, lit, type_numbers
 
 
 def exclusions(ctx: RunContext) -> None:
@@ -22,40 +22,40 @@ def exclusions(ctx: RunContext) -> None:
     raw = ctx.w("ident_raw")
     n_raw = ctx.count(raw)
     rules = active_rules(ctx)
-    ctx.exec(f"CREATE TABLE {ctx.w('excl_raw')} (identifier_type VARCHAR, pattern VARCHAR, match_type VARCHAR)")
+    numbers = type_numbers(ctx)
+    # Exclusions of types no active rule links cannot match anything.
+    exclusions = [x for x in ctx.config.exclusions if x.identifier_type in rules]
+    ctx.exec(f"CREATE TABLE {ctx.w('excl_raw')} (type_no INTEGER, pattern VARCHAR, match_type VARCHAR)")
     a.executemany(
         f"INSERT INTO {ctx.w('excl_raw')} VALUES ($t, $p, $m)",
         [
-            {"t": x.identifier_type, "p": x.identifier_value_pattern, "m": str(x.match_type)}
-            for x in ctx.config.exclusions
+            {"t": numbers[x.identifier_type], "p": x.identifier_value_pattern, "m": str(x.match_type)}
+            for x in exclusions
         ],
     )
     # EXACT patterns are canonicalized like the values they are compared with.
     cases = " ".join(
-        f"WHEN {lit(t)} THEN {canonical_sql('pattern', r.canonicalize)}"
+        f"WHEN {numbers[t]} THEN {canonical_sql('pattern', r.canonicalize)}"
         for t, r in rules.items()
         if r.canonicalize != Canonicalize.NONE
     )
-    v = f"CASE identifier_type {cases} ELSE pattern END" if cases else "pattern"
+    v = f"CASE type_no {cases} ELSE pattern END" if cases else "pattern"
     ctx.exec(
-        f"CREATE TABLE {ctx.w('excl_norm')} AS SELECT identifier_type, pattern, match_type, {v} AS v "
+        f"CREATE TABLE {ctx.w('excl_norm')} AS SELECT type_no, pattern, match_type, {v} AS v "
         f"FROM {ctx.w('excl_raw')}"
     )
     ctx.run("graph.exclusions_exact")
     ctx.drop("excl_raw", "excl_norm")
     n_kept = n_raw
-    if ctx.config.exclusions:
+    if exclusions:
         # LIKE patterns become literal predicates: vectorized, where a correlated EXISTS
         # with LIKE is a nested loop.
-        likes = sorted(
-            {(x.identifier_type, x.identifier_value_pattern) for x in ctx.config.exclusions if x.match_type == "LIKE"}
-        )
-        like_sql = "".join(
-            f" OR (r.identifier_type = {lit(t)} AND r.value_norm LIKE {lit(pat)})" for t, pat in likes
-        )
+        likes = sorted({(numbers[x.identifier_type], x.identifier_value_pattern) for x in exclusions
+                        if x.match_type == "LIKE"})
+        like_sql = "".join(f" OR (r.type_no = {t} AND r.value_norm LIKE {lit(pat)})" for t, pat in likes)
         ctx.exec(
             f"DELETE FROM {raw} AS r WHERE EXISTS (SELECT 1 FROM {ctx.w('excl_exact')} AS x "
-            "WHERE x.identifier_type = r.identifier_type AND x.v = r.value_norm)" + like_sql
+            "WHERE x.type_no = r.type_no AND x.v = r.value_norm)" + like_sql
         )
         n_kept = ctx.count(raw)
     ctx.result.values_excluded = n_raw - n_kept
@@ -68,11 +68,16 @@ def exclusions(ctx: RunContext) -> None:
 
 
 def rules_table(ctx: RunContext) -> None:
-    """Step rules: {w.rules}(identifier_type, rule_id, max_group_size) of the active rules."""
-    ctx.exec(f"CREATE TABLE {ctx.w('rules')} (identifier_type VARCHAR, rule_id VARCHAR, max_group_size BIGINT)")
+    """Step rules: {w.rules}(type_no, identifier_type, rule_id, max_group_size) of the
+    active rules."""
+    numbers = type_numbers(ctx)
+    ctx.exec(
+        f"CREATE TABLE {ctx.w('rules')} (type_no INTEGER, identifier_type VARCHAR, rule_id VARCHAR, "
+        "max_group_size BIGINT)"
+    )
     ctx.adapter.executemany(
-        f"INSERT INTO {ctx.w('rules')} VALUES ($t, $r, $m)",
-        [{"t": t, "r": r.rule_id, "m": r.max_group_size} for t, r in active_rules(ctx).items()],
+        f"INSERT INTO {ctx.w('rules')} VALUES ($n, $t, $r, $m)",
+        [{"n": numbers[t], "t": t, "r": r.rule_id, "m": r.max_group_size} for t, r in active_rules(ctx).items()],
     )
 
 
@@ -131,15 +136,25 @@ def group_rows(ctx: RunContext) -> None:
     elif a.stable_row_index:
         rn = "x.rowid"
     else:
-        rn = "row_number() OVER (ORDER BY x.eid, x.identifier_type, x.value_norm)"
-    ctx.exec(
-        f"CREATE TABLE {ctx.w('grp_rows')} AS "
-        "SELECT i.eid, i.identifier_type, i.value_norm, i.kr, count(*) OVER w AS n, min(i.kr) OVER w AS anchor_kr, "
-        "min(i.rn) OVER w AS tvid "
-        f"FROM (SELECT x.eid, x.identifier_type, x.value_norm, k.kr, {rn} AS rn FROM {src} AS x "
-        f"JOIN {ctx.w('key_rank')} AS k ON k.eid = x.eid) AS i "
-        "WINDOW w AS (PARTITION BY i.identifier_type, i.value_norm)"
-    )
+        rn = "row_number() OVER (ORDER BY x.eid, x.type_no, x.value_norm)"
+    # A first run numbers entities in key order: the eid is the rank, no join needed.
+    kr, join = ("x.eid", "") if ctx.kind.fresh else ("k.kr", f"JOIN {ctx.w('key_rank')} AS k ON k.eid = x.eid")
+    # One window per identifier type, partitioned by the value alone: cheaper than one
+    # partitioned by (type, value). tvid: when an entity holds one value per type, (its
+    # anchor's rank, type) names the value without another aggregate.
+    types = sorted(type_numbers(ctx)[t] for t in active_rules(ctx))
+    repeat = ctx.state.identifiers_may_repeat
+    parts = []
+    for j, t in enumerate(types):
+        tvid = "min(i.rn) OVER w" if repeat else f"min(i.kr) OVER w * {len(types)} + {j}"
+        rn_col = f", {rn} AS rn" if repeat else ""
+        parts.append(
+            "SELECT i.eid, i.type_no, i.value_norm, i.kr, count(*) OVER w AS n, min(i.kr) OVER w AS anchor_kr, "
+            f"{tvid} AS tvid "
+            f"FROM (SELECT x.eid, x.type_no, x.value_norm, {kr} AS kr{rn_col} FROM {src} AS x {join}) AS i "
+            f"WHERE i.type_no = {t} WINDOW w AS (PARTITION BY i.value_norm)"
+        )
+    ctx.exec(f"CREATE TABLE {ctx.w('grp_rows')} AS " + " UNION ALL ".join(parts))
 
 
 def group_counts(ctx: RunContext) -> None:
@@ -213,7 +228,7 @@ def edge_counts(ctx: RunContext) -> None:
                 "SELECT r.rule_id, count(*) FILTER (WHERE o.linked), "
                 "coalesce(sum(o.holders) FILTER (WHERE o.linked), 0), "
                 f"count(*) FILTER (WHERE o.holders > r.max_group_size) FROM {ctx.w('values_old')} AS o "
-                f"JOIN {ctx.w('rules')} AS r ON r.identifier_type = o.identifier_type GROUP BY r.rule_id"
+                f"JOIN {ctx.w('rules')} AS r ON r.type_no = o.type_no GROUP BY r.rule_id"
             )
         }
     for rule in active_rules(ctx).values():

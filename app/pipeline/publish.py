@@ -88,6 +88,8 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> None:
             ctx.run("publish.entities_insert", p)
         ctx.run(f"publish.values_delete_{scope}")
         ctx.run("publish.values_insert", p)
+        ctx.run("publish.types_delete")
+        ctx.run("publish.types_insert")
         ctx.run(f"publish.holders_delete_{scope}")
         ctx.run("publish.fresh_holders_insert" if ctx.kind.fresh else "publish.holders_insert", p)
         ctx.run(f"publish.clusters_delete_{scope}")

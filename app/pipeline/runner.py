@@ -21,7 +21,7 @@ from app.core.errors import ConflictError, IdrError, PipelineError
 from app.core.run_record import RunResult, StageResult
 from app.core.settings import Settings, get_settings
 from app.core.vocabulary import RUN_MODES
-from app.pipeline import history, publish
+from app.pipeline import components, history, publish
 from app.pipeline.context import ProgressFn, RunContext, new_run_id, utcnow
 from app.pipeline.dryrun import check_applicable, get_dry_run
 from app.pipeline.fingerprint import config_fingerprint, input_fingerprint
@@ -134,6 +134,8 @@ def run_pipeline(
             "UPDATE idr_out.run_history SET input_fingerprint = $fp, applied_dry_run_id = $d WHERE run_id = $r",
             {"fp": json.dumps(ctx.state.input_fingerprint), "d": apply_of, "r": result.run_id},
         )
+    if settings.cc_engine != "sql" and adapter.supports_arrow:
+        components.preload()
     t0 = time.perf_counter()
     stage = "init"
     try:

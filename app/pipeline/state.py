@@ -25,8 +25,6 @@ class RunState:
     # An apply run: the dry run it publishes, and what that dry run was computed from.
     apply_of: str | None = None
     expected_fingerprint: dict[str, Any] | None = None
-    # No entity is stored yet: a FULL run numbers every entity afresh.
-    fresh: bool = False
     next_eid: int = 0
     next_vid: int = 0
     next_rid: int = 1
@@ -39,6 +37,10 @@ class RunState:
     # dropped with "entities", which is a view over the latter.
     source_tables: list[str] = field(default_factory=list)
     entity_tables: list[str] = field(default_factory=list)
+    # First run: each source's first eid (sources in key order).
+    fresh_offsets: list[int] = field(default_factory=list)
+    # Identifier type -> its number in the state (extract.type_numbers).
+    type_numbers: dict[str, int] | None = None
     new_entities: int = 0
     # Groups, edges -------------------------------------------------------------------
     member_rows: int = 0

@@ -40,6 +40,10 @@ def _next_vid(ctx: RunContext) -> dict[str, int]:
     return {"next_vid": ctx.state.next_vid}
 
 
+def _has_attributes(ctx: RunContext) -> bool:
+    return bool(ctx.config.attribute_mappings)
+
+
 def _has_broken(ctx: RunContext) -> bool:
     return ctx.count(ctx.w("broken")) > 0
 
@@ -73,13 +77,18 @@ STEPS: tuple[Step, ...] = (
       build=graph.exclusions),
     # ------------------------------------------------------------------ group_guard
     S("rules", "group_guard", outputs=("rules",), build=graph.rules_table),
-    S("key_rank", "group_guard", ("entities",), ("key_rank",), runs_in=FULL, build=graph.key_rank),
-    S("group_rows", "group_guard", ("identifiers", "key_rank"), ("grp_rows",), runs_in=FULL,
+    S("key_rank", "group_guard", ("entities",), ("key_rank",), runs_in=both(FULL, STORED), build=graph.key_rank),
+    S("group_rows", "group_guard", ("identifiers", "key_rank"), ("grp_rows",), runs_in=both(FULL, STORED),
       build=graph.group_rows),
-    S("values", "group_guard", ("grp_rows", "rules"), ("values_new",), runs_in=FULL, sql="graph.full_values",
+    S("group_rows", "group_guard", ("identifiers",), ("grp_rows",), runs_in=FRESH, build=graph.group_rows),
+    S("values", "group_guard", ("grp_rows", "rules"), ("values_new",), runs_in=both(FULL, STORED),
+      sql="graph.full_values", params=_next_vid),
+    S("values", "group_guard", ("grp_rows", "rules"), ("values_new",), runs_in=FRESH, sql="graph.fresh_values",
       params=_next_vid),
-    S("holders", "group_guard", ("grp_rows", "values_new"), ("holders_new",), runs_in=FULL,
+    S("holders", "group_guard", ("grp_rows", "values_new"), ("holders_new",), runs_in=both(FULL, STORED),
       sql="graph.full_holders"),
+    S("holders", "group_guard", ("grp_rows",), ("holders_new",), runs_in=FRESH, sql="graph.fresh_holders",
+      params=_next_vid),
     S("keys", "group_guard", ("entities",), ("keys",), views=("keys",), runs_in=FULL,
       build=_keys_full),
     S("delta_values", "group_guard", ("identifiers",), ("delta_values",), runs_in=INCR,
@@ -103,12 +112,15 @@ STEPS: tuple[Step, ...] = (
       sql="graph.incr_holders"),
     S("keys", "group_guard", ("scope_keys",), ("keys",), views=("keys",), runs_in=INCR,
       build=_keys_incr),
-    S("skipped_members", "group_guard", ("values_new", "holders_new"), ("skipped_members",),
+    S("skipped_members", "group_guard", ("values_new", "holders_new", "rules"), ("skipped_members",),
       sql="graph.skipped_members"),
     S("skipped", "group_guard", ("skipped_members", "keys"), ("skipped",), sql="graph.skipped"),
     S("group_counts", "group_guard", ("skipped", "values_new"), build=graph.group_counts),
     # ------------------------------------------------------------------ edges
-    S("edges", "edges", ("holders_new", "values_new"), ("edges_new",), runs_in=FULL, sql="graph.full_edges_new"),
+    S("edges", "edges", ("holders_new", "values_new"), ("edges_new",), runs_in=both(FULL, STORED),
+      sql="graph.full_edges_new"),
+    S("edges", "edges", ("grp_rows", "rules"), ("edges_new",), runs_in=FRESH, sql="graph.fresh_edges_new",
+      params=_next_vid),
     S("edges", "edges", ("holders_new", "values_new", "values_old"), ("edges_new",), runs_in=INCR,
       sql="graph.incr_edges_new"),
     S("edge_counts", "edges", ("edges_new", "values_new"), runs_in=FULL, build=graph.edge_counts),
@@ -128,8 +140,10 @@ STEPS: tuple[Step, ...] = (
     S("components", "components", ("cc_edges", "nodes"), ("cc_labels",), runs_in=INCR,
       build=graph.connected_components),
     # ------------------------------------------------------------------ resolve_ids
-    S("proposed", "resolve_ids", ("ent_ids", "key_rank", "cc_labels"), ("proposed",), runs_in=FULL,
+    S("proposed", "resolve_ids", ("ent_ids", "key_rank", "cc_labels"), ("proposed",), runs_in=both(FULL, STORED),
       sql="resolve.full_proposed"),
+    S("proposed", "resolve_ids", ("ent_ids", "cc_labels"), ("proposed",), runs_in=FRESH,
+      sql="resolve.fresh_proposed"),
     S("proposed", "resolve_ids", ("scope_keys", "nodes", "cc_labels"), ("proposed",), runs_in=INCR,
       sql="resolve.incr_proposed"),
     S("comps", "resolve_ids", ("proposed",), ("comps",), sql="resolve.comps"),
@@ -154,9 +168,9 @@ STEPS: tuple[Step, ...] = (
       runs_in=both(INCR, _diff_or_apply), sql="dryrun.incr_diff_keys"),
     # ------------------------------------------------------------------ golden_profile (real runs)
     S("golden_rows", "golden_profile", ("entities", "proposed", "excl_exact"), ("gsrc",),
-      runs_in=both(FULL, REAL), build=golden.scope_rows),
+      runs_in=both(FULL, REAL), build=golden.scope_rows, when=_has_attributes, doc="attributes are configured"),
     S("golden_rows", "golden_profile", ("entities", "proposed", "excl_exact", "scope_keys", "ent_ids"), ("gsrc",),
-      runs_in=both(INCR, REAL), build=golden.scope_rows),
+      runs_in=both(INCR, REAL), build=golden.scope_rows, when=_has_attributes, doc="attributes are configured"),
     S("golden_build", "golden_profile", ("gsrc", "comp_ids"), ("golden_new",), runs_in=REAL, build=golden.build),
     # ------------------------------------------------------------------ apply_check (apply runs)
     S("apply_check", "apply_check", ("membership", "removed", "diff_keys"), runs_in=APPLY, build=_apply_check),
@@ -177,9 +191,9 @@ STEPS: tuple[Step, ...] = (
 )
 
 # Tables the publish transaction reads, per kind of run.
-PUBLISH_INPUTS_FULL = ("entities", "membership", "values_new", "holders_new", "edges_new", "clusters_new",
+PUBLISH_INPUTS_FULL = ("rules", "entities", "membership", "values_new", "holders_new", "edges_new", "clusters_new",
                        "golden_new", "comp_ids", "changed_rids", "skipped", "removed", "ent_ids")
-PUBLISH_INPUTS_INCR = ("entity_changes", "vals", "values_new", "holders_new", "edges_new",
+PUBLISH_INPUTS_INCR = ("rules", "entity_changes", "vals", "values_new", "holders_new", "edges_new",
                        "clusters_new", "golden_new", "comp_ids", "changed_rids", "skipped", "membership")
 
 

@@ -180,6 +180,12 @@ class Adapter(ABC):
     def table_fingerprint(self, table_fqn: str) -> str:
         """Order-independent checksum of a table's whole content (row count + hash)."""
 
+    def create_table_ordered(self, fqn: str, select: str, order_by: str) -> None:
+        """CREATE TABLE ``fqn`` AS ``select``, its rows stored in ``order_by`` order where
+        the platform keeps insertion order (then ``row_index_sql`` follows it); elsewhere a
+        plain CTAS, since ``row_index_sql`` orders by entity_key itself."""
+        self.execute(f"CREATE TABLE {fqn} AS {select}")
+
     def row_index_sql(self) -> str:
         """0..n-1 over the rows of a freshly created scratch table (in a SELECT from it)."""
         return "(row_number() OVER (ORDER BY entity_key) - 1)"

@@ -135,6 +135,16 @@ class DuckDBAdapter(Adapter):
         # A fresh table's rowid already runs 0..n-1: free, where a window costs a pass.
         return "rowid"
 
+    def create_table_ordered(self, fqn: str, select: str, order_by: str) -> None:
+        # Connections run with preserve_insertion_order off (faster, less memory); this one
+        # statement needs it, so that rowid follows the ORDER BY.
+        with self._lock:
+            self.conn.execute("SET preserve_insertion_order = true")
+            try:
+                self.execute(f"CREATE TABLE {fqn} AS {select} ORDER BY {order_by}")
+            finally:
+                self.conn.execute("SET preserve_insertion_order = false")
+
     def drop_work_tables(self, tag: str) -> None:
         for kind, fn in (("VIEW", "duckdb_views"), ("TABLE", "duckdb_tables")):
             names = self.fetchall(

@@ -46,7 +46,7 @@ def upgrade_v1(adapter: Adapter, config: IdrConfig) -> list[str]:
     ids = "idr_out.identifiers_current" if "identifiers_current" in has else None
     edges = "idr_out.identity_edges_current" if "identity_edges_current" in has else None
     with adapter.transaction() if adapter.platform == "duckdb" else _nothing():
-        for t in _STATE:
+        for t in (*_STATE, "identifier_types"):
             adapter.execute(f"DELETE FROM idr_state.{t}")
         adapter.execute("DELETE FROM idr_state.counters")
         # Entities: every key of the membership (and, defensively, of the stored identifiers).
@@ -92,14 +92,24 @@ def upgrade_v1(adapter: Adapter, config: IdrConfig) -> list[str]:
                 "max(rule_id) AS rule_id, max(seen_ts) AS updated_ts "
                 "FROM idr_state.v1_holders GROUP BY identifier_type, identifier_value_norm"
             )
+            # Types numbered in name order; each keeps the rule its edges name (else the
+            # active rule of that type).
+            adapter.execute(
+                "INSERT INTO idr_state.identifier_types (type_no, identifier_type, rule_id) "
+                "SELECT row_number() OVER (ORDER BY t.identifier_type) - 1, t.identifier_type, "
+                "coalesce(t.rule_id, r.rule_id) "
+                "FROM (SELECT identifier_type, max(rule_id) AS rule_id FROM idr_state.v1_values "
+                "      GROUP BY identifier_type) AS t "
+                "LEFT JOIN (SELECT identifier_type, max(rule_id) AS rule_id FROM idr_meta.rule WHERE is_active "
+                "           GROUP BY identifier_type) AS r ON r.identifier_type = t.identifier_type"
+            )
             adapter.execute(
                 "INSERT INTO idr_state.identifier_values "
-                "(vid, identifier_type, value_norm, holders, anchor_eid, linked, rule_id, updated_ts) "
-                "SELECT v.vid, v.identifier_type, v.identifier_value_norm, v.holders, e.eid, v.rule_id IS NOT NULL, "
-                "coalesce(v.rule_id, r.rule_id), v.updated_ts "
+                "(vid, type_no, value_norm, holders, anchor_eid, linked, updated_ts) "
+                "SELECT v.vid, t.type_no, v.identifier_value_norm, v.holders, e.eid, v.rule_id IS NOT NULL, "
+                "v.updated_ts "
                 "FROM idr_state.v1_values AS v JOIN idr_state.entities AS e ON e.entity_key = v.anchor_key "
-                "LEFT JOIN (SELECT identifier_type, max(rule_id) AS rule_id FROM idr_meta.rule WHERE is_active "
-                "           GROUP BY identifier_type) AS r ON r.identifier_type = v.identifier_type"
+                "JOIN idr_state.identifier_types AS t ON t.identifier_type = v.identifier_type"
             )
             adapter.execute(
                 "INSERT INTO idr_state.value_holders (vid, eid, first_seen_ts) "
@@ -123,7 +133,7 @@ def upgrade_v1(adapter: Adapter, config: IdrConfig) -> list[str]:
             "/ (c.cluster_size - 1.0)) >= 0.8 THEN 'high density' WHEN least(1.0, coalesce(l.edges, 0) / "
             "(c.cluster_size - 1.0)) >= 0.5 THEN 'medium density' ELSE 'low density' END END, c.updated_ts "
             "FROM idr_out.identity_clusters_current AS c "
-            "LEFT JOIN (SELECT e.rid, sum(v.holders - 1) AS edges, count(DISTINCT v.identifier_type) AS diversity "
+            "LEFT JOIN (SELECT e.rid, sum(v.holders - 1) AS edges, count(DISTINCT v.type_no) AS diversity "
             "           FROM idr_state.identifier_values AS v JOIN idr_state.entities AS e ON e.eid = v.anchor_eid "
             "           WHERE v.linked GROUP BY e.rid) AS l "
             f"ON l.rid = {_rid('c.resolved_id')}",

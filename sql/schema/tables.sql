@@ -111,13 +111,20 @@ CREATE TABLE IF NOT EXISTS idr_state.entities (
 -- every other holder to the anchor: those are the star edges.
 CREATE TABLE IF NOT EXISTS idr_state.identifier_values (
     vid BIGINT NOT NULL,
-    identifier_type VARCHAR NOT NULL,
+    type_no INTEGER NOT NULL,
     value_norm VARCHAR NOT NULL,
     holders BIGINT NOT NULL,
     anchor_eid BIGINT NOT NULL,
     linked BOOLEAN NOT NULL,
-    rule_id VARCHAR,
     updated_ts TIMESTAMP
+);
+
+-- Identifier types by number (a type keeps its number for good), with the rule that
+-- links values of that type.
+CREATE TABLE IF NOT EXISTS idr_state.identifier_types (
+    type_no INTEGER NOT NULL PRIMARY KEY,
+    identifier_type VARCHAR NOT NULL,
+    rule_id VARCHAR
 );
 
 -- The holders of each value other than its anchor. For a linked value each row is the

@@ -5,28 +5,50 @@
 
 -- name: exclusions_exact
 CREATE TABLE {{w.excl_exact}} AS
-SELECT DISTINCT identifier_type, v FROM {{w.excl_norm}} WHERE match_type = 'EXACT'
+SELECT DISTINCT type_no, v FROM {{w.excl_norm}} WHERE match_type = 'EXACT' AND type_no IS NOT NULL
 
 -- name: identifiers_distinct
 -- Two mappings of one source with the same type can yield the same (entity, type, value).
 CREATE TABLE {{w.identifiers}} AS
-SELECT DISTINCT eid, identifier_type, value_norm FROM {{w.ident_raw}}
+SELECT DISTINCT eid, type_no, value_norm FROM {{w.ident_raw}}
 
 -- name: identifiers_view
-CREATE VIEW {{w.identifiers}} AS SELECT eid, identifier_type, value_norm FROM {{w.ident_raw}}
+CREATE VIEW {{w.identifiers}} AS SELECT eid, type_no, value_norm FROM {{w.ident_raw}}
 
 -- ------------------------------------------------------------------------------- FULL
+-- name: fresh_values
+-- A first run: every value is new (vid from tvid), kr is the eid itself.
+CREATE TABLE {{w.values_new}} AS
+SELECT $next_vid + g.tvid AS vid, g.tvid, g.type_no, g.value_norm, g.n AS holders,
+       g.eid AS anchor_eid, (g.n >= 2 AND g.n <= r.max_group_size) AS linked, r.rule_id, r.max_group_size,
+       FALSE AS existed
+FROM {{w.grp_rows}} AS g
+JOIN {{w.rules}} AS r ON r.type_no = g.type_no
+WHERE g.eid = g.anchor_kr
+
+-- name: fresh_holders
+CREATE TABLE {{w.holders_new}} AS
+SELECT $next_vid + tvid AS vid, eid FROM {{w.grp_rows}} WHERE n >= 2
+
+-- name: fresh_edges_new
+CREATE TABLE {{w.edges_new}} AS
+SELECT $next_vid + g.tvid AS vid, r.rule_id, g.anchor_kr AS left_eid, g.eid AS right_eid,
+       CAST(NULL AS TIMESTAMP) AS first_seen_ts, FALSE AS existed
+FROM {{w.grp_rows}} AS g
+JOIN {{w.rules}} AS r ON r.type_no = g.type_no
+WHERE g.n >= 2 AND g.n <= r.max_group_size AND g.eid <> g.anchor_kr
+
 -- name: full_values
 -- One row per value: the anchor's row. A value stored before keeps its vid (FULL over
 -- a stored state), so its edges keep their first_seen_ts.
 CREATE TABLE {{w.values_new}} AS
-SELECT coalesce(o.vid, $next_vid + g.tvid) AS vid, g.tvid, g.identifier_type, g.value_norm, g.n AS holders,
+SELECT coalesce(o.vid, $next_vid + g.tvid) AS vid, g.tvid, g.type_no, g.value_norm, g.n AS holders,
        g.eid AS anchor_eid, (g.n >= 2 AND g.n <= r.max_group_size) AS linked, r.rule_id, r.max_group_size,
        o.vid IS NOT NULL AS existed
 FROM {{w.grp_rows}} AS g
-JOIN {{w.rules}} AS r ON r.identifier_type = g.identifier_type
+JOIN {{w.rules}} AS r ON r.type_no = g.type_no
 LEFT JOIN idr_state.identifier_values AS o
-  ON o.identifier_type = g.identifier_type AND o.value_norm = g.value_norm
+  ON o.type_no = g.type_no AND o.value_norm = g.value_norm
 WHERE g.kr = g.anchor_kr
 
 -- name: full_holders
@@ -42,17 +64,17 @@ WHERE g.n >= 2
 -- The delta's values with their vid; a value seen for the first time gets a new one.
 CREATE TABLE {{w.delta_values}} AS
 SELECT coalesce(o.vid, $next_vid - 1 + row_number() OVER (
-           PARTITION BY o.vid IS NULL ORDER BY d.identifier_type, d.value_norm)) AS vid,
-       d.identifier_type, d.value_norm, o.vid IS NULL AS is_new
-FROM (SELECT DISTINCT identifier_type, value_norm FROM {{w.identifiers}}) AS d
+           PARTITION BY o.vid IS NULL ORDER BY d.type_no, d.value_norm)) AS vid,
+       d.type_no, d.value_norm, o.vid IS NULL AS is_new
+FROM (SELECT DISTINCT type_no, value_norm FROM {{w.identifiers}}) AS d
 LEFT JOIN idr_state.identifier_values AS o
-  ON o.identifier_type = d.identifier_type AND o.value_norm = d.value_norm
+  ON o.type_no = d.type_no AND o.value_norm = d.value_norm
 
 -- name: incr_new_ident
 CREATE TABLE {{w.new_ident}} AS
 SELECT DISTINCT i.eid, v.vid
 FROM {{w.identifiers}} AS i
-JOIN {{w.delta_values}} AS v ON v.identifier_type = i.identifier_type AND v.value_norm = i.value_norm
+JOIN {{w.delta_values}} AS v ON v.type_no = i.type_no AND v.value_norm = i.value_norm
 
 -- name: incr_old_ident
 -- The stored identifiers of the delta's entities: a single holder is its value's anchor,
@@ -111,7 +133,7 @@ SELECT eid, vid FROM {{w.gained}}
 -- name: incr_values
 -- The re-derived values as they will be stored (a value no entity holds any more is gone).
 CREATE TABLE {{w.values_new}} AS
-SELECT g.vid, coalesce(o.identifier_type, d.identifier_type) AS identifier_type,
+SELECT g.vid, coalesce(o.type_no, d.type_no) AS type_no,
        coalesce(o.value_norm, d.value_norm) AS value_norm, g.n AS holders, k.eid AS anchor_eid,
        (g.n >= 2 AND g.n <= r.max_group_size) AS linked, r.rule_id, r.max_group_size,
        o.vid IS NOT NULL AS existed
@@ -121,7 +143,7 @@ FROM (SELECT m.vid, count(*) AS n, min(k.kr) AS anchor_kr
 JOIN {{w.scope_keys}} AS k ON k.kr = g.anchor_kr
 LEFT JOIN {{w.values_old}} AS o ON o.vid = g.vid
 LEFT JOIN {{w.delta_values}} AS d ON d.vid = g.vid
-JOIN {{w.rules}} AS r ON r.identifier_type = coalesce(o.identifier_type, d.identifier_type)
+JOIN {{w.rules}} AS r ON r.type_no = coalesce(o.type_no, d.type_no)
 
 -- name: incr_holders
 CREATE TABLE {{w.holders_new}} AS
@@ -134,8 +156,9 @@ WHERE v.holders >= 2
 -- name: skipped_members
 -- Members of the groups over max_group_size (audited, with the five smallest keys).
 CREATE TABLE {{w.skipped_members}} AS
-SELECT v.identifier_type, v.value_norm, v.holders AS group_size, v.max_group_size AS max_allowed, h.eid
+SELECT r.identifier_type, v.value_norm, v.holders AS group_size, v.max_group_size AS max_allowed, h.eid
 FROM {{w.values_new}} AS v
+JOIN {{w.rules}} AS r ON r.type_no = v.type_no
 JOIN {{w.holders_new}} AS h ON h.vid = v.vid
 WHERE v.holders > v.max_group_size
 
@@ -181,10 +204,11 @@ LEFT JOIN (
 
 -- name: incr_edges_old
 -- The stored edges of the re-derived values, per rule (the created/removed counts).
-SELECT v.rule_id, count(*)
+SELECT r.rule_id, count(*)
 FROM idr_state.value_holders AS h
 JOIN {{w.values_old}} AS v ON v.vid = h.vid AND v.linked AND h.eid <> v.anchor_eid
-GROUP BY v.rule_id
+JOIN {{w.rules}} AS r ON r.type_no = v.type_no
+GROUP BY r.rule_id
 
 -- ------------------------------------------------------------------------------- components
 -- name: full_cc_edges

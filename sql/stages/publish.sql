@@ -44,10 +44,16 @@ DELETE FROM idr_state.identifier_values
 DELETE FROM idr_state.identifier_values WHERE vid IN (SELECT vid FROM {{w.vals}})
 
 -- name: values_insert
-INSERT INTO idr_state.identifier_values
-    (vid, identifier_type, value_norm, holders, anchor_eid, linked, rule_id, updated_ts)
-SELECT vid, identifier_type, value_norm, holders, anchor_eid, linked, rule_id, $now
+INSERT INTO idr_state.identifier_values (vid, type_no, value_norm, holders, anchor_eid, linked, updated_ts)
+SELECT vid, type_no, value_norm, holders, anchor_eid, linked, $now
 FROM {{w.values_new}}
+
+-- name: types_delete
+DELETE FROM idr_state.identifier_types WHERE type_no IN (SELECT type_no FROM {{w.rules}})
+
+-- name: types_insert
+INSERT INTO idr_state.identifier_types (type_no, identifier_type, rule_id)
+SELECT type_no, identifier_type, rule_id FROM {{w.rules}}
 
 -- name: holders_delete_full
 DELETE FROM idr_state.value_holders

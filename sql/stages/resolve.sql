@@ -11,6 +11,14 @@ FROM {{w.ent_ids}} AS i
 JOIN {{w.key_rank}} AS k ON k.eid = i.eid
 LEFT JOIN {{w.cc_labels}} AS l ON l.node = i.eid
 
+-- name: fresh_proposed
+-- A first run: eid order is entity_key order, so the eid is the rank.
+CREATE TABLE {{w.proposed}} AS
+SELECT i.eid, coalesce(l.label, -1 - i.eid) AS comp, i.eid AS kr, CAST(NULL AS BIGINT) AS old_rid,
+       CAST(NULL AS TIMESTAMP) AS old_ts
+FROM {{w.ent_ids}} AS i
+LEFT JOIN {{w.cc_labels}} AS l ON l.node = i.eid
+
 -- name: incr_proposed
 CREATE TABLE {{w.proposed}} AS
 SELECT s.eid, coalesce(l.label, -1 - n.node) AS comp, s.kr, s.old_rid, s.old_ts
@@ -90,7 +98,7 @@ WHERE rid IS NOT NULL
 -- Per component: the edges of its linked values (a star: holders - 1 each) and how many
 -- identifier types they span. Every holder of a value is in one cluster: its anchor's.
 CREATE TABLE {{w.cluster_links}} AS
-SELECT p.comp, sum(v.holders - 1) AS edges, count(DISTINCT v.identifier_type) AS diversity
+SELECT p.comp, sum(v.holders - 1) AS edges, count(DISTINCT v.type_no) AS diversity
 FROM {{w.values_new}} AS v
 JOIN {{w.proposed}} AS p ON p.eid = v.anchor_eid
 WHERE v.linked
@@ -99,11 +107,11 @@ GROUP BY p.comp
 -- name: incr_cluster_links
 -- The same over the scope: the re-derived values and the stored ones anchored in it.
 CREATE TABLE {{w.cluster_links}} AS
-SELECT p.comp, sum(v.holders - 1) AS edges, count(DISTINCT v.identifier_type) AS diversity
+SELECT p.comp, sum(v.holders - 1) AS edges, count(DISTINCT v.type_no) AS diversity
 FROM (
-    SELECT vid, anchor_eid, holders, identifier_type FROM {{w.values_new}} WHERE linked
+    SELECT vid, anchor_eid, holders, type_no FROM {{w.values_new}} WHERE linked
     UNION ALL
-    SELECT s.vid, s.anchor_eid, s.holders, s.identifier_type
+    SELECT s.vid, s.anchor_eid, s.holders, s.type_no
     FROM idr_state.identifier_values AS s
     WHERE s.linked AND s.anchor_eid IN (SELECT eid FROM {{w.proposed}})
       AND s.vid NOT IN (SELECT vid FROM {{w.vals}})) AS v
