@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from app.core.run_record import RunResult, StageResult  # noqa: E402
 from app.metrics.cli import read_only_factory  # noqa: E402
 from app.metrics.collector import file_state_key, make_registry, render  # noqa: E402
 from app.metrics.recorder import run_metric_records  # noqa: E402
-from app.core.run_record import RunResult, StageResult  # noqa: E402
 from app.platforms.duckdb import DuckDBAdapter  # noqa: E402
 from app.schema import init_schema  # noqa: E402
 

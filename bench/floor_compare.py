@@ -67,9 +67,21 @@ def generate(floor: Path, work: Path, n: int, seed: int, delta: float) -> Path:
     if not (data / "manifest.json").exists():
         shutil.rmtree(data, ignore_errors=True)
         subprocess.run(
-            [sys.executable, str(floor / "gen_idr_data.py"), "--entities", str(n), "--seed", str(seed),
-             "--out", str(data), "--truth", "--delta-frac", str(delta)],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                str(floor / "gen_idr_data.py"),
+                "--entities",
+                str(n),
+                "--seed",
+                str(seed),
+                "--out",
+                str(data),
+                "--truth",
+                "--delta-frac",
+                str(delta),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
     return data
 
@@ -106,7 +118,10 @@ def truth_check(db: Path, data: Path, membership_sql: str, with_delta: bool) -> 
     distinct persons = distinct (cluster, person) pairs."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        truth = f"SELECT table_id || ':' || CAST(entity_id AS VARCHAR) AS k, person_id FROM read_parquet('{data}/truth.parquet')"
+        truth = (
+            "SELECT table_id || ':' || CAST(entity_id AS VARCHAR) AS k, person_id "
+            f"FROM read_parquet('{data}/truth.parquet')"
+        )
         if with_delta:
             truth += (
                 f" UNION ALL SELECT table_id || ':' || CAST(entity_id AS VARCHAR), person_id "
@@ -134,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("records", type=int)
     p.add_argument("--delta", default="0.001,0.01", help="delta fractions of N for the INCR runs ('' for none)")
     p.add_argument("--seed", type=int, default=11)
-    p.add_argument("--floor", type=Path, default=Path(os.environ.get("IDR_FLOOR_DIR", ROOT.parent / "shared" / "floor")))
+    p.add_argument(
+        "--floor", type=Path, default=Path(os.environ.get("IDR_FLOOR_DIR", ROOT.parent / "shared" / "floor"))
+    )
     p.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "floor")
     p.add_argument("--variant", default="A", choices=("A", "B"), help="prototype's components: A SQL, B scipy")
     args = p.parse_args(argv)
@@ -151,18 +168,31 @@ def main(argv: list[str] | None = None) -> int:
     data = generate(args.floor, args.work, n, args.seed, max(deltas, default=0.001))
     loaded = args.work / f"loaded_{n}_{args.seed}.duckdb"
     if not loaded.exists():
-        subprocess.run([sys.executable, str(args.floor / "load.py"), str(data), str(loaded)], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, str(args.floor / "load.py"), str(data), str(loaded)], check=True, stdout=subprocess.DEVNULL
+        )
     floor_db = copy_db(loaded, args.work / "floor.duckdb")
     idr_db = copy_db(loaded, args.work / "idr.duckdb")
     cfg = args.work / "floor-config.yml"
-    cfg.write_text(subprocess.run([sys.executable, str(args.floor / "idr_config.py"), str(data)], check=True,
-                                  capture_output=True, text=True).stdout)
+    cfg.write_text(
+        subprocess.run(
+            [sys.executable, str(args.floor / "idr_config.py"), str(data)], check=True, capture_output=True, text=True
+        ).stdout
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     results: list[tuple[Measured, str]] = []
 
-    floor = run_measured("prototype FULL", [sys.executable, str(args.floor / "run_full.py"), str(floor_db),
-                                            args.variant, str(args.work / "floor.json"), "--no-persist-ids"])
+    floor = run_measured(
+        "prototype FULL",
+        [
+            sys.executable,
+            str(args.floor / "run_full.py"),
+            str(floor_db),
+            args.variant,
+            str(args.work / "floor.json"),
+            "--no-persist-ids",
+        ],
+    )
     ok, d = truth_check(floor_db, data, "SELECT entity_key AS k, resolved_id AS c FROM idr_membership", False)
     results.append((floor, d if ok else "DIFFERS: " + d))
     for step in (idr_cmd("init", "--db", str(idr_db)), idr_cmd("config", "apply", str(cfg), "--db", str(idr_db))):
@@ -176,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     for fr in deltas:
         db = copy_db(idr_db, args.work / f"idr_incr_{fr}.duckdb")
         added = append_delta(db, data, fr / biggest)
-        incr = run_measured(f"idr INCR {fr:.1%} ({added:,} rows)", idr_cmd("run", "--mode", "INCR", "--db", str(db)), env)
+        incr = run_measured(
+            f"idr INCR {fr:.1%} ({added:,} rows)", idr_cmd("run", "--mode", "INCR", "--db", str(db)), env
+        )
         ok_i, d = truth_check(db, data, idr_membership, True) if incr.ok else (False, "run failed")
         results.append((incr, d if ok_i else "DIFFERS: " + d))
         all_ok = all_ok and incr.ok and ok_i
@@ -184,13 +216,26 @@ def main(argv: list[str] | None = None) -> int:
     print(machine.measure().line(), flush=True)
     base = floor.seconds
     print(f"\n{n:,} records · prototype variant {args.variant} · each a whole process\n")
-    print(f"| run | wall s | / prototype FULL | peak RSS MB | truth |")
+    print("| run | wall s | / prototype FULL | peak RSS MB | truth |")
     print("|---|---:|---:|---:|---|")
     for m, d in results:
         print(f"| {m.label} | {m.seconds:.2f} | {m.seconds / base:.2f} | {m.peak_mb:,.0f} | {d} |")
-    print(json.dumps({"records": n, "runs": [{"label": m.label, "seconds": round(m.seconds, 3),
-                                              "peak_mb": round(m.peak_mb), "ratio": round(m.seconds / base, 3)}
-                                             for m, _ in results]}))
+    print(
+        json.dumps(
+            {
+                "records": n,
+                "runs": [
+                    {
+                        "label": m.label,
+                        "seconds": round(m.seconds, 3),
+                        "peak_mb": round(m.peak_mb),
+                        "ratio": round(m.seconds / base, 3),
+                    }
+                    for m, _ in results
+                ],
+            }
+        )
+    )
     return 0 if all_ok else 1
 
 

@@ -20,8 +20,8 @@ from typer.core import TyperGroup
 
 from app.cli.common import DbOpt, FormatOpt, TargetOpt, check_format, console, err, fail, print_rows, warehouse
 from app.cli.errors import configure_logging, debug_enabled, explain, set_debug
-from app.core.settings import get_settings
 from app.core.run_record import RunResult
+from app.core.settings import get_settings
 
 
 class _Group(TyperGroup):
@@ -195,6 +195,29 @@ def run(
     _execute_and_report(db, target, quiet, mode=mode, dry_run=dry_run)
 
 
+@app.command()
+def plan(
+    mode: Annotated[str, typer.Option(help="FULL or INCR.", case_sensitive=False)] = "FULL",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="The plan of a dry run.")] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="The plan of applying a dry run.")] = False,
+    first_run: Annotated[
+        bool, typer.Option("--first-run", help="A FULL run over an empty state (every record new).")
+    ] = False,
+) -> None:
+    """Print the steps a run executes: what each reads and writes, and when each scratch
+    table is dropped (after its last reader). Needs no warehouse."""
+    from app.pipeline.runner import plan as run_plan
+
+    mode = mode.upper()
+    if mode not in ("FULL", "INCR"):
+        raise fail(f"--mode must be FULL or INCR, not {mode!r}")
+    if dry_run and apply:
+        raise fail("--dry-run and --apply exclude each other")
+    if first_run and mode != "FULL":
+        raise fail("--first-run is a FULL run")
+    typer.echo(run_plan(mode, dry_run=dry_run, apply=apply, fresh=first_run).render())
+
+
 def _execute_and_report(
     db: str | None, target: str | None, quiet: bool, *, mode: str | None, dry_run: bool, apply_of: str | None = None
 ) -> None:
@@ -227,8 +250,7 @@ def _execute_and_report(
 def _run_unrecorded(
     db: str | None, target: str | None, quiet: bool, *, mode: str | None, dry_run: bool, apply_of: str | None
 ) -> None:
-    from app.pipeline.runner import apply_dry_run
-    from app.pipeline.runner import run_pipeline
+    from app.pipeline.runner import apply_dry_run, run_pipeline
 
     with warehouse(db, target) as a:
         if apply_of is not None:

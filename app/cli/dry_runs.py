@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from app.cli.common import DbOpt, FormatOpt, TargetOpt, check_format, console, err, fail, print_rows, warehouse
-from app.pipeline.dryrun import CHANGE_TYPES, affected_entities
 from app.core.run_record import RunResult
+from app.pipeline.dryrun import CHANGE_TYPES, affected_entities
 
 dry_app = typer.Typer(help="Review, apply and clean up dry runs.", no_args_is_help=True)
 

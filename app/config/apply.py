@@ -106,8 +106,22 @@ def apply_config(
             if _upsert_setting(adapter, k, v, actor):
                 summary.settings_changed.append(k)
         summary.counts["settings"] = len(cfg.settings)
+        if adapter.transactional_ddl:
+            _sync_golden_views(adapter, cfg)
+    if not adapter.transactional_ddl:  # DDL would commit the transaction early: right after it
+        _sync_golden_views(adapter, cfg)
     summary.config = cfg
     return summary
+
+
+def _sync_golden_views(adapter: Adapter, cfg: IdrConfig) -> None:
+    """The golden profile's columns and views follow the configured attributes (a state
+    `idr init` has not created or upgraded yet gets them from `idr init`)."""
+    from app.schema.golden import sync_golden
+    from app.schema.upgrade import v1_tables
+
+    if adapter.table_exists("idr_state", "golden") and not v1_tables(adapter):
+        sync_golden(adapter, cfg)
 
 
 def _upsert_setting(adapter: Adapter, key: str, value: str, actor: str) -> bool:

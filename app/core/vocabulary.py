@@ -10,9 +10,7 @@ RUN_MODES: tuple[str, ...] = get_args(RunMode)
 
 # Where a run stands. QUEUED and CANCELLED exist only in the service's state database
 # (a warehouse's run_history row starts at RUNNING).
-RunStatus = Literal[
-    "QUEUED", "RUNNING", "SUCCESS", "SUCCESS_WITH_WARNINGS", "FAILED", "DRY_RUN_COMPLETE", "CANCELLED"
-]
+RunStatus = Literal["QUEUED", "RUNNING", "SUCCESS", "SUCCESS_WITH_WARNINGS", "FAILED", "DRY_RUN_COMPLETE", "CANCELLED"]
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 ACTIVE_STATUSES: tuple[str, ...] = ("QUEUED", "RUNNING")
 TERMINAL_STATUSES: tuple[str, ...] = tuple(s for s in RUN_STATUSES if s not in ACTIVE_STATUSES)
@@ -34,7 +32,10 @@ MAX_CC_ROUNDS = 64
 WAREHOUSE_CONFIG_DEFAULTS: dict[str, tuple[str, str]] = {
     "large_cluster_threshold": (str(LARGE_CLUSTER_THRESHOLD), "Clusters above this size are reported as large."),
     "dry_run_retention_days": (str(DRY_RUN_RETENTION_DAYS), "Dry-run results older than this are removed by cleanup."),
-    "dry_run_keep_last": (str(DRY_RUN_KEEP_LAST), "Cleanup keeps at least this many newest dry runs regardless of age."),
+    "dry_run_keep_last": (
+        str(DRY_RUN_KEEP_LAST),
+        "Cleanup keeps at least this many newest dry runs regardless of age.",
+    ),
     "max_cc_rounds": (str(MAX_CC_ROUNDS), "Cap on connected-component rounds; hitting it fails the run."),
 }
 # Optional keys, absent by default (validated, not written by `idr init`).

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from app.metrics.taxonomy import RUN_STATUSES, MetricType
 from app.core.run_record import RunResult
+from app.metrics.taxonomy import RUN_STATUSES, MetricType
 from app.platforms.base import Adapter
 
 DEFAULT_LARGE_CLUSTER_THRESHOLD = 5000

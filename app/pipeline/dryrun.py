@@ -13,7 +13,6 @@ and apply-what-you-reviewed, guarded by an input fingerprint.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,8 +23,8 @@ from app.config.store import read_config
 from app.core.errors import ConflictError, IdrError, NotFoundError
 from app.core.run_record import RunResult
 from app.core.vocabulary import CHANGE_TYPES
-from app.pipeline.fingerprint import config_fingerprint, fingerprint_differences, input_fingerprint
 from app.pipeline.context import RunContext, utcnow
+from app.pipeline.fingerprint import config_fingerprint, fingerprint_differences, input_fingerprint
 from app.platforms.base import Adapter
 
 DRY_RUN_TABLES = ("dry_run_results", "dry_run_summary", "dry_run_cluster_changes", "skipped_identifier_groups")
@@ -186,9 +185,7 @@ def page_cluster_changes(
     after = ""
     if cursor is not None:
         params["k1"], params["k2"], params["k3"] = _decode_cluster_cursor(cursor)
-        after = (
-            f"AND ({k1} > $k1 OR ({k1} = $k1 AND {k2} > $k2) OR ({k1} = $k1 AND {k2} = $k2 AND {k3} > $k3)) "
-        )
+        after = f"AND ({k1} > $k1 OR ({k1} = $k1 AND {k2} > $k2) OR ({k1} = $k1 AND {k2} = $k2 AND {k3} > $k3)) "
     rows = adapter.fetch_dicts(
         "SELECT current_resolved_id, proposed_resolved_id, members, members_moved, current_cluster_size, "
         "proposed_cluster_size, change_type FROM idr_out.dry_run_cluster_changes WHERE run_id = $r "

@@ -65,8 +65,10 @@ def type_numbers(ctx: RunContext) -> dict[str, int]:
     """Identifier type -> its number in the state (idr_state.identifier_types; a type
     keeps its number for good, new types get the next ones)."""
     if ctx.state.type_numbers is None:
-        stored = {str(t): int(n) for n, t in ctx.adapter.fetchall(
-            "SELECT type_no, identifier_type FROM idr_state.identifier_types")}
+        stored = {
+            str(t): int(n)
+            for n, t in ctx.adapter.fetchall("SELECT type_no, identifier_type FROM idr_state.identifier_types")
+        }
         nxt = max(stored.values(), default=-1) + 1
         for t in sorted(active_rules(ctx)):
             if t not in stored:
@@ -278,16 +280,15 @@ def entity_rows(ctx: RunContext) -> None:
                 f"JOIN {ctx.w('ent_ids')} AS i ON i.sno = {i} AND i.srow = s.srow"
             )
         tables.append(out)
-        parts.append(
-            f"SELECT s.eid, s.entity_key, {lit(src.table_id)} AS table_id, s.record_ts{attrs} FROM {out} AS s"
-        )
+        parts.append(f"SELECT s.eid, s.entity_key, {lit(src.table_id)} AS table_id, s.record_ts{attrs} FROM {out} AS s")
     st.entity_tables = tables
     if parts:
         ctx.exec(f"CREATE VIEW {ctx.w('entities')} AS " + " UNION ALL ".join(parts))
     else:
         cols = "".join(f", CAST(NULL AS VARCHAR) AS a{j}" for j in range(len(attribute_names(ctx))))
         ctx.exec(
-            f"CREATE VIEW {ctx.w('entities')} AS SELECT CAST(NULL AS BIGINT) AS eid, CAST(NULL AS VARCHAR) AS entity_key, "
+            f"CREATE VIEW {ctx.w('entities')} AS SELECT CAST(NULL AS BIGINT) AS eid, "
+            "CAST(NULL AS VARCHAR) AS entity_key, "
             f"CAST(NULL AS VARCHAR) AS table_id, CAST(NULL AS TIMESTAMP) AS record_ts{cols} WHERE FALSE"
         )
 
@@ -306,10 +307,10 @@ def identifier_rows(ctx: RunContext) -> None:
             # MATERIALIZED: else DuckDB copies the canonicalization into the empty-value
             # filter, and it runs three times per row.
             ctes.append(f"t{i}_{j} AS {materialized}(SELECT eid, {norm} AS v FROM {t})")
-            parts.append(f"SELECT eid, {numbers[m.identifier_type]} AS type_no, v AS value_norm FROM t{i}_{j} "
-                         "WHERE v IS NOT NULL AND v <> ''")
-    ctx.exec(
-        f"CREATE TABLE {ctx.w('ident_raw')} (eid BIGINT, type_no INTEGER, value_norm VARCHAR)"
-    )
+            parts.append(
+                f"SELECT eid, {numbers[m.identifier_type]} AS type_no, v AS value_norm FROM t{i}_{j} "
+                "WHERE v IS NOT NULL AND v <> ''"
+            )
+    ctx.exec(f"CREATE TABLE {ctx.w('ident_raw')} (eid BIGINT, type_no INTEGER, value_norm VARCHAR)")
     if parts:
         ctx.exec(f"INSERT INTO {ctx.w('ident_raw')} WITH {', '.join(ctes)} " + " UNION ALL ".join(parts))

@@ -106,11 +106,13 @@ def _unblocked(ctx: RunContext, j: int, itype: str) -> str:
     canon = active_rules(ctx)[itype].canonicalize
     norm = canonical_sql(f"a{j}", canon if canon != Canonicalize.NONE else Canonicalize.NONE)
     likes = sorted(
-        {x.identifier_value_pattern for x in ctx.config.exclusions if x.match_type == "LIKE" and x.identifier_type == itype}
+        {
+            x.identifier_value_pattern
+            for x in ctx.config.exclusions
+            if x.match_type == "LIKE" and x.identifier_type == itype
+        }
     )
-    conds = [
-        f"{norm} IN (SELECT x.v FROM {ctx.w('excl_exact')} AS x WHERE x.type_no = {type_numbers(ctx)[itype]})"
-    ]
+    conds = [f"{norm} IN (SELECT x.v FROM {ctx.w('excl_exact')} AS x WHERE x.type_no = {type_numbers(ctx)[itype]})"]
     conds += [f"{norm} LIKE {lit(p)}" for p in likes]
     return f"CASE WHEN {' OR '.join(conds)} THEN NULL ELSE a{j} END"
 

@@ -41,8 +41,7 @@ def exclusions(ctx: RunContext) -> None:
     )
     v = f"CASE type_no {cases} ELSE pattern END" if cases else "pattern"
     ctx.exec(
-        f"CREATE TABLE {ctx.w('excl_norm')} AS SELECT type_no, pattern, match_type, {v} AS v "
-        f"FROM {ctx.w('excl_raw')}"
+        f"CREATE TABLE {ctx.w('excl_norm')} AS SELECT type_no, pattern, match_type, {v} AS v FROM {ctx.w('excl_raw')}"
     )
     ctx.run("graph.exclusions_exact")
     ctx.drop("excl_raw", "excl_norm")
@@ -50,8 +49,9 @@ def exclusions(ctx: RunContext) -> None:
     if exclusions:
         # LIKE patterns become literal predicates: vectorized, where a correlated EXISTS
         # with LIKE is a nested loop.
-        likes = sorted({(numbers[x.identifier_type], x.identifier_value_pattern) for x in exclusions
-                        if x.match_type == "LIKE"})
+        likes = sorted(
+            {(numbers[x.identifier_type], x.identifier_value_pattern) for x in exclusions if x.match_type == "LIKE"}
+        )
         like_sql = "".join(f" OR (r.type_no = {t} AND r.value_norm LIKE {lit(pat)})" for t, pat in likes)
         ctx.exec(
             f"DELETE FROM {raw} AS r WHERE EXISTS (SELECT 1 FROM {ctx.w('excl_exact')} AS x "
@@ -193,10 +193,14 @@ def edge_counts(ctx: RunContext) -> None:
         )
     }
     if ctx.full:
-        old_total = ctx.scalar(
-            "SELECT count(*) FROM idr_state.value_holders AS h JOIN idr_state.identifier_values AS v "
-            "ON v.vid = h.vid AND v.linked AND h.eid <> v.anchor_eid"
-        ) if not ctx.kind.fresh else 0
+        old_total = (
+            ctx.scalar(
+                "SELECT count(*) FROM idr_state.value_holders AS h JOIN idr_state.identifier_values AS v "
+                "ON v.vid = h.vid AND v.linked AND h.eid <> v.anchor_eid"
+            )
+            if not ctx.kind.fresh
+            else 0
+        )
     else:
         st.rule_edges_old = {rule_id: int(n) for rule_id, n in a.fetchall(ctx.stmt("graph.incr_edges_old"))}
         old_total = sum(st.rule_edges_old.values())
@@ -257,7 +261,7 @@ def connected_components(ctx: RunContext) -> None:
         linked_nodes, linked_comps = ctx.adapter.fetchone(
             f"SELECT count(*), count(DISTINCT label) FROM {ctx.w('cc_labels')}"
         ) or (0, 0)
-    nodes = ctx.result.entities_processed if ctx.full else ctx.scalar(
-        f"SELECT count(DISTINCT node) FROM {ctx.w('nodes')}"
+    nodes = (
+        ctx.result.entities_processed if ctx.full else ctx.scalar(f"SELECT count(DISTINCT node) FROM {ctx.w('nodes')}")
     )
     ctx.state.count("components", rows_in=n_edges, rows_out=int(linked_comps) + nodes - int(linked_nodes))

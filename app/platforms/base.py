@@ -59,6 +59,8 @@ class Adapter(ABC):
     # over the table sees the same number on every read: extraction's entities may be a
     # view over its per-source tables instead of a copy of them.
     stable_row_index: ClassVar[bool] = False
+    # CREATE / ALTER / DROP take part in a transaction (else they commit it, or are refused).
+    transactional_ddl: ClassVar[bool] = False
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         self._connect = connect

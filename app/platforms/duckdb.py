@@ -117,6 +117,7 @@ class DuckDBAdapter(Adapter):
     supports_materialized_cte = True
     binary_string_order = True
     stable_row_index = True
+    transactional_ddl = True
 
     def __init__(self, connect) -> None:
         super().__init__(connect)

@@ -32,7 +32,9 @@ def _lit(v: str) -> str:
 
 
 def golden_columns(adapter: Adapter) -> dict[str, int]:
-    return {str(n): int(k) for n, k in adapter.fetchall("SELECT attribute_name, column_no FROM idr_state.golden_columns")}
+    return {
+        str(n): int(k) for n, k in adapter.fetchall("SELECT attribute_name, column_no FROM idr_state.golden_columns")
+    }
 
 
 def wide_column_names(names: list[str]) -> dict[str, str]:
@@ -90,11 +92,9 @@ def view_sql(adapter: Adapter, config: IdrConfig, columns: dict[str, int]) -> tu
     return long, wide
 
 
-def sync_golden(adapter: Adapter, config: IdrConfig, force: bool = False) -> bool:
-    """Make the golden table's columns and both views match ``config``. Returns True
-    when something changed. The views are re-created when their definition differs from
-    the one recorded in idr_state.schema_info (or with ``force``: `idr init`), so runs do
-    not replace them needlessly while others read them. DDL: run it outside a transaction."""
+def ensure_columns(adapter: Adapter, config: IdrConfig) -> tuple[dict[str, int], bool]:
+    """Give every configured attribute its columns in idr_state.golden. Returns (the
+    mapping, whether columns were added)."""
     columns = golden_columns(adapter)
     names = sorted({m.attribute_name for m in config.attribute_mappings})
     missing = [n for n in names if n not in columns]
@@ -114,13 +114,22 @@ def sync_golden(adapter: Adapter, config: IdrConfig, force: bool = False) -> boo
                 "INSERT INTO idr_state.golden_columns (attribute_name, column_no) VALUES ($n, $k)",
                 {"n": n, "k": columns[n]},
             )
+    return columns, bool(missing)
+
+
+def sync_golden(adapter: Adapter, config: IdrConfig, force: bool = False) -> bool:
+    """Make the golden table's columns and both views match ``config``. Returns True
+    when something changed. The views are re-created when their definition differs from
+    the one recorded in idr_state.schema_info (or with ``force``: `idr init`), so runs do
+    not replace them needlessly while others read them. DDL: run it outside a transaction."""
+    columns, added = ensure_columns(adapter, config)
     long, wide = view_sql(adapter, config, columns)
     digest = hashlib.sha256((long + wide).encode()).hexdigest()
     current = adapter.scalar("SELECT info_value FROM idr_state.schema_info WHERE info_key = $k", {"k": _INFO_KEY})
     views_exist = adapter.table_exists("idr_out", "golden_profile_current") and adapter.table_exists(
         "idr_out", "golden_profile_wide"
     )
-    if current == digest and views_exist and not missing and not force:
+    if current == digest and views_exist and not added and not force:
         return False
     adapter.execute(long)
     adapter.execute(wide)

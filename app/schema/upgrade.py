@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from app.config.model import IdrConfig
 from app.platforms.base import Adapter
-from app.schema.golden import golden_columns, sync_golden
+from app.schema.golden import ensure_columns
 
 V1_TABLES: tuple[str, ...] = (
     "identity_resolved_membership_current",
@@ -140,17 +140,16 @@ def upgrade_v1(adapter: Adapter, config: IdrConfig) -> list[str]:
             {"rules": float(max(1, len([r for r in config.rules if r.is_active])))},
         )
         # The golden profile: long rows pivoted into one row per cluster.
-        sync_golden(adapter, config)
+        cols, _ = ensure_columns(adapter, config)
         if "golden_profile_current" in has:
-            cols = golden_columns(adapter)
             names = sorted({m.attribute_name for m in config.attribute_mappings})
             if names:
                 from sqlglot import exp
 
+                name = {n: exp.Literal.string(n).sql("duckdb") for n in names}
                 sel = ", ".join(
-                    f"max(CASE WHEN g.attribute_name = {exp.Literal.string(n).sql('duckdb')} THEN g.attribute_value END)"
-                    f" AS v{cols[n]}, max(CASE WHEN g.attribute_name = {exp.Literal.string(n).sql('duckdb')} "
-                    f"THEN e.eid END) AS e{cols[n]}"
+                    f"max(CASE WHEN g.attribute_name = {name[n]} THEN g.attribute_value END) AS v{cols[n]}, "
+                    f"max(CASE WHEN g.attribute_name = {name[n]} THEN e.eid END) AS e{cols[n]}"
                     for n in names
                 )
                 target = ", ".join(f"v{cols[n]}, e{cols[n]}" for n in names)

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from app.core.errors import IdrError
+from app.core.run_record import RunResult
 from app.core.timefmt import rfc3339
 from app.db.models import Run, now_utc
-from app.core.run_record import RunResult
 from app.services import webhooks
 from app.services.runs import TERMINAL
 from app.services.runtime import Runtime, get_runtime

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core.errors import ConflictError
+from app.core.run_record import RunResult
 from app.core.settings import Settings
 from app.db.models import Run
-from app.core.run_record import RunResult
 from app.platforms import duckdb_file
 from app.services.auth import Principal
 from app.services.runtime import Runtime, build_runtime, get_runtime, set_runtime

@@ -137,7 +137,9 @@ def test_failed_run_is_recorded_with_status_failed(adapter):
 
 def test_missing_threshold_config_falls_back_to_default(adapter):
     adapter.execute("DELETE FROM idr_meta.config WHERE config_key = 'large_cluster_threshold'")
-    adapter.execute("INSERT INTO idr_state.clusters (rid, cluster_size, updated_ts) VALUES (1, 5001, now()), (2, 4999, now())")
+    adapter.execute(
+        "INSERT INTO idr_state.clusters (rid, cluster_size, updated_ts) VALUES (1, 5001, now()), (2, 4999, now())"
+    )
     record_run_metrics(adapter, make_result("r"))
     rs = rows(adapter, "r")
     assert one(rs, "idr_large_cluster_threshold") == 5000

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from dataclasses import replace
+
+import pytest
 
 from app.pipeline import publish, runner, steps
 from tests.pipeline.world import World

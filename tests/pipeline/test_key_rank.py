@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.config.model import IdrConfig
+from app.core.run_record import RunResult
 from app.core.settings import get_settings
 from app.pipeline import graph
-from app.core.run_record import RunResult
 from app.pipeline.context import RunContext, utcnow
 from app.pipeline.plan import RunKind
 from app.platforms.duckdb import DuckDBAdapter

@@ -16,8 +16,8 @@ from typing import Any
 
 from app.config.apply import apply_config
 from app.config.store import read_config
-from app.core.settings import get_settings
 from app.core.run_record import RunResult
+from app.core.settings import get_settings
 from app.pipeline.runner import run_pipeline
 from app.platforms.duckdb import DuckDBAdapter
 from app.schema import init_schema
