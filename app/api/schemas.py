@@ -196,10 +196,20 @@ class GoldenAttribute(BaseModel):
     strategy: str | None
 
 
+class ClusterConfidence(BaseModel):
+    confidence_score: float = Field(
+        description="0-1: 0.5 x identifier types / active rules + 0.35 x density + 0.15; a single record scores 1."
+    )
+    edge_diversity: int = Field(description="Distinct identifier types among the cluster's edges.")
+    match_density: float = Field(description="Edges / (size - 1), capped at 1.")
+    primary_reason: str | None = Field(description="e.g. '2 identifier types, high density'.")
+
+
 class EntityOut(BaseModel):
     entity_key: str
     resolved_id: str
     cluster_size: int
+    confidence: ClusterConfidence | None = None
     golden_profile: list[GoldenAttribute]
 
 
@@ -216,6 +226,7 @@ class EdgeOut(BaseModel):
 class ClusterOut(BaseModel):
     resolved_id: str
     cluster_size: int
+    confidence: ClusterConfidence | None = None
     golden_profile: list[GoldenAttribute] = Field(description="On the first page only.")
     members: list[str]
     edges: list[EdgeOut] = Field(description="Edges whose left record is on this page.")

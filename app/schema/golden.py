@@ -123,6 +123,7 @@ def sync_golden(adapter: Adapter, config: IdrConfig, force: bool = False) -> boo
     the one recorded in idr_state.schema_info (or with ``force``: `idr init`), so runs do
     not replace them needlessly while others read them. DDL: run it outside a transaction."""
     columns, added = ensure_columns(adapter, config)
+    names = sorted({m.attribute_name for m in config.attribute_mappings})
     long, wide = view_sql(adapter, config, columns)
     digest = hashlib.sha256((long + wide).encode()).hexdigest()
     current = adapter.scalar("SELECT info_value FROM idr_state.schema_info WHERE info_key = $k", {"k": _INFO_KEY})
@@ -133,6 +134,12 @@ def sync_golden(adapter: Adapter, config: IdrConfig, force: bool = False) -> boo
         return False
     adapter.execute(long)
     adapter.execute(wide)
+    strategies = {s.attribute_name: str(Strategy(s.strategy)) for s in config.survivorship_rules}
+    adapter.execute("UPDATE idr_state.golden_columns SET active = FALSE WHERE active")
+    adapter.executemany(
+        "UPDATE idr_state.golden_columns SET active = TRUE, strategy = $s WHERE attribute_name = $n",
+        [{"n": n, "s": strategies.get(n, str(Strategy.RECENCY))} for n in names],
+    )
     adapter.execute("DELETE FROM idr_state.schema_info WHERE info_key = $k", {"k": _INFO_KEY})
     adapter.execute(
         "INSERT INTO idr_state.schema_info (info_key, info_value) VALUES ($k, $v)", {"k": _INFO_KEY, "v": digest}

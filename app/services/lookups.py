@@ -1,4 +1,9 @@
-"""Entity and cluster lookups, and "why are these two records linked?"."""
+"""Entity and cluster lookups, and "why are these two records linked?".
+
+Read straight from the integer state (idr_state), not through the public views: a key
+is found in the entity dictionary (stored in key order, so DuckDB reads one row group),
+everything else by number.
+"""
 
 from __future__ import annotations
 
@@ -6,73 +11,136 @@ from collections import deque
 from typing import Any
 
 from app.core.errors import NotFoundError
+from app.core.vocabulary import format_resolved_id, parse_resolved_id
 from app.platforms.base import Adapter
 
-_MEMBER = "SELECT resolved_id FROM idr_out.identity_resolved_membership_current WHERE entity_key = $k"
+_CONFIDENCE = ("confidence_score", "edge_diversity", "match_density", "primary_reason")
 
 
-def _golden(a: Adapter, resolved_id: str) -> list[dict[str, Any]]:
-    return a.fetch_dicts(
-        "SELECT attribute_name, attribute_value, source_entity_key, source_table_id, strategy "
-        "FROM idr_out.golden_profile_current WHERE resolved_id = $r ORDER BY attribute_name",
-        {"r": resolved_id},
+def _member(a: Adapter, entity_key: str, field: str) -> tuple[int, int]:
+    row = a.fetchone(
+        "SELECT eid, rid FROM idr_state.entities WHERE entity_key = $k AND rid IS NOT NULL", {"k": entity_key}
     )
+    if row is None:
+        raise NotFoundError(f"entity {entity_key!r} is not in the resolved membership", field=field)
+    return int(row[0]), int(row[1])
 
 
-def _size(a: Adapter, resolved_id: str) -> int:
-    return int(
-        a.scalar(
-            "SELECT cluster_size FROM idr_out.identity_clusters_current WHERE resolved_id = $r", {"r": resolved_id}
+def _cluster_row(a: Adapter, rid: int) -> dict[str, Any] | None:
+    rows = a.fetch_dicts(
+        "SELECT cluster_size, confidence_score, edge_diversity, match_density, primary_reason "
+        "FROM idr_state.clusters WHERE rid = $r",
+        {"r": rid},
+    )
+    return rows[0] if rows else None
+
+
+def _confidence(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {k: row[k] for k in _CONFIDENCE}
+
+
+def _keys(a: Adapter, eids: list[int]) -> dict[int, str]:
+    if not eids:
+        return {}
+    params = {f"e{i}": e for i, e in enumerate(eids)}
+    marks = ", ".join(f"$e{i}" for i in range(len(eids)))
+    return {
+        int(e): k
+        for e, k in a.fetchall(f"SELECT eid, entity_key FROM idr_state.entities WHERE eid IN ({marks})", params)
+    }
+
+
+def golden(a: Adapter, rid: int) -> list[dict[str, Any]]:
+    cols = a.fetchall(
+        "SELECT attribute_name, column_no, strategy FROM idr_state.golden_columns WHERE active ORDER BY attribute_name"
+    )
+    if not cols:
+        return []
+    sel = ", ".join(f"v{int(k)}, e{int(k)}" for _, k, _ in cols)
+    row = a.fetchone(f"SELECT {sel} FROM idr_state.golden WHERE rid = $r", {"r": rid})
+    if row is None:
+        return []
+    keys = _keys(a, sorted({int(e) for e in row[1::2] if e is not None}))
+    out = []
+    for i, (name, _, strategy) in enumerate(cols):
+        value, eid = row[2 * i], row[2 * i + 1]
+        if eid is None:
+            continue
+        key = keys.get(int(eid))
+        out.append(
+            {
+                "attribute_name": name,
+                "attribute_value": value,
+                "source_entity_key": key,
+                "source_table_id": key.split(":", 1)[0] if key else None,
+                "strategy": strategy,
+            }
         )
-        or 0
-    )
+    return out
 
 
 def entity(a: Adapter, entity_key: str) -> dict[str, Any]:
-    rid = a.scalar(_MEMBER, {"k": entity_key})
-    if rid is None:
-        raise NotFoundError(f"entity {entity_key!r} is not in the resolved membership", field="entity_key")
+    _, rid = _member(a, entity_key, "entity_key")
+    c = _cluster_row(a, rid)
     return {
         "entity_key": entity_key,
-        "resolved_id": rid,
-        "cluster_size": _size(a, rid),
-        "golden_profile": _golden(a, rid),
+        "resolved_id": format_resolved_id(rid),
+        "cluster_size": int(c["cluster_size"]) if c else 0,
+        "confidence": _confidence(c),
+        "golden_profile": golden(a, rid),
     }
+
+
+def _rid(resolved_id: str) -> int:
+    rid = parse_resolved_id(resolved_id)
+    if rid is None:
+        raise NotFoundError(
+            f"cluster {resolved_id!r} not found (resolved ids look like R00000000042)", field="resolved_id"
+        )
+    return rid
+
+
+_EDGES = (
+    "SELECT t.rule_id, a.entity_key AS left_entity_key, e.entity_key AS right_entity_key, t.identifier_type, "
+    "v.value_norm AS identifier_value_norm, h.first_seen_ts, v.updated_ts AS last_seen_ts "
+    "FROM idr_state.identifier_values AS v "
+    "JOIN idr_state.value_holders AS h ON h.vid = v.vid AND h.eid <> v.anchor_eid "
+    "JOIN idr_state.identifier_types AS t ON t.type_no = v.type_no "
+    "JOIN idr_state.entities AS a ON a.eid = v.anchor_eid "
+    "JOIN idr_state.entities AS e ON e.eid = h.eid "
+    "WHERE v.linked AND v.anchor_eid IN ({anchors})"
+)
 
 
 def cluster(a: Adapter, resolved_id: str, cursor: str | None, limit: int) -> dict[str, Any]:
     """Members page by entity_key; each edge is listed once, on the page of its left record."""
-    size = a.scalar(
-        "SELECT cluster_size FROM idr_out.identity_clusters_current WHERE resolved_id = $r", {"r": resolved_id}
-    )
-    if size is None:
+    rid = _rid(resolved_id)
+    c = _cluster_row(a, rid)
+    if c is None:
         raise NotFoundError(f"cluster {resolved_id!r} not found", field="resolved_id")
-    members = [
-        r[0]
-        for r in a.fetchall(
-            "SELECT entity_key FROM idr_out.identity_resolved_membership_current WHERE resolved_id = $r "
-            "AND ($c IS NULL OR entity_key > $c) ORDER BY entity_key LIMIT $n",
-            {"r": resolved_id, "c": cursor, "n": limit + 1},
-        )
-    ]
-    nxt = members[limit - 1] if len(members) > limit else None
-    members = members[:limit]
+    rows = a.fetchall(
+        "SELECT eid, entity_key FROM idr_state.entities WHERE rid = $r AND ($c IS NULL OR entity_key > $c) "
+        "ORDER BY entity_key LIMIT $n",
+        {"r": rid, "c": cursor, "n": limit + 1},
+    )
+    nxt = rows[limit - 1][1] if len(rows) > limit else None
+    rows = rows[:limit]
     edges: list[dict[str, Any]] = []
-    if members:
-        lo, hi = members[0], members[-1]
+    if rows:
+        params = {f"e{i}": int(e) for i, (e, _) in enumerate(rows)}
         edges = a.fetch_dicts(
-            "SELECT e.rule_id, e.left_entity_key, e.right_entity_key, e.identifier_type, e.identifier_value_norm, "
-            "e.first_seen_ts, e.last_seen_ts FROM idr_out.identity_edges_current AS e "
-            "JOIN idr_out.identity_resolved_membership_current AS m ON m.entity_key = e.left_entity_key "
-            "WHERE m.resolved_id = $r AND e.left_entity_key >= $lo AND e.left_entity_key <= $hi "
-            "ORDER BY e.left_entity_key, e.right_entity_key, e.identifier_type",
-            {"r": resolved_id, "lo": lo, "hi": hi},
+            _EDGES.format(anchors=", ".join(f"${k}" for k in params))
+            + " ORDER BY left_entity_key, right_entity_key, t.identifier_type",
+            params,
         )
     return {
-        "resolved_id": resolved_id,
-        "cluster_size": int(size),
-        "golden_profile": _golden(a, resolved_id) if cursor is None else [],
-        "members": members,
+        "resolved_id": format_resolved_id(rid),
+        "cluster_size": int(c["cluster_size"]),
+        "confidence": _confidence(c),
+        "golden_profile": golden(a, rid) if cursor is None else [],
+        "members": [k for _, k in rows],
         "edges": edges,
         "next_cursor": nxt,
     }
@@ -82,24 +150,25 @@ def explain(a: Adapter, from_key: str, to_key: str) -> dict[str, Any]:
     """Shortest chain of records from ``from_key`` to ``to_key`` and the identifiers each
     consecutive pair shares, over the cluster's edges.
 
-    Edges are stored as stars (each member of an identifier group links to the group's
-    smallest key), so the search runs on records and identifier values together: two
-    records holding the same value are one hop apart, whichever star edge recorded it.
+    Edges are stored as stars (each holder of a value links to the value's anchor), so
+    the search runs on records and identifier values together: two records holding the
+    same value are one hop apart, whichever star edge recorded it.
     """
-    rid_a = a.scalar(_MEMBER, {"k": from_key})
-    if rid_a is None:
-        raise NotFoundError(f"entity {from_key!r} is not in the resolved membership", field="entity_key")
-    rid_b = a.scalar(_MEMBER, {"k": to_key})
-    if rid_b is None:
-        raise NotFoundError(f"entity {to_key!r} is not in the resolved membership", field="to")
+    _, rid_a = _member(a, from_key, "entity_key")
+    _, rid_b = _member(a, to_key, "to")
+    ra, rb = format_resolved_id(rid_a), format_resolved_id(rid_b)
     if rid_a != rid_b:
-        raise NotFoundError(f"{from_key!r} ({rid_a}) and {to_key!r} ({rid_b}) are not in one cluster", field="to")
+        raise NotFoundError(f"{from_key!r} ({ra}) and {to_key!r} ({rb}) are not in one cluster", field="to")
     if from_key == to_key:
-        return {"from": from_key, "to": to_key, "resolved_id": rid_a, "hops": 0, "path": [from_key], "links": []}
+        return {"from": from_key, "to": to_key, "resolved_id": ra, "hops": 0, "path": [from_key], "links": []}
     rows = a.fetchall(
-        "SELECT e.left_entity_key, e.right_entity_key, e.identifier_type, e.identifier_value_norm, e.rule_id "
-        "FROM idr_out.identity_edges_current AS e JOIN idr_out.identity_resolved_membership_current AS m "
-        "ON m.entity_key = e.left_entity_key WHERE m.resolved_id = $r",
+        "SELECT a.entity_key, e.entity_key, t.identifier_type, v.value_norm, t.rule_id "
+        "FROM idr_state.identifier_values AS v "
+        "JOIN idr_state.value_holders AS h ON h.vid = v.vid AND h.eid <> v.anchor_eid "
+        "JOIN idr_state.identifier_types AS t ON t.type_no = v.type_no "
+        "JOIN idr_state.entities AS a ON a.eid = v.anchor_eid "
+        "JOIN idr_state.entities AS e ON e.eid = h.eid "
+        "WHERE v.linked AND a.rid = $r",
         {"r": rid_a},
     )
     # Bipartite graph: record <-> (identifier_type, value).
@@ -139,4 +208,4 @@ def explain(a: Adapter, from_key: str, to_key: str) -> dict[str, Any]:
                 ],
             }
         )
-    return {"from": from_key, "to": to_key, "resolved_id": rid_a, "hops": len(path) - 1, "path": path, "links": links}
+    return {"from": from_key, "to": to_key, "resolved_id": ra, "hops": len(path) - 1, "path": path, "links": links}

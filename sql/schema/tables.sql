@@ -156,7 +156,10 @@ CREATE TABLE IF NOT EXISTS idr_state.golden (
 
 CREATE TABLE IF NOT EXISTS idr_state.golden_columns (
     attribute_name VARCHAR NOT NULL PRIMARY KEY,
-    column_no INTEGER NOT NULL
+    column_no INTEGER NOT NULL,
+    -- The attribute's survivorship strategy, and whether the configuration still maps it.
+    strategy VARCHAR,
+    active BOOLEAN DEFAULT TRUE
 );
 
 -- Facts about the stored layout (the golden views' definition, the layout version).
