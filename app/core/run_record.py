@@ -50,9 +50,6 @@ class RunResult:
     # per rule_id: {"edges": n (edges of the new state / of the re-derived values),
     # "edges_created": n (new in this run), "entities_matched", "groups_matched", "groups_skipped"}
     rule_stats: dict[str, dict[str, int]] = field(default_factory=dict)
-    # Confidence scores of the clusters this run wrote (FULL: all; INCR: the impacted ones),
-    # as (upper bound, clusters at or below it) buckets for the metrics histogram.
-    confidence_buckets: list[tuple[float, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -125,7 +125,35 @@ def cluster_snapshot(adapter: Adapter) -> dict[str, float]:
     }
 
 
-def run_metric_records(result: RunResult, clusters: Mapping[str, float] | None) -> list[MetricRecord]:
+CONFIDENCE_BOUNDS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def confidence_snapshot(adapter: Adapter) -> list[tuple[str, dict[str, str], float]]:
+    """(metric, extra dimensions, value) of the clusters of several records (a record alone
+    always scores 1: it would drown the figures)."""
+    counts = ", ".join(f"count(*) FILTER (WHERE confidence_score <= {b})" for b in CONFIDENCE_BOUNDS)
+    row = adapter.fetchone(
+        f"SELECT count(*), avg(confidence_score), min(confidence_score), {counts} "
+        "FROM idr_out.identity_clusters_current WHERE cluster_size > 1"
+    )
+    if row is None or not row[0]:
+        return []
+    out = [
+        ("idr_cluster_confidence", {"stat": "mean"}, float(row[1])),
+        ("idr_cluster_confidence", {"stat": "min"}, float(row[2])),
+    ]
+    out += [
+        ("idr_clusters_by_confidence", {"upper": str(b)}, float(n))
+        for b, n in zip(CONFIDENCE_BOUNDS, row[3:], strict=True)
+    ]
+    return out
+
+
+def run_metric_records(
+    result: RunResult,
+    clusters: Mapping[str, float] | None,
+    confidence: Iterable[tuple[str, dict[str, str], float]] = (),
+) -> list[MetricRecord]:
     """The whole taxonomy for one run, as rows (pure: no I/O, easy to test)."""
     base: dict[str, Any] = {
         "platform": result.platform,
@@ -149,21 +177,16 @@ def run_metric_records(result: RunResult, clusters: Mapping[str, float] | None) 
     for stage in result.stages:
         dims = {**base, "stage": stage.name}
         out.append(MetricRecord("idr_stage_duration_seconds", stage.seconds, "gauge", dims))
-        out.append(
-            MetricRecord("idr_stage_rows_processed", stage.rows_in, "counter", {**dims, "direction": "in"})
-        )
-        out.append(
-            MetricRecord("idr_stage_rows_processed", stage.rows_out, "counter", {**dims, "direction": "out"})
-        )
+        out.append(MetricRecord("idr_stage_rows_processed", stage.rows_in, "counter", {**dims, "direction": "in"}))
+        out.append(MetricRecord("idr_stage_rows_processed", stage.rows_out, "counter", {**dims, "direction": "out"}))
     out += _rule_records(result.rule_stats, base)
     if clusters is not None:
         out += [MetricRecord(name, value, "gauge", base) for name, value in clusters.items()]
+    out += [MetricRecord(name, value, "gauge", {**base, **dims}) for name, dims, value in confidence]
     return out
 
 
-def _rule_records(
-    rule_stats: Mapping[str, Mapping[str, int]], base: Mapping[str, Any]
-) -> Iterable[MetricRecord]:
+def _rule_records(rule_stats: Mapping[str, Mapping[str, int]], base: Mapping[str, Any]) -> Iterable[MetricRecord]:
     # The run-level idr_edges_created / idr_groups_skipped (from the engine's totals) are the
     # aggregates of the first two; the rule-only metrics get an explicit sum row.
     per_rule: tuple[tuple[str, str, MetricType], ...] = (
@@ -187,4 +210,5 @@ def _rule_records(
 def record_run_metrics(adapter: Adapter, result: RunResult) -> int:
     """Record every metric of one run (real or dry, any status); returns the row count."""
     clusters = None if result.dry_run else cluster_snapshot(adapter)
-    return insert_metric_rows(adapter, result.run_id, run_metric_records(result, clusters))
+    confidence = [] if result.dry_run else confidence_snapshot(adapter)
+    return insert_metric_rows(adapter, result.run_id, run_metric_records(result, clusters, confidence))

@@ -138,6 +138,18 @@ SPECS: dict[str, MetricSpec] = {
             "The large_cluster_threshold configured when cluster metrics were recorded.",
             STATE_LABELS,
         ),
+        _spec(
+            "idr_cluster_confidence",
+            "gauge",
+            "Confidence score (0-1) of the clusters of several records: stat=mean|min.",
+            (*STATE_LABELS, "stat"),
+        ),
+        _spec(
+            "idr_clusters_by_confidence",
+            "gauge",
+            "Clusters of several records whose confidence score is at most upper (cumulative, like a histogram).",
+            (*STATE_LABELS, "upper"),
+        ),
     )
 }
 
@@ -160,6 +172,8 @@ CLUSTER_METRIC_NAMES: tuple[str, ...] = (
     "idr_avg_cluster_size",
     "idr_clusters_over_threshold",
     "idr_large_cluster_threshold",
+    "idr_cluster_confidence",
+    "idr_clusters_by_confidence",
 )
 STAGE_METRIC_NAMES: tuple[str, ...] = ("idr_stage_duration_seconds", "idr_stage_rows_processed")
 RULE_METRIC_NAMES: tuple[str, ...] = (

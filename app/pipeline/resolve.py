@@ -44,15 +44,4 @@ def resolve_counts(ctx: RunContext) -> None:
     )
     if r.large_clusters:
         r.warnings.append(f"{r.large_clusters} cluster(s) larger than large_cluster_threshold={threshold}")
-    r.confidence_buckets = confidence_buckets(ctx)
     ctx.state.count(STAGE, rows_in=ctx.count(ctx.w("proposed")), rows_out=ctx.count(ctx.w("comp_ids")))
-
-
-BUCKETS = (0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
-
-
-def confidence_buckets(ctx: RunContext) -> list[tuple[float, int]]:
-    """Cumulative histogram of the written clusters' confidence: (le, count)."""
-    cols = ", ".join(f"count(*) FILTER (WHERE confidence_score <= {b})" for b in BUCKETS)
-    row = ctx.adapter.fetchone(f"SELECT {cols} FROM {ctx.w('clusters_new')}") or (0,) * len(BUCKETS)
-    return [(b, int(n or 0)) for b, n in zip(BUCKETS, row, strict=True)]

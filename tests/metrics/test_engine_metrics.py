@@ -80,6 +80,15 @@ def check_run(a: DuckDBAdapter, result) -> None:
     assert one(rows, "idr_singleton_count") == sum(1 for s in sizes if s == 1)
     assert one(rows, "idr_avg_cluster_size") == pytest.approx(sum(sizes) / len(sizes))
     assert one(rows, "idr_clusters_over_threshold") == sum(1 for s in sizes if s > threshold)
+    # Cluster confidence over the clusters of several records, recomputed from the clusters.
+    scores = [
+        r[0]
+        for r in a.fetchall("SELECT confidence_score FROM idr_out.identity_clusters_current WHERE cluster_size > 1")
+    ]
+    assert scores and one(rows, "idr_cluster_confidence", stat="mean") == pytest.approx(sum(scores) / len(scores))
+    assert one(rows, "idr_cluster_confidence", stat="min") == pytest.approx(min(scores))
+    assert one(rows, "idr_clusters_by_confidence", upper="1.0") == len(scores)
+    assert one(rows, "idr_clusters_by_confidence", upper="0.7") == sum(1 for x in scores if x <= 0.7)
     # Stage metrics == stage_metrics rows.
     for s in a.fetch_dicts("SELECT * FROM idr_out.stage_metrics WHERE run_id = $r", {"r": result.run_id}):
         assert one(rows, "idr_stage_duration_seconds", stage=s["stage_name"]) == s["duration_seconds"]
