@@ -8,11 +8,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from app.core.timefmt import as_utc
+from app.core.vocabulary import ACTIVE_STATUSES, SUCCESS_STATUSES
+from app.core.vocabulary import ChangeType as _ChangeType
+from app.core.vocabulary import RunStatus as _RunStatus
 from app.db.models import Run, Webhook, WebhookAttempt, WebhookDelivery
 
 EventName = Literal["run.succeeded", "run.failed", "dry_run.completed", "cluster.large_detected", "*"]
-RunStatus = Literal["QUEUED", "RUNNING", "SUCCESS", "SUCCESS_WITH_WARNINGS", "FAILED", "DRY_RUN_COMPLETE", "CANCELLED"]
-ChangeType = Literal["NEW", "MOVED", "MERGED", "SPLIT", "REMOVED", "UNCHANGED"]
+RunStatus = _RunStatus
+ChangeType = _ChangeType
 
 
 utc = as_utc  # SQLite and the warehouses return naive datetimes; everything stored is UTC.
@@ -95,10 +98,10 @@ class RunOut(BaseModel):
     def of(cls, r: Run) -> RunOut:
         total = max(int(r.stages_total or 0), 1)
         done = int(r.stages_done or 0)
-        if r.status in ("SUCCESS", "SUCCESS_WITH_WARNINGS", "DRY_RUN_COMPLETE"):
+        if r.status in SUCCESS_STATUSES:
             done = total
         percent = round(100.0 * min(done, total) / total, 1)
-        if r.status in ("QUEUED", "RUNNING"):
+        if r.status in ACTIVE_STATUSES:
             percent = min(percent, 99.9)  # every stage may be done while the run is still finishing
         return cls(
             id=r.id,

@@ -20,8 +20,9 @@ OUTCOME_STATUSES: tuple[str, ...] = ("SUCCESS", "SUCCESS_WITH_WARNINGS", "FAILED
 PUBLISHED_STATUSES: tuple[str, ...] = ("SUCCESS", "SUCCESS_WITH_WARNINGS")
 SUCCESS_STATUSES: frozenset[str] = frozenset({*PUBLISHED_STATUSES, "DRY_RUN_COMPLETE"})
 
-# Per entity in a dry run's diff, the first that applies (see app/pipeline/dryrun.py).
-ChangeType = Literal["NEW", "REMOVED", "SPLIT", "MERGED", "MOVED", "UNCHANGED"]
+# Per entity in a dry run's diff (precedence: NEW, REMOVED, SPLIT, MERGED, MOVED, UNCHANGED;
+# see app/pipeline/dryrun.py).
+ChangeType = Literal["NEW", "MOVED", "MERGED", "SPLIT", "REMOVED", "UNCHANGED"]
 CHANGE_TYPES: tuple[str, ...] = get_args(ChangeType)
 
 # idr_meta.config keys and their defaults (written by `idr init`, read by runs).

@@ -35,7 +35,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from app.metrics.taxonomy import RUN_LABELS, SPECS, SUCCESS_STATUSES, cumulative_name
+from app.core.vocabulary import SUCCESS_STATUSES
+from app.metrics.taxonomy import RUN_LABELS, SPECS, cumulative_name
 from app.platforms.base import Adapter
 
 log = logging.getLogger(__name__)

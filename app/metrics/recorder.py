@@ -21,10 +21,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.core.run_record import RunResult
+from app.core.vocabulary import LARGE_CLUSTER_THRESHOLD
 from app.metrics.taxonomy import RUN_STATUSES, MetricType
 from app.platforms.base import Adapter
 
-DEFAULT_LARGE_CLUSTER_THRESHOLD = 5000
+DEFAULT_LARGE_CLUSTER_THRESHOLD = LARGE_CLUSTER_THRESHOLD
 _INSERT_CHUNK = 100  # rows per multi-row INSERT: few round trips, modest statement size
 
 

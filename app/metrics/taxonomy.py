@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from app.core.vocabulary import OUTCOME_STATUSES
+
 MetricType = Literal["gauge", "counter"]
 
 # Dimensions every run-scoped row carries (in metrics_export.dimensions JSON).
@@ -22,8 +24,7 @@ STATE_LABELS: tuple[str, ...] = ("platform",)
 # StateSet) is one series per state with value 1 for the current state and 0 for the
 # others, which makes ``idr_run_status{status="FAILED"} > 0`` true exactly when the
 # latest run of that label set failed.
-RUN_STATUSES: tuple[str, ...] = ("SUCCESS", "SUCCESS_WITH_WARNINGS", "FAILED", "DRY_RUN_COMPLETE")
-SUCCESS_STATUSES: frozenset[str] = frozenset({"SUCCESS", "SUCCESS_WITH_WARNINGS", "DRY_RUN_COMPLETE"})
+RUN_STATUSES: tuple[str, ...] = OUTCOME_STATUSES
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,7 @@ SPECS: dict[str, MetricSpec] = {
             (*RUN_LABELS, "rule_id"),
         ),
         # ---- stage metrics (per stage of the last run)
-        _spec(
-            "idr_stage_duration_seconds", "gauge", "Time per stage of the last run.", (*RUN_LABELS, "stage")
-        ),
+        _spec("idr_stage_duration_seconds", "gauge", "Time per stage of the last run.", (*RUN_LABELS, "stage")),
         _spec(
             "idr_stage_rows_processed",
             "counter",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.core.errors import ConflictError
+from app.core.vocabulary import ACTIVE_STATUSES
 from app.db.models import Run
 from app.pipeline import dryrun
 from app.services.auth import Principal
@@ -78,7 +79,7 @@ def apply(rt: Runtime, principal: Principal, run_id: str, idempotency_key: str |
 def delete(rt: Runtime, run_id: str) -> bool:
     with rt.session() as s:
         run = s.get(Run, run_id)
-        if run is not None and run.status in ("QUEUED", "RUNNING"):
+        if run is not None and run.status in ACTIVE_STATUSES:
             raise ConflictError(f"dry run {run_id} is {run.status}; cancel it first")
     with warehouse(rt.settings, _target(rt, run_id)) as a:
         return dryrun.delete_dry_run(a, run_id)

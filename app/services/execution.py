@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from app.core.errors import IdrError
 from app.core.run_record import RunResult
 from app.core.timefmt import rfc3339
+from app.core.vocabulary import PUBLISHED_STATUSES
 from app.db.models import Run, now_utc
 from app.services import webhooks
 from app.services.runs import TERMINAL
@@ -31,7 +32,7 @@ def _events(run: Run) -> list[str]:
     out = []
     if run.status == "DRY_RUN_COMPLETE":
         out.append("dry_run.completed")
-    elif run.status in ("SUCCESS", "SUCCESS_WITH_WARNINGS"):
+    elif run.status in PUBLISHED_STATUSES:
         out.append("run.succeeded")
     elif run.status == "FAILED":
         out.append("run.failed")

@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.core.vocabulary import RUN_STATUSES
 from app.db.models import MetricsExportFailure, MetricsSnapshot, Run, WebhookAttempt
 from app.services.runtime import Runtime
 
@@ -53,15 +54,7 @@ class StateCollector(Collector):
         except Exception:  # a scrape must answer
             log.exception("reading the state DB for metrics failed")
             return
-        for status in (
-            "QUEUED",
-            "RUNNING",
-            "SUCCESS",
-            "SUCCESS_WITH_WARNINGS",
-            "FAILED",
-            "DRY_RUN_COMPLETE",
-            "CANCELLED",
-        ):
+        for status in RUN_STATUSES:
             runs.add_metric([status], float(by_status.get(status, 0)))
         for outcome in ("success", "retry", "failed"):
             deliveries.add_metric([outcome], float(by_outcome.get(outcome, 0)))

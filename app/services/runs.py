@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.errors import ConflictError, IdrError, NotFoundError
+from app.core.vocabulary import ACTIVE_STATUSES, RUN_STATUSES, TERMINAL_STATUSES
 from app.db.models import IdempotencyKey, Run, now_utc
 from app.pipeline.context import new_run_id
 from app.pipeline.runner import stages_total as pipeline_stages_total
@@ -24,9 +25,9 @@ from app.services.warehouse import check_target
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("SUCCESS", "SUCCESS_WITH_WARNINGS", "FAILED", "DRY_RUN_COMPLETE", "CANCELLED")
-ACTIVE = ("QUEUED", "RUNNING")
-STATUSES = ("QUEUED", "RUNNING", *TERMINAL)
+TERMINAL = TERMINAL_STATUSES
+ACTIVE = ACTIVE_STATUSES
+STATUSES = RUN_STATUSES
 
 
 def stages_total(dry_run: bool, apply: bool) -> int:
