@@ -83,6 +83,19 @@ def _warehouse_registry(settings: Settings, rt: Runtime) -> CollectorRegistry:
     )
 
 
+def _mount_console(app: FastAPI, rt: Runtime) -> None:
+    """The web console under /ui (app.ui), and / sends a browser there."""
+    from fastapi.responses import RedirectResponse
+
+    from app.ui import create_console
+
+    app.mount("/ui", create_console(rt), name="console")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/ui/", status_code=307)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     from app.services.execution import refuse_bad_exporters
@@ -152,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for r in (runs.router, dry_runs.router, config_api.router, lookups.router, webhooks.router, health.router):
         app.include_router(r)
     app.include_router(metrics.router if settings.metrics_require_auth else metrics.public_router)
+    _mount_console(app, rt)
 
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema:

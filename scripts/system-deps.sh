@@ -4,6 +4,10 @@ set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)  # local PySpark (Databricks tests)
+# The web console's browser tests drive Debian's Chromium (Playwright's own download is not used);
+# fonts-dejavu-core gives its screenshots readable text.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null

@@ -190,6 +190,12 @@ class Settings(BaseSettings):
     metrics_pushgateway_url: str | None = Field(None, description="Prometheus Pushgateway address.")
     metrics_pushgateway_job: str = Field("idr", description="Pushgateway job label.")
     metrics_pushgateway_instance: str = Field("", description="Pushgateway instance grouping label (optional).")
+    ui_session_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs the web console's session cookies. Unset: a random key per process "
+        "(signing in again after a restart); set the same value on every API process behind one address.",
+    )
+    ui_session_hours: float = Field(12.0, gt=0, description="How long a web console sign-in lasts.")
 
 
 @lru_cache

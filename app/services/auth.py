@@ -110,3 +110,12 @@ def count_active(session: Session, scope: str | None = None) -> int:
 def require(principal: Principal, scope: str) -> None:
     if not principal.allows(scope):
         raise ForbiddenError(f"this operation needs an API key with scope {scope!r}")
+
+
+def principal_by_id(session: Session, key_id: str) -> Principal:
+    """The principal of a key named by its id (a web console session holds the id, never
+    the key); revoking the key ends every session signed in with it."""
+    row = session.get(ApiKey, key_id)
+    if row is None or row.revoked_at is not None:
+        raise UnauthorizedError("the API key of this session was revoked; sign in again")
+    return Principal(key_id=row.id, name=row.name, scopes=frozenset(row.scopes.split(",")))

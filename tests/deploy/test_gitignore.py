@@ -22,6 +22,7 @@ LEFT_BEHIND = [
     "celerybeat-schedule",
     ".hypothesis/examples/x",
     "bench/out/run.json",
+    "test-artifacts/ui/review.png",
 ]
 
 

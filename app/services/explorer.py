@@ -1,0 +1,75 @@
+"""Cluster explorer reads the lookups in ``app.services.lookups`` do not answer: records by an
+identifier value, and a large cluster's summary. Through the public views only
+(``idr_out.identifiers_current``, ``identity_edges_current``, the membership), so the
+engine's internal tables can change underneath."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from app.platforms.base import Adapter
+
+_HOLDERS = (
+    "SELECT entity_key, identifier_type, identifier_value_norm FROM idr_out.identifiers_current "
+    "WHERE identifier_value_norm IN ({v}) "
+    "UNION SELECT left_entity_key, identifier_type, identifier_value_norm FROM idr_out.identity_edges_current "
+    "WHERE identifier_value_norm IN ({v}) "
+    "UNION SELECT right_entity_key, identifier_type, identifier_value_norm FROM idr_out.identity_edges_current "
+    "WHERE identifier_value_norm IN ({v})"
+)
+
+
+def value_forms(text: str) -> list[str]:
+    """What a person may type for a stored (canonicalized) value: as typed, trimmed,
+    lower- and upper-cased (EMAIL, LOWERCASE, UPPERCASE rules), digits only (PHONE)."""
+    t = text.strip()
+    forms = [text, t, t.lower(), t.upper()]
+    digits = re.sub(r"[^0-9]", "", t)
+    if len(digits) >= 4:
+        forms.append(digits)
+    return list(dict.fromkeys(f for f in forms if f))
+
+
+def search_identifier(a: Adapter, text: str, limit: int = 50) -> tuple[list[dict[str, Any]], bool]:
+    """Records holding the value, with their resolved id; (rows, more than ``limit``)."""
+    forms = value_forms(text)
+    if not forms:
+        return [], False
+    params: dict[str, Any] = {f"v{i}": f for i, f in enumerate(forms)}
+    marks = ", ".join(f"${k}" for k in params)
+    rows = a.fetch_dicts(
+        f"SELECT h.entity_key, h.identifier_type, h.identifier_value_norm AS identifier_value, m.resolved_id "
+        f"FROM ({_HOLDERS.format(v=marks)}) AS h "
+        "LEFT JOIN idr_out.identity_resolved_membership_current AS m ON m.entity_key = h.entity_key "
+        "ORDER BY m.resolved_id, h.entity_key, h.identifier_type LIMIT $n",
+        {**params, "n": limit + 1},
+    )
+    return rows[:limit], len(rows) > limit
+
+
+def cluster_summary(a: Adapter, resolved_id: str, top: int = 10) -> dict[str, Any]:
+    """What links a cluster too large to draw: its links per identifier type, the values
+    that link most records, and its records per source table."""
+    members = "SELECT entity_key FROM idr_out.identity_resolved_membership_current WHERE resolved_id = $r"
+    edges = (
+        "SELECT e.identifier_type, e.identifier_value_norm FROM idr_out.identity_edges_current AS e "
+        f"WHERE e.left_entity_key IN ({members})"
+    )
+    by_type = a.fetch_dicts(
+        f"SELECT identifier_type, count(*) AS links, count(DISTINCT identifier_value_norm) AS dist_values "
+        f"FROM ({edges}) AS x GROUP BY identifier_type ORDER BY links DESC, identifier_type",
+        {"r": resolved_id},
+    )
+    hubs = a.fetch_dicts(
+        f"SELECT identifier_type, identifier_value_norm AS identifier_value, count(*) + 1 AS records "
+        f"FROM ({edges}) AS x GROUP BY identifier_type, identifier_value_norm "
+        "ORDER BY records DESC, identifier_type, identifier_value LIMIT $n",
+        {"r": resolved_id, "n": top},
+    )
+    tables = a.fetch_dicts(
+        "SELECT substr(entity_key, 1, strpos(entity_key, ':') - 1) AS table_id, count(*) AS records "
+        f"FROM ({members}) AS m GROUP BY table_id ORDER BY records DESC, table_id",
+        {"r": resolved_id},
+    )
+    return {"by_type": by_type, "hubs": hubs, "tables": tables}

@@ -1,0 +1,227 @@
+"""Browser tests of the web console: Debian's Chromium driven by Playwright, against one idr
+service (in this process, on a real port) holding a reviewed-ready INCR dry run with merges
+and splits. One browser and one service for the whole module set; a fresh browser context
+(cookies) per test.
+
+Chromium is a service these tests need: with CI=true a missing one fails them (the Makefile
+installs it through scripts/system-deps.sh). Every test leaves a screenshot of its page in
+test-artifacts/ui/ (IDR_CONSOLE_SCREENSHOTS=DIR also writes the named ones there: how the
+README's pictures in docs/console/ are made).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.core.settings import Settings
+from app.demo.generator import demo_config, generate, make_delta
+from app.platforms.duckdb import DuckDBAdapter
+from app.schema import init_schema
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "ui"
+CHROMIUM = os.environ.get("IDR_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+ADMIN_KEY = "idr_console_admin_key_0123456789abcdef"
+RECORDS = 600
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{what} (CI=true: the browser tests need it; `make test` installs it)")
+    pytest.skip(what)
+
+
+def require_chromium() -> str:
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        _missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    path = require_chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("the playwright package is not installed (pip install -e '.[dev]')")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Console:
+    base: str
+    settings: Settings
+    keys: dict[str, str]
+    dry_run_id: str = ""
+    full_run_id: str = ""
+    rt: Any = None  # the service's runtime (it runs in this process)
+
+    def api(self, key: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base, headers={"Authorization": f"Bearer {key or self.keys['admin']}"}, timeout=30
+        )
+
+    def wait(self, run_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self.api() as c:
+            while True:
+                body = c.get(f"/v1/runs/{run_id}").json()
+                if body["status"] not in ("QUEUED", "RUNNING"):
+                    return body
+                assert time.monotonic() < deadline, body
+                time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def console(tmp_path_factory) -> Iterator[Console]:
+    """The service with the demo data, a FULL run, then a delta (new, bridging and changed
+    records) and an INCR dry run over it: merges, splits, new and moved entities to review."""
+    import uvicorn
+
+    from app.main import create_app
+    from app.services.auth import create_key
+
+    d = tmp_path_factory.mktemp("console")
+    wh = d / "wh.duckdb"
+    with DuckDBAdapter.from_path(str(wh)) as a:
+        generate(a, RECORDS, seed=11)
+        init_schema(a)
+    settings = Settings(
+        duckdb_path=str(wh),
+        duckdb_threads=1,
+        duckdb_memory_limit="1GB",
+        state_db_url=f"sqlite:///{d}/state.db",
+        bootstrap_api_key=ADMIN_KEY,
+        duckdb_keep_open_seconds=0.0,  # the fixture writes source rows between requests
+        reaper_interval_seconds=1.0,
+    )
+    app = create_app(settings)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="console-server", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the console's service did not start"
+        time.sleep(0.05)
+    keys = {"admin": ADMIN_KEY}
+    rt = app.state.runtime
+    with rt.session() as s:
+        for scope in ("read", "run"):
+            keys[scope] = create_key(s, f"console-{scope}", scope)[1]
+    con = Console(base=base, settings=settings, keys=keys, rt=rt)
+    try:
+        with con.api() as c:
+            assert c.put("/v1/config", json=demo_config(records=RECORDS)).status_code == 200
+            full = c.post("/v1/runs", json={"mode": "FULL"}).json()["id"]
+            assert con.wait(full)["status"].startswith("SUCCESS")
+            con.full_run_id = full
+            with DuckDBAdapter.from_path(str(wh)) as a:
+                make_delta(a, 0.1, seed=3)
+            dry = c.post("/v1/runs", json={"mode": "INCR", "dry_run": True}).json()["id"]
+            assert con.wait(dry)["status"] == "DRY_RUN_COMPLETE"
+            con.dry_run_id = dry
+        yield con
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def shot(page: Any, name: str) -> Path:
+    """A full-page screenshot under test-artifacts/ui (and IDR_CONSOLE_SCREENSHOTS, if set)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    extra = os.environ.get("IDR_CONSOLE_SCREENSHOTS")
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(extra) / f"{name}.png")
+    return path
+
+
+@dataclass
+class Browse:
+    """One test's browser context: its page, the requests it made, and what went wrong."""
+
+    page: Any
+    console: Console
+    outside: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def sign_in(self, scope: str = "run") -> None:
+        page = self.page
+        page.goto(f"{self.console.base}/ui/runs")
+        assert "/ui/sign-in" in page.url  # no session: sent to the sign-in form
+        page.get_by_label("API key").fill(self.console.keys[scope])
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/ui/runs")
+
+    def nav(self, name: str) -> None:
+        self.page.get_by_role("navigation", name="Main").get_by_role("link", name=name).click()
+        self.page.wait_for_load_state()
+
+    def check_page(self) -> None:
+        """Accessible basics on the page shown: every control labelled, one h1, a main landmark."""
+        unlabelled = self.page.evaluate(
+            """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+                .map(e => e.outerHTML)"""
+        )
+        assert unlabelled == [], unlabelled
+        assert self.page.locator("h1").count() == 1
+        assert self.page.locator("main#main").count() == 1
+
+
+@pytest.fixture
+def browse(browser, console, request) -> Iterator[Browse]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    b = Browse(page=page, console=console)
+
+    def guard(route: Any) -> None:
+        # Offline: the console must not reach for anything but this service.
+        if route.request.url.startswith(console.base + "/"):
+            route.continue_()
+        else:
+            b.outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", guard)
+    page.on("console", lambda m: b.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: b.errors.append(str(e)))
+    try:
+        yield b
+    finally:
+        shot(page, request.node.name)
+        context.close()
+    assert b.outside == [], f"the console reached outside the service: {b.outside}"
+    assert b.errors == [], f"errors in the browser console: {b.errors}"

@@ -1,0 +1,191 @@
+"""The console over plain HTTP (no browser): sessions, CSRF, redirects, headers, offline
+assets, and the review and explorer queries behind the pages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from app.platforms.duckdb import DuckDBAdapter
+from app.services import explorer, review
+from app.ui import svg
+from tests.ui.conftest import Console
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture
+def anon(console: Console) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=console.base, timeout=30) as c:
+        yield c
+
+
+def _sign_in(c: httpx.Client, key: str, nxt: str = "/ui/runs") -> httpx.Response:
+    token = CSRF.search(c.get("/ui/sign-in").text).group(1)  # type: ignore[union-attr]
+    return c.post("/ui/sign-in", data={"csrf": token, "api_key": key, "next": nxt})
+
+
+def test_root_and_pages_without_a_session_lead_to_sign_in(anon: httpx.Client):
+    r = anon.get("/")
+    assert r.status_code == 307 and r.headers["location"] == "/ui/"
+    r = anon.get("/ui/dry-runs/x?kind=MERGE")
+    assert r.status_code == 303 and r.headers["location"] == "/ui/sign-in?next=/ui/dry-runs/x%3Fkind%3DMERGE"
+    r = anon.post("/ui/runs", data={"mode": "FULL"})
+    assert r.status_code == 401 and "sign in" in r.text
+    assert "/v1/" not in r.headers.get("content-type", "") and r.headers["content-type"].startswith("text/html")
+
+
+def test_sign_in_needs_the_form_token_and_a_known_key(anon: httpx.Client, console: Console):
+    r = anon.post("/ui/sign-in", data={"api_key": console.keys["read"]})
+    assert r.status_code == 403 and "CSRF" in r.text
+    r = _sign_in(anon, "idr_nope")
+    assert r.status_code == 401 and "unknown or revoked API key" in r.text
+    r = _sign_in(anon, console.keys["read"], nxt="//evil.example/x")
+    assert r.status_code == 303 and r.headers["location"] == "/ui/runs"  # never an open redirect
+    cookie = r.headers["set-cookie"]
+    assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower() and "path=/ui" in cookie.lower()
+    assert console.keys["read"] not in cookie
+    page = anon.get("/ui/runs")
+    assert page.status_code == 200 and "console-read" in page.text
+
+
+def test_revoking_the_key_ends_the_session(console: Console):
+    from app.services.auth import create_key, revoke_key
+
+    rt = console.rt
+    with rt.session() as s:
+        row, key = create_key(s, "short-lived", "read")
+    with httpx.Client(base_url=console.base, timeout=30) as c:
+        assert _sign_in(c, key).status_code == 303
+        assert c.get("/ui/runs").status_code == 200
+        with rt.session() as s:
+            assert revoke_key(s, row.id)
+        r = c.get("/ui/runs")
+        assert r.status_code == 303 and r.headers["location"].startswith("/ui/sign-in")
+        assert "revoked" in c.get(r.headers["location"]).text
+
+
+def test_pages_load_only_their_own_assets_under_a_strict_policy(anon: httpx.Client, console: Console):
+    _sign_in(anon, console.keys["admin"])
+    pages = ["/ui/runs", f"/ui/dry-runs/{console.dry_run_id}", "/ui/clusters", "/ui/config", "/ui/sign-in"]
+    assets: set[str] = set()
+    for path in pages:
+        r = anon.get(path)
+        assert r.status_code == 200, path
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert r.headers["cache-control"] == "no-store"
+        refs = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', r.text)
+        assert refs and all(u.startswith("/ui/static/") for u in refs), refs
+        assert "style=" not in r.text  # no inline styles: the policy would block them
+        assets |= set(refs)
+    for url in assets:
+        r = anon.get(url)
+        assert r.status_code == 200, url
+        assert not re.search(r"https?://", r.text.replace("http://www.w3.org/2000/svg", "")), url
+
+
+def test_merges_and_splits_match_the_entity_changes(console: Console):
+    run = console.dry_run_id
+    with DuckDBAdapter.from_path(console.settings.duckdb_path) as a:
+        rows = a.fetch_dicts(
+            "SELECT entity_key, current_resolved_id AS cur, proposed_resolved_id AS pro, change_type "
+            "FROM idr_out.dry_run_results WHERE run_id = $r",
+            {"r": run},
+        )
+        counts = review.unit_counts(a, run)
+        pages = {}
+        for sort in review.SORTS:
+            seen, cursor = [], None
+            while True:
+                items, cursor = review.page_units(a, run, sort=sort, cursor=cursor, limit=2)
+                seen += items
+                if cursor is None:
+                    break
+            pages[sort] = seen
+        merge = next(u for u in pages["size"] if u["kind"] == "MERGE")
+        unit = review.unit(a, run, "MERGE", merge["cluster_id"])
+        with pytest.raises(Exception, match="no merge"):
+            review.unit(a, run, "MERGE", "R99999999999")
+    # The definitions the change types use, recomputed from the entity rows.
+    into: dict[str, set] = {}
+    out_of: dict[str, set] = {}
+    for r in rows:
+        if r["pro"] and r["cur"]:
+            into.setdefault(r["pro"], set()).add(r["cur"])
+            out_of.setdefault(r["cur"], set()).add(r["pro"])
+    merges = {p for p, cs in into.items() if len(cs) > 1}
+    splits = {c for c, ps in out_of.items() if len(ps) > 1}
+    assert counts == {"MERGE": len(merges), "SPLIT": len(splits)} and merges and splits
+    for sort, seen in pages.items():
+        keys = [(u["kind"], u["cluster_id"]) for u in seen]
+        assert len(keys) == len(set(keys)) == len(merges) + len(splits), sort
+        assert {c for k, c in keys if k == "MERGE"} == merges and {c for k, c in keys if k == "SPLIT"} == splits
+        if sort != "id":
+            values = [u[sort] for u in seen]
+            assert values == sorted(values, reverse=True), sort
+    merged = {r["entity_key"] for r in rows if r["pro"] == merge["cluster_id"]}
+    assert {x.entity_key for g in unit.groups for x in g.records} == merged  # small merges show every record
+    assert {g.cluster_id for g in unit.groups if g.cluster_id} == into[merge["cluster_id"]]
+    assert unit.links, "a merge is caused by identifiers its sides share"
+    holders = {
+        (i["identifier_type"], i["value"], g.cluster_id)
+        for g in unit.groups
+        for x in g.records
+        for i in x.identifiers
+        if i["links"]
+    }
+    for link in unit.links:
+        assert {g for t, v, g in holders if (t, v) == (link["identifier_type"], link["value"])} == set(link["groups"])
+
+
+def test_identifier_search_forms_and_cluster_summary(console: Console):
+    assert explorer.value_forms(" Ada@Example.COM ") == [
+        " Ada@Example.COM ",
+        "Ada@Example.COM",
+        "ada@example.com",
+        "ADA@EXAMPLE.COM",
+    ]
+    assert "15557770101" in explorer.value_forms("+1 (555) 777-0101")
+    with DuckDBAdapter.from_path(console.settings.duckdb_path) as a:
+        left, itype, value, rid = a.fetchone(
+            "SELECT e.left_entity_key, e.identifier_type, e.identifier_value_norm, m.resolved_id "
+            "FROM idr_out.identity_edges_current e JOIN idr_out.identity_resolved_membership_current m "
+            "ON m.entity_key = e.left_entity_key WHERE e.identifier_type = 'EMAIL' ORDER BY 1 LIMIT 1"
+        )
+        found, more = explorer.search_identifier(a, value.upper())
+        summary = explorer.cluster_summary(a, rid)
+        size = a.scalar("SELECT cluster_size FROM idr_out.identity_clusters_current WHERE resolved_id = $r", {"r": rid})
+    assert not more and len(found) >= 2
+    assert {(f["identifier_type"], f["identifier_value"], f["resolved_id"]) for f in found} == {(itype, value, rid)}
+    assert left in {f["entity_key"] for f in found}
+    assert sum(t["records"] for t in summary["tables"]) == size
+    assert any(h["identifier_value"] == value for h in summary["hubs"]) or len(summary["hubs"]) == 10
+
+
+def test_graph_layout_is_deterministic_and_complete():
+    members = [f"t:{i}" for i in range(12)]
+    edges = [
+        {
+            "left_entity_key": "t:0",
+            "right_entity_key": f"t:{i}",
+            "identifier_type": "EMAIL",
+            "identifier_value_norm": "a@b",
+        }
+        for i in range(1, 12)
+    ] + [
+        {"left_entity_key": "t:3", "right_entity_key": "t:4", "identifier_type": "PHONE", "identifier_value_norm": "1"}
+    ]
+    g = svg.build_graph(members, edges)
+    assert len(g.edges) == 12
+    one, two = svg.layout(g, "R1"), svg.layout(g, "R1")
+    assert one == two and set(one) == set(members)
+    assert all(0 <= x <= 1 and 0 <= y <= 1 for x, y in one.values())
+    distinct = {(round(x, 3), round(y, 3)) for x, y in one.values()}
+    assert len(distinct) == len(members)  # no two records drawn on one spot
+    picture = str(svg.link_graph(g, seed_text="R1", path=["t:1", "t:0", "t:5"]))
+    assert picture.count('class="node') == 12 and picture.count("on-path") >= 3 + 2
+    assert "<script" not in picture
