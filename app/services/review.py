@@ -13,7 +13,7 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import select
 
@@ -30,6 +30,7 @@ from app.services.runtime import Runtime
 from app.services.warehouse import warehouse
 
 Kind = Literal["MERGE", "SPLIT"]
+KINDS: tuple[str, ...] = get_args(Kind)
 SORTS = {
     "size": "largest cluster first",
     "parts": "most clusters involved first",
@@ -82,7 +83,7 @@ def target_of(rt: Runtime, run_id: str) -> str:
 
 def unit_counts(a: Adapter, run_id: str) -> dict[str, int]:
     rows = a.fetchall(_UNITS + " SELECT kind, count(*) FROM units GROUP BY kind", {"r": run_id})
-    out = {"MERGE": 0, "SPLIT": 0}
+    out = dict.fromkeys(KINDS, 0)
     out.update({k: int(n) for k, n in rows})
     return out
 
@@ -99,8 +100,8 @@ def page_units(
     """Merges and splits, ``sort`` descending (``id``: ascending), then by cluster id."""
     if sort not in SORTS:
         raise IdrError(f"sort must be one of {', '.join(SORTS)}", field="sort")
-    if kind not in (None, "MERGE", "SPLIT"):
-        raise IdrError("kind must be MERGE or SPLIT", field="kind")
+    if kind is not None and kind not in KINDS:
+        raise IdrError(f"kind must be one of {', '.join(KINDS)}", field="kind")
     dryrun.get_summary(a, run_id)  # 404 for unknown runs, deleted results
     key = "CAST(0 AS BIGINT)" if sort == "id" else sort
     params: dict[str, Any] = {"r": run_id, "n": limit + 1}

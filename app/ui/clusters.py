@@ -3,7 +3,6 @@ profile, members, link graph, and "why are these two linked?"."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 from urllib.parse import quote
 
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.core.errors import NotFoundError
+from app.core.vocabulary import parse_resolved_id
 from app.services import explorer, lookups
 from app.services.warehouse import DEFAULT_TARGET, warehouse
 from app.ui import svg
@@ -18,7 +18,6 @@ from app.ui.web import Viewer, render, rt_of
 
 router = APIRouter()
 
-RESOLVED_ID = re.compile(r"^R\d{6,}$")
 MEMBERS_PER_PAGE = 50
 Text = Annotated[str | None, Query(max_length=1024)]
 
@@ -29,7 +28,7 @@ def search(request: Request, p: Viewer, q: Text = None) -> Response:
     ctx: dict = {"q": q, "results": None, "more": False}
     if q:
         with warehouse(rt_of(request).settings, DEFAULT_TARGET) as a:
-            if RESOLVED_ID.match(q):
+            if parse_resolved_id(q) is not None:
                 try:
                     lookups.cluster(a, q, None, 1)
                     return RedirectResponse(f"/ui/clusters/{quote(q)}", status_code=303)

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.core.errors import ConflictError
-from app.pipeline.dryrun import CHANGE_TYPES, get_summary
+from app.core.vocabulary import CHANGE_TYPES
+from app.pipeline.dryrun import get_summary
 from app.services import dry_runs, review
 from app.services.runtime import Runtime
 from app.ui.web import PAGE_SIZE, Form, Viewer, flash, render, require, rt_of
@@ -37,7 +38,7 @@ def review_page(
 ) -> Response:
     rt = rt_of(request)
     summary = dry_runs.summary(rt, run_id)
-    kind = kind if kind in ("MERGE", "SPLIT") else None
+    kind = kind if kind in review.KINDS else None
     sort = sort if sort in review.SORTS else "size"
     types = (change,) if change in CHANGE_TYPES else CHANGED
     with review.open_review(rt, run_id) as a:

@@ -9,13 +9,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.api.schemas import RunOut
 from app.core.errors import ConflictError, IdrError
+from app.core.vocabulary import ACTIVE_STATUSES, RUN_MODES, RUN_STATUSES
 from app.services import runs as svc
 from app.ui import svg
 from app.ui.web import PAGE_SIZE, Form, Viewer, duration, flash, render, require, rt_of
 
 router = APIRouter()
 
-STATUSES = svc.STATUSES
 TREND_RUNS = 60
 
 
@@ -33,14 +33,14 @@ def runs_page(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
     rt = rt_of(request)
-    status = status if status in STATUSES else None
-    mode = mode if mode in ("FULL", "INCR") else None
+    status = status if status in RUN_STATUSES else None
+    mode = mode if mode in RUN_MODES else None
     dry = {"dry": True, "real": False}.get(kind or "")
     items, nxt = svc.list_runs(rt, status=status, mode=mode, dry_run=dry, cursor=cursor, limit=PAGE_SIZE)
     recent, _ = svc.list_runs(rt, limit=TREND_RUNS)
     views = [_view(RunOut.of(r)) for r in items]
     trend = [_view(RunOut.of(r)) for r in reversed(recent)]
-    active = [v for v in (_view(RunOut.of(r)) for r in recent) if v["run"].status in svc.ACTIVE]
+    active = [v for v in (_view(RunOut.of(r)) for r in recent) if v["run"].status in ACTIVE_STATUSES]
     return render(
         request,
         "runs.html",
@@ -49,7 +49,8 @@ def runs_page(
             "next_cursor": nxt,
             "first_page": cursor is None,
             "filters": {"status": status, "mode": mode, "kind": kind if dry is not None else None},
-            "statuses": STATUSES,
+            "statuses": RUN_STATUSES,
+            "modes": RUN_MODES,
             "trend_svg": svg.duration_trend([(v["run"], v["seconds"]) for v in trend if v["seconds"] is not None]),
             "active": active,
         },
@@ -60,7 +61,7 @@ def runs_page(
 def live_fragment(request: Request, p: Viewer) -> Response:
     """The active runs panel, polled by console.js while runs are active."""
     recent, _ = svc.list_runs(rt_of(request), limit=TREND_RUNS)
-    active = [_view(RunOut.of(r)) for r in recent if r.status in svc.ACTIVE]
+    active = [_view(RunOut.of(r)) for r in recent if r.status in ACTIVE_STATUSES]
     resp = render(request, "_active_runs.html", {"active": active})
     if not active:
         resp.headers["X-Idr-Done"] = "1"
@@ -71,8 +72,8 @@ def live_fragment(request: Request, p: Viewer) -> Response:
 def start_run(request: Request, p: Viewer, form: Form) -> Response:
     require(p, "run")
     mode = form.get("mode", "INCR")
-    if mode not in ("FULL", "INCR"):
-        raise IdrError("mode must be FULL or INCR", field="mode")
+    if mode not in RUN_MODES:
+        raise IdrError(f"mode must be one of {', '.join(RUN_MODES)}", field="mode")
     dry = form.get("dry_run") == "on"
     try:
         run, _ = svc.create_run(rt_of(request), p, target="default", mode=mode, dry_run=dry)
@@ -90,7 +91,7 @@ def _run_context(request: Request, run_id: str) -> dict:
         **_view(r),
         "stage_svg": svg.stage_bars([(s.name, float(s.seconds or 0), s.rows_in, s.rows_out) for s in stages]),
         "stages": stages,
-        "active": r.status in svc.ACTIVE,
+        "active": r.status in ACTIVE_STATUSES,
     }
 
 

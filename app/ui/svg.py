@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup, escape
 
+from app.core.vocabulary import RUN_MODES
+
 # Large enough to read a cluster, small enough not to draw a hairball.
 GRAPH_MAX_NODES = 150
 
@@ -55,7 +57,7 @@ def duration_trend(points: Sequence[tuple[Any, float]], width: int = 720, height
         )
     parts.append(f'<text class="axis" x="{left}" y="{height - 8}">older</text>')
     parts.append(f'<text class="axis" x="{left + w}" y="{height - 8}" text-anchor="end">newer</text>')
-    for mode in ("FULL", "INCR"):
+    for mode in RUN_MODES:
         pts = [xy(i, s) for i, (r, s) in enumerate(points) if r.mode == mode]
         if len(pts) > 1:
             coords = " ".join(f"{x},{y}" for x, y in pts)
@@ -164,11 +166,12 @@ def link_graph(
     path: Sequence[str] = (),
     focus: str | None = None,
     width: int = 900,
-    height: int = 560,
+    height: int | None = None,
 ) -> Markup:
     """Records as nodes (coloured by source table), identifiers as labelled edges; the records
     and hops of ``path`` highlighted (a hop may join two holders of one value that the stored
     star edges link only through the value's anchor record, so hops are drawn on their own)."""
+    height = height or min(560, 240 + 12 * len(g.nodes))  # a few records need no tall canvas
     pos = layout(g, seed_text)
     pad, xpad = 50, 100  # room for the labels under the outermost records
     tables = sorted({k.split(":", 1)[0] for k in g.nodes})

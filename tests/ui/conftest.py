@@ -3,22 +3,17 @@ service (in this process, on a real port) holding a reviewed-ready INCR dry run 
 and splits. One browser and one service for the whole module set; a fresh browser context
 (cookies) per test.
 
-Chromium is a service these tests need: with CI=true a missing one fails them (the Makefile
-installs it through scripts/system-deps.sh). Every test leaves a screenshot of its page in
-test-artifacts/ui/ (IDR_CONSOLE_SCREENSHOTS=DIR also writes the named ones there: how the
-README's pictures in docs/console/ are made).
+Chromium is a service these tests need (tests/browser.py). Every test leaves a screenshot
+of its page in test-artifacts/ui/.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,45 +23,16 @@ from app.core.settings import Settings
 from app.demo.generator import demo_config, generate, make_delta
 from app.platforms.duckdb import DuckDBAdapter
 from app.schema import init_schema
+from tests.browser import chromium, shot
 
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts" / "ui"
-CHROMIUM = os.environ.get("IDR_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 ADMIN_KEY = "idr_console_admin_key_0123456789abcdef"
 RECORDS = 600
 
 
-def _missing(what: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{what} (CI=true: the browser tests need it; `make test` installs it)")
-    pytest.skip(what)
-
-
-def require_chromium() -> str:
-    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
-        _missing(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    return CHROMIUM
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    path = require_chromium()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("the playwright package is not installed (pip install -e '.[dev]')")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def _free_port() -> int:
@@ -156,18 +122,6 @@ def console(tmp_path_factory) -> Iterator[Console]:
         thread.join(timeout=30)
 
 
-def shot(page: Any, name: str) -> Path:
-    """A full-page screenshot under test-artifacts/ui (and IDR_CONSOLE_SCREENSHOTS, if set)."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    extra = os.environ.get("IDR_CONSOLE_SCREENSHOTS")
-    if extra:
-        Path(extra).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, Path(extra) / f"{name}.png")
-    return path
-
-
 @dataclass
 class Browse:
     """One test's browser context: its page, the requests it made, and what went wrong."""
@@ -221,7 +175,7 @@ def browse(browser, console, request) -> Iterator[Browse]:
     try:
         yield b
     finally:
-        shot(page, request.node.name)
+        shot(page, request.node.name, docs=False)
         context.close()
     assert b.outside == [], f"the console reached outside the service: {b.outside}"
     assert b.errors == [], f"errors in the browser console: {b.errors}"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 from app.platforms.duckdb import DuckDBAdapter
-from tests.ui.conftest import Browse, shot
+from tests.browser import shot
+from tests.ui.conftest import Browse
 
 
 def _summary(b: Browse) -> dict:
@@ -103,6 +104,8 @@ def test_search_an_entity_and_open_its_graph(browse: Browse):
     assert graph.locator(".node").count() == cluster["cluster_size"]
     assert graph.locator(".edge").count() >= cluster["cluster_size"] - 1
     assert graph.locator(f'.node.focus[data-key="{key}"]').count() == 1
+    score = page.locator("dl.facts div", has_text="Confidence").locator("dd").inner_text()
+    assert score == f"{cluster['confidence']['confidence_score']:.2f}"
     golden = page.locator("section", has=page.locator("#golden-h")).locator("tbody tr")
     assert golden.count() == len(cluster["golden_profile"]) > 0
 
@@ -155,7 +158,7 @@ def test_read_key_sees_no_apply_button_and_a_forged_post_is_refused(browse: Brow
     assert _runs(b) == before, "nothing was started"
     with b.console.api() as c:
         assert c.get(f"/v1/dry-runs/{dry}/summary").status_code == 200  # not discarded
-    shot(page, "review-read-key")
+    shot(page, "review-read-key", docs=False)
 
 
 def _runs(b: Browse) -> list[str]:
@@ -268,10 +271,10 @@ def test_sign_in_with_a_bad_key_and_revoked_sessions(browse: Browse):
     page.get_by_role("button", name="Sign in").click()
     assert "unknown or revoked API key" in page.locator("#sign-in-error").inner_text()
     b.errors.clear()  # the 401 answer is logged by the browser
+    shot(page, "sign-in")
     cookies = {c["name"]: c for c in page.context.cookies()}
     b.sign_in("read")
     cookie = next(c for c in page.context.cookies() if c["name"] == "idr_console")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ui"
     assert b.console.keys["read"] not in cookie["value"]
     assert "idr_console" not in cookies or cookies["idr_console"]["value"] != cookie["value"]
-    shot(page, "sign-in")
