@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SERVICE_STAMP := $(VENV)/.installed-service
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench screenshots clean
 
 $(SERVICE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: $(STAMP)
 	bash scripts/bq-emulator-venv.sh >/dev/null  # cached outside the clone
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q --durations=15
+
+# The web console's pictures in docs/console/ (README), taken by its browser tests.
+screenshots: $(STAMP)
+	bash scripts/system-deps.sh
+	IDR_CONSOLE_SCREENSHOTS=docs/console $(BIN)/python -m pytest -q tests/ui/test_console.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --records 100000

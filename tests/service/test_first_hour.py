@@ -1,7 +1,8 @@
 """A new user's first hour, scripted: `make run` in the background (demo data and a first
 FULL run), new rows loaded into a source table while it serves, an INCR dry run reviewed
 with the CLI and through the API, applied, a signed webhook received and verified,
-/metrics checked with promtool, everything shut down and the warehouse left whole."""
+/metrics checked with promtool, the web console opened in Chromium (runs, the review, the new
+cluster's graph), everything shut down and the warehouse left whole."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from standardwebhooks.webhooks import Webhook
 
 from app.platforms.duckdb import DuckDBAdapter
+from tests.browser import chromium, require_chromium, shot
 from tests.metrics.conftest import require_binary
 from tests.service.live import Live, clean_env, free_port, wait_ready
 
@@ -46,8 +48,37 @@ def _idr(env, cwd, *args) -> subprocess.CompletedProcess:
     return r
 
 
+def _console(base: str, key: str, dry_id: str, applied_id: str, cluster_id: str) -> None:
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(base + "/")  # the service's root leads to the console, which asks for a key
+        page.get_by_label("API key").fill(key)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/ui/runs")
+        def row(run_id: str):
+            return page.locator(f'table.runs tbody tr:has(td:first-child a[href="/ui/runs/{run_id}"])')
+
+        assert row(dry_id).count() == 1 and row(applied_id).count() == 1
+        assert dry_id in row(applied_id).inner_text()  # "apply of" the dry run
+        shot(page, "first-hour-runs", docs=False)
+        row(dry_id).get_by_role("link", name="review").click()
+        new = page.locator(".card", has_text="New").locator(".n").inner_text()
+        assert int(new.replace(",", "")) >= 3
+        assert page.get_by_text(f"Applied by run {applied_id}").is_visible()
+        shot(page, "first-hour-review", docs=False)
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Clusters").click()
+        page.get_by_label("Entity key, identifier value or resolved id").fill("ada.new@example.net")
+        page.get_by_role("button", name="Search").click()
+        page.locator("table a", has_text=cluster_id).first.click()
+        assert page.locator("svg.graph .node").count() >= 3
+        for n in (910001, 910002, 910003):
+            assert page.locator(f'svg.graph .node[data-key="crm_customers:{n}"]').count() == 1
+        shot(page, "first-hour-cluster", docs=False)
+
+
 def test_first_hour(tmp_path, receiver):
     promtool = require_binary("promtool")
+    require_chromium()
     port = free_port()
     env = clean_env(
         IDR_API_PORT=str(port),
@@ -136,6 +167,9 @@ def test_first_hour(tmp_path, receiver):
         assert check.returncode == 0, check.stdout + check.stderr
         runs = {x["id"] for x in c.get("/v1/runs").json()["items"]}
         assert {startup["id"], dry["id"], applied["id"]} <= runs
+
+        # The web console, with the key `make run` printed: the runs, the review, the new cluster.
+        _console(svc.base, key, dry["id"], applied["id"], proposed["crm_customers:910001"])
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
