@@ -122,6 +122,37 @@ def console(tmp_path_factory) -> Iterator[Console]:
         thread.join(timeout=30)
 
 
+# Every element with its own text: its colour against the first opaque background behind it,
+# WCAG 2 contrast ratio >= 4.5 (3 for large text). Elements hidden or off-screen are skipped.
+CONTRAST_JS = """() => {
+  const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const bg = el => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.9)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.closest('svg') || !el.offsetParent) continue;
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own) continue;
+    const st = getComputedStyle(el);
+    const [a, b] = [lum(rgb(st.color)), lum(bg(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const large = parseFloat(st.fontSize) >= 24 || (parseFloat(st.fontSize) >= 18.66 && +st.fontWeight >= 700);
+    const what = el.tagName + ' "' + el.textContent.trim().slice(0, 30) + '" ';
+    if (ratio < (large ? 3 : 4.5)) out.push(what + ratio.toFixed(2));
+  }
+  return out;
+}"""
+
+
 @dataclass
 class Browse:
     """One test's browser context: its page, the requests it made, and what went wrong."""
@@ -153,6 +184,8 @@ class Browse:
         assert unlabelled == [], unlabelled
         assert self.page.locator("h1").count() == 1
         assert self.page.locator("main#main").count() == 1
+        low = self.page.evaluate(CONTRAST_JS)
+        assert low == [], f"text below WCAG AA contrast: {low}"
 
 
 @pytest.fixture

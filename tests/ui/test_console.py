@@ -82,6 +82,16 @@ def test_review_a_dry_run_open_a_merge_apply_it_and_see_the_run(browse: Browse):
         run = c.get(f"/v1/runs/{run_id}").json()
     assert run["apply_of"] == dry and run["status"].startswith("SUCCESS")
 
+    # Applying it again is refused, and the review says why.
+    page.goto(f"{b.console.base}/ui/dry-runs/{dry}")
+    assert page.get_by_text(f"Applied by run {run_id}").is_visible()
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_url(f"**/ui/dry-runs/{dry}")
+    refusal = page.locator(".flash.error").inner_text()
+    assert refusal.startswith("Not applied:") and "production state changed" in refusal, refusal
+    shot(page, "review-refused", docs=False)
+    assert _runs(b).count(run_id) == 1 and len([r for r in _runs(b) if r.startswith("run_")]) == 2
+
 
 def test_search_an_entity_and_open_its_graph(browse: Browse):
     b, page = browse, browse.page

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -189,3 +190,65 @@ def test_graph_layout_is_deterministic_and_complete():
     picture = str(svg.link_graph(g, seed_text="R1", path=["t:1", "t:0", "t:5"]))
     assert picture.count('class="node') == 12 and picture.count("on-path") >= 3 + 2
     assert "<script" not in picture
+
+
+@contextmanager
+def _signed_in(console: Console, scope: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=console.base, timeout=30) as c:
+        assert _sign_in(c, console.keys[scope]).status_code == 303
+        yield c
+
+
+def test_entity_changes_page_by_page_as_the_api_lists_them(console: Console):
+    run = console.dry_run_id
+    with console.api() as api:
+        items = api.get(f"/v1/dry-runs/{run}/changes", params={"limit": 1000}).json()["items"]
+        want = [x["entity_key"] for x in items if x["change_type"] != "UNCHANGED"]  # the page's default
+        want_merged = [
+            x["entity_key"]
+            for x in api.get(f"/v1/dry-runs/{run}/changes", params={"limit": 1000, "change_type": "MERGED"}).json()[
+                "items"
+            ]
+        ]
+    with _signed_in(console, "read") as c:
+        for change, expected in ((None, want), ("MERGED", want_merged)):
+            url, seen, pages = f"/ui/dry-runs/{run}" + (f"?change={change}" if change else ""), [], 0
+            while url:
+                html = c.get(url).text
+                body = html[html.index('id="changes"') :]
+                seen += re.findall(r"<tr><td><code>([^<]+)</code></td>", body)
+                nxt = re.search(r'href="([^"]*after=[^"#]*)#changes" rel="next"', body)
+                url = nxt.group(1).replace("&amp;", "&") if nxt else None
+                pages += 1
+            assert seen == expected and pages == -(-len(expected) // 25), change
+    assert len(want) > 25  # more than one page: the cursor was followed
+
+
+def test_a_cluster_over_the_drawing_limit_shows_a_summary(console: Console, monkeypatch):
+    with DuckDBAdapter.from_path(console.settings.duckdb_path) as a:
+        rid, size = a.fetchone(
+            "SELECT resolved_id, cluster_size FROM idr_out.identity_clusters_current ORDER BY cluster_size DESC LIMIT 1"
+        )
+    with _signed_in(console, "read") as c:
+        assert 'class="graph"' in c.get(f"/ui/clusters/{rid}").text
+        monkeypatch.setattr(svg, "GRAPH_MAX_NODES", size - 1)
+        page = c.get(f"/ui/clusters/{rid}").text
+    assert 'class="graph"' not in page and "more than the" in page
+    assert "Links by identifier type" in page and "Values linking most records" in page
+    assert f"{size:,}" in page
+
+
+def test_discard_from_the_console(console: Console):
+    with console.api() as api:
+        dry = api.post("/v1/runs", json={"mode": "INCR", "dry_run": True}).json()["id"]
+    assert console.wait(dry)["status"] == "DRY_RUN_COMPLETE"
+    with _signed_in(console, "run") as c:
+        page = c.get(f"/ui/dry-runs/{dry}").text
+        token = CSRF.search(page).group(1)  # type: ignore[union-attr]
+        r = c.post(f"/ui/dry-runs/{dry}/discard", data={"csrf": token})
+        assert r.status_code == 303 and r.headers["location"] == "/ui/runs?kind=dry"
+        assert f"Dry run {dry} discarded" in c.get(r.headers["location"]).text
+        gone = c.get(f"/ui/dry-runs/{dry}")
+        assert gone.status_code == 404 and "has no results" in gone.text
+    with console.api() as api:
+        assert api.get(f"/v1/dry-runs/{dry}/summary").status_code == 404
