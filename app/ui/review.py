@@ -13,16 +13,11 @@ from app.core.errors import ConflictError
 from app.core.vocabulary import CHANGE_TYPES
 from app.pipeline.dryrun import get_summary
 from app.services import dry_runs, review
-from app.services.runtime import Runtime
 from app.ui.web import PAGE_SIZE, Form, Viewer, flash, render, require, rt_of
 
 router = APIRouter()
 
 CHANGED = tuple(t for t in CHANGE_TYPES if t != "UNCHANGED")
-
-
-def applied_by(rt: Runtime, run_id: str) -> list:
-    return review.applied_by(rt, run_id)
 
 
 @router.get("/dry-runs/{run_id}", response_class=HTMLResponse)
@@ -63,7 +58,7 @@ def review_page(
             "changes_first": after is None,
             "change": change if change in CHANGE_TYPES else None,
             "change_types": CHANGE_TYPES,
-            "applied": applied_by(rt, run_id),
+            "applied": review.applied_by(rt, run_id),
             # One apply per rendered page: a second click (or a resent form) returns the same run.
             "idem": secrets.token_urlsafe(12),
         },

@@ -11,6 +11,7 @@ from app.api.schemas import RunOut
 from app.core.errors import ConflictError, IdrError
 from app.core.vocabulary import ACTIVE_STATUSES, RUN_MODES, RUN_STATUSES
 from app.services import runs as svc
+from app.services.review import applied_by
 from app.ui import svg
 from app.ui.web import PAGE_SIZE, Form, Viewer, duration, flash, render, require, rt_of
 
@@ -98,8 +99,6 @@ def _run_context(request: Request, run_id: str) -> dict:
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: str, p: Viewer) -> Response:
     ctx = _run_context(request, run_id)
-    from app.ui.review import applied_by
-
     r = ctx["run"]
     ctx["applied_by"] = applied_by(rt_of(request), r.id) if r.dry_run else []
     return render(request, "run.html", ctx)

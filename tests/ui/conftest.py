@@ -9,7 +9,6 @@ of its page in test-artifacts/ui/.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ from app.demo.generator import demo_config, generate, make_delta
 from app.platforms.duckdb import DuckDBAdapter
 from app.schema import init_schema
 from tests.browser import chromium, shot
+from tests.service.conftest import wait_run
+from tests.service.live import free_port
 
 ADMIN_KEY = "idr_console_admin_key_0123456789abcdef"
 RECORDS = 600
@@ -33,12 +34,6 @@ RECORDS = 600
 def browser() -> Iterator[Any]:
     with chromium() as b:
         yield b
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -56,14 +51,8 @@ class Console:
         )
 
     def wait(self, run_id: str, timeout: float = 60.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
         with self.api() as c:
-            while True:
-                body = c.get(f"/v1/runs/{run_id}").json()
-                if body["status"] not in ("QUEUED", "RUNNING"):
-                    return body
-                assert time.monotonic() < deadline, body
-                time.sleep(0.1)
+            return wait_run(c, run_id, timeout)
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +79,7 @@ def console(tmp_path_factory) -> Iterator[Console]:
         reaper_interval_seconds=1.0,
     )
     app = create_app(settings)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="console-server", daemon=True)
     thread.start()
