@@ -61,8 +61,8 @@ class Settings(BaseSettings):
     duckdb_path: str = Field("idr.duckdb", description="DuckDB database file of the embedded warehouse.")
     duckdb_memory_limit: str | None = Field(
         None,
-        description="DuckDB memory_limit (e.g. '8GB'); larger runs spill to duckdb_temp_directory. Default: 60% "
-        "of the memory of the machine, or of the container where a cgroup limit is lower.",
+        description="DuckDB memory_limit (e.g. '8GB'); larger runs spill to duckdb_temp_directory. Default: 3 GiB, "
+        "or 60% of the memory of the machine (or container) where that is less.",
     )
     duckdb_block_memory: str | None = Field(
         None,

@@ -46,16 +46,20 @@ def duckdb_connector(path: str, settings: Settings | None = None):
 _CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
+# Engine v2's integer state keeps a 10M-record FULL run's working set near this; more
+# memory barely speeds it up (bench/README.md), and the process stays a good neighbour.
+DEFAULT_MEMORY_CAP = 3 << 30
+
+
 def default_memory_limit(cgroup_files: tuple[str, ...] = _CGROUP_LIMITS) -> str:
-    """60% of the memory this process may use: a fixed cap either starves a large
-    machine (10M records: 63 s at 8GB, where the grouping spilled, against 50 s at 16GB)
-    or exceeds a small one, where the process would be killed instead of spilling. The
+    """3 GiB, or 60% of the memory this process may use where that is less (a small
+    machine or container, where the process would be killed instead of spilling). The
     rest is for the service itself, the union-find's arrays and the OS file cache."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for f in cgroup_files:
         with contextlib.suppress(OSError, ValueError):
             total = min(total, int(Path(f).read_text().strip()))  # 'max' (no limit) is a ValueError
-    return f"{max(total * 6 // 10 >> 20, 256)}MB"
+    return f"{max(min(total * 6 // 10, DEFAULT_MEMORY_CAP) >> 20, 256)}MB"
 
 
 def _keep_blocks(conn: duckdb.DuckDBPyConnection, size: str) -> None:
