@@ -83,9 +83,11 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> None:
             raise ConflictError("another run was published while this one ran; nothing was written, run it again")
         if ctx.kind.fresh:
             ctx.run("publish.fresh_entities_insert", p)
+            a.insert_ordered("idr_state.entity_lookup", ctx.stmt("publish.fresh_lookup"), "key_hash")
         else:
             ctx.run("publish.entities_delete")
             ctx.run("publish.entities_insert", p)
+            ctx.run("publish.lookup_insert")
         ctx.run(f"publish.values_delete_{scope}")
         ctx.run("publish.values_insert", p)
         ctx.run("publish.types_delete")

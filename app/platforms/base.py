@@ -188,6 +188,11 @@ class Adapter(ABC):
         plain CTAS, since ``row_index_sql`` orders by entity_key itself."""
         self.execute(f"CREATE TABLE {fqn} AS {select}")
 
+    def insert_ordered(self, fqn: str, select: str, order_by: str) -> None:
+        """INSERT INTO ``fqn`` ``select``, stored in ``order_by`` order where the platform
+        keeps insertion order (its zone maps then prune lookups); elsewhere a plain insert."""
+        self.execute(f"INSERT INTO {fqn} {select}")
+
     def row_index_sql(self) -> str:
         """0..n-1 over the rows of a freshly created scratch table (in a SELECT from it)."""
         return "(row_number() OVER (ORDER BY entity_key) - 1)"

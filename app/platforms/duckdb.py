@@ -140,6 +140,14 @@ class DuckDBAdapter(Adapter):
         # A fresh table's rowid already runs 0..n-1: free, where a window costs a pass.
         return "rowid"
 
+    def insert_ordered(self, fqn: str, select: str, order_by: str) -> None:
+        with self._lock:
+            self.conn.execute("SET preserve_insertion_order = true")
+            try:
+                self.execute(f"INSERT INTO {fqn} {select} ORDER BY {order_by}")
+            finally:
+                self.conn.execute("SET preserve_insertion_order = false")
+
     def create_table_ordered(self, fqn: str, select: str, order_by: str) -> None:
         # Connections run with preserve_insertion_order off (faster, less memory); this one
         # statement needs it, so that rowid follows the ORDER BY.

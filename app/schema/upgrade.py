@@ -46,7 +46,7 @@ def upgrade_v1(adapter: Adapter, config: IdrConfig) -> list[str]:
     ids = "idr_out.identifiers_current" if "identifiers_current" in has else None
     edges = "idr_out.identity_edges_current" if "identity_edges_current" in has else None
     with adapter.transaction() if adapter.platform == "duckdb" else _nothing():
-        for t in (*_STATE, "identifier_types"):
+        for t in (*_STATE, "identifier_types", "entity_lookup"):
             adapter.execute(f"DELETE FROM idr_state.{t}")
         adapter.execute("DELETE FROM idr_state.counters")
         # Entities: every key of the membership (and, defensively, of the stored identifiers).
@@ -61,6 +61,11 @@ def upgrade_v1(adapter: Adapter, config: IdrConfig) -> list[str]:
             "FROM (SELECT entity_key, row_number() OVER (ORDER BY entity_key) - 1 AS eid "
             f"      FROM ({' UNION '.join(keys)}) AS u) AS k "
             "LEFT JOIN idr_out.identity_resolved_membership_current AS m ON m.entity_key = k.entity_key"
+        )
+        adapter.insert_ordered(
+            "idr_state.entity_lookup",
+            "SELECT substr(md5(entity_key), 1, 16) AS key_hash, eid FROM idr_state.entities",
+            "key_hash",
         )
         # Holders of every stored value: identifiers rows, and both ends of every edge.
         holders = []

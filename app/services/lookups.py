@@ -7,6 +7,7 @@ everything else by number.
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from typing import Any
 
@@ -17,9 +18,16 @@ from app.platforms.base import Adapter
 _CONFIDENCE = ("confidence_score", "edge_diversity", "match_density", "primary_reason")
 
 
+def key_hash(entity_key: str) -> str:
+    """idr_state.entity_lookup's key: the first 16 hex digits of md5(entity_key)."""
+    return hashlib.md5(entity_key.encode()).hexdigest()[:16]  # noqa: S324 - a bucket, not a secret
+
+
 def _member(a: Adapter, entity_key: str, field: str) -> tuple[int, int]:
     row = a.fetchone(
-        "SELECT eid, rid FROM idr_state.entities WHERE entity_key = $k AND rid IS NOT NULL", {"k": entity_key}
+        "SELECT e.eid, e.rid FROM idr_state.entity_lookup AS l JOIN idr_state.entities AS e ON e.eid = l.eid "
+        "WHERE l.key_hash = $h AND e.entity_key = $k AND e.rid IS NOT NULL",
+        {"h": key_hash(entity_key), "k": entity_key},
     )
     if row is None:
         raise NotFoundError(f"entity {entity_key!r} is not in the resolved membership", field=field)

@@ -106,6 +106,14 @@ CREATE TABLE IF NOT EXISTS idr_state.entities (
     updated_ts TIMESTAMP
 );
 
+-- The entity dictionary by hash of the key (the first 16 hex digits of md5(entity_key)),
+-- stored in hash order where the platform keeps order: a lookup by key reads one block
+-- (DuckDB's zone maps keep only 8 bytes of a string, and keys share long prefixes).
+CREATE TABLE IF NOT EXISTS idr_state.entity_lookup (
+    key_hash VARCHAR NOT NULL,
+    eid BIGINT NOT NULL
+);
+
 -- One row per identifier value some entity holds. anchor_eid is the holder with the
 -- smallest entity_key; a linked value (2 <= holders <= its rule's max_group_size) links
 -- every other holder to the anchor: those are the star edges.

@@ -179,3 +179,26 @@ def test_no_scratch_table_outlives_its_last_reader():
     check(True, False)
     check(True, True)
     assert "publish" in seen and "write_diff" in seen
+
+
+def test_every_entity_key_is_found_through_the_hash_lookup_after_full_and_incr():
+    from app.services.lookups import entity, key_hash
+
+    w = World.create(tables=("crm", "shop"))
+    for i in range(5):
+        w.upsert("crm", str(i), email=f"e{i % 2}@x.com")
+    assert w.run().ok
+    w.upsert("shop", "late", email="e0@x.com")
+    w.upsert("crm", "9", email="new@x.com")
+    assert w.run("INCR").ok
+    w.upsert("shop", "later", phone="1")
+    assert w.run("FULL").ok
+    rows = w.adapter.fetchall(
+        "SELECT e.entity_key, l.key_hash FROM idr_state.entities AS e "
+        "LEFT JOIN idr_state.entity_lookup AS l ON l.eid = e.eid"
+    )
+    assert len(rows) == 8 and all(h == key_hash(k) for k, h in rows)
+    assert w.adapter.scalar("SELECT count(*) FROM idr_state.entity_lookup") == 8  # one row per key, no duplicates
+    membership = w.membership()
+    for k, rid in membership.items():
+        assert entity(w.adapter, k)["resolved_id"] == rid
