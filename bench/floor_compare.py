@@ -47,6 +47,7 @@ class Measured:
     peak_mb: float
     ok: bool
     detail: str = ""
+    cpu: float = 0.0  # user + system seconds of the process: less moved by a busy machine than wall time
 
 
 def run_measured(label: str, cmd: list[str], env: dict[str, str] | None = None) -> Measured:
@@ -59,7 +60,7 @@ def run_measured(label: str, cmd: list[str], env: dict[str, str] | None = None) 
     ok = os.waitstatus_to_exitcode(status) == 0
     if not ok:
         print(f"--- {label} failed:\n{out}", file=sys.stderr)
-    return Measured(label, seconds, usage.ru_maxrss / 1024, ok, out)
+    return Measured(label, seconds, usage.ru_maxrss / 1024, ok, out, usage.ru_utime + usage.ru_stime)
 
 
 def generate(floor: Path, work: Path, n: int, seed: int, delta: float) -> Path:
