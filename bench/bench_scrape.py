@@ -104,10 +104,7 @@ def main() -> None:
             args.scrapes,
         )
         series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
-        print(
-            f"scrape of {args.rows} metrics_export rows "
-            f"({series} series, {len(body)} bytes, {args.scrapes} scrapes)"
-        )
+        print(f"scrape of {args.rows} metrics_export rows ({series} series, {len(body)} bytes, {args.scrapes} scrapes)")
         print(f"  cold (file changed: connect + query + render): {_fmt(cold)}")
         print(f"  warm (file unchanged, cached):                 {_fmt(warm)}")
 

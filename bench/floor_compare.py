@@ -215,28 +215,27 @@ def main(argv: list[str] | None = None) -> int:
         all_ok = all_ok and incr.ok and ok_i
         os.remove(db)
     print(machine.measure().line(), flush=True)
-    base = floor.seconds
+    base, base_cpu = floor.seconds, floor.cpu
     print(f"\n{n:,} records · prototype variant {args.variant} · each a whole process\n")
-    print("| run | wall s | / prototype FULL | peak RSS MB | truth |")
-    print("|---|---:|---:|---:|---|")
+    print("| run | wall s | / prototype FULL | CPU s | / prototype FULL | peak RSS MB | truth |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for m, d in results:
-        print(f"| {m.label} | {m.seconds:.2f} | {m.seconds / base:.2f} | {m.peak_mb:,.0f} | {d} |")
-    print(
-        json.dumps(
-            {
-                "records": n,
-                "runs": [
-                    {
-                        "label": m.label,
-                        "seconds": round(m.seconds, 3),
-                        "peak_mb": round(m.peak_mb),
-                        "ratio": round(m.seconds / base, 3),
-                    }
-                    for m, _ in results
-                ],
-            }
+        print(
+            f"| {m.label} | {m.seconds:.2f} | {m.seconds / base:.2f} | {m.cpu:.2f} | {m.cpu / base_cpu:.2f} "
+            f"| {m.peak_mb:,.0f} | {d} |"
         )
-    )
+    runs = [
+        {
+            "label": m.label,
+            "seconds": round(m.seconds, 3),
+            "cpu": round(m.cpu, 3),
+            "peak_mb": round(m.peak_mb),
+            "ratio": round(m.seconds / base, 3),
+            "cpu_ratio": round(m.cpu / base_cpu, 3),
+        }
+        for m, _ in results
+    ]
+    print(json.dumps({"records": n, "runs": runs}))
     return 0 if all_ok else 1
 
 

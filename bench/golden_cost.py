@@ -1,4 +1,6 @@
 """What the golden profile adds to a FULL run: the same data (app/demo's generator, as
+    cw, cwo = statistics.median(cpu["with"]), statistics.median(cpu["without"])
+    print(f"CPU seconds (medians): with {cw:.2f}, without {cwo:.2f}: {100 * (cw / cwo - 1):.0f}%")
 bench/run.py), FULL with the demo's attributes and FULL without any, each as a whole
 process (`idr run`) on a fresh copy, alternating (with, without, without, with) so the
 machine's drift hits both alike.
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         configs[name] = args.work / f"config_{name}.json"
         configs[name].write_text(json.dumps(doc))
     times: dict[str, list[float]] = {"with": [], "without": []}
+    cpu: dict[str, list[float]] = {"with": [], "without": []}
     ok = True
     for name in ("with", "without", "without", "with"):
         db = copy_db(template, args.work / "run.duckdb")
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         m = run_measured(f"FULL {name} attributes", idr_cmd("run", "--mode", "FULL", "--db", str(db), "-q"))
         ok &= m.ok
         times[name].append(m.seconds)
-        print(f"| {m.label} | {m.seconds:.2f} s | {m.peak_mb:,.0f} MB |", flush=True)
+        cpu[name].append(m.cpu)
+        print(f"| {m.label} | {m.seconds:.2f} s | CPU {m.cpu:.2f} s | {m.peak_mb:,.0f} MB |", flush=True)
     print(machine.measure().line())
     w, wo = statistics.median(times["with"]), statistics.median(times["without"])
     print(

@@ -181,8 +181,7 @@ def reference_partition(adapter: Adapter, doc: dict[str, Any] | IdrConfig) -> Re
         for j, m in enumerate(maps):
             norm = _canon(f"v{j}", rules[m.identifier_type].canonicalize)
             ident_parts.append(
-                f"SELECT entity_key, {_lit(m.identifier_type)} AS t, {norm} AS v FROM {latest} "
-                f"WHERE v{j} IS NOT NULL"
+                f"SELECT entity_key, {_lit(m.identifier_type)} AS t, {norm} AS v FROM {latest} WHERE v{j} IS NOT NULL"
             )
     excl = pa.table(
         {
@@ -211,11 +210,11 @@ def reference_partition(adapter: Adapter, doc: dict[str, Any] | IdrConfig) -> Re
         )
         excluded = adapter.scalar(
             "SELECT count(*) FROM _bench_ident i WHERE EXISTS (SELECT 1 FROM _bench_excl x WHERE x.t = i.t "
-            "AND ((NOT x.\"like\" AND i.v = x.p) OR (x.\"like\" AND i.v LIKE x.p)))"
+            'AND ((NOT x."like" AND i.v = x.p) OR (x."like" AND i.v LIKE x.p)))'
         )
         adapter.execute(
             "DELETE FROM _bench_ident i WHERE EXISTS (SELECT 1 FROM _bench_excl x WHERE x.t = i.t "
-            "AND ((NOT x.\"like\" AND i.v = x.p) OR (x.\"like\" AND i.v LIKE x.p)))"
+            'AND ((NOT x."like" AND i.v = x.p) OR (x."like" AND i.v LIKE x.p)))'
         )
         adapter.execute(
             "CREATE OR REPLACE TEMP TABLE _bench_groups AS "
@@ -275,8 +274,7 @@ def compare_with_membership(adapter: Adapter, ref: Reference, examples: int = 5)
         {"n": examples},
     )
     n_extra = adapter.scalar(
-        "SELECT count(*) FROM idr_out.identity_resolved_membership_current m ANTI JOIN _bench_ent e "
-        "USING (entity_key)"
+        "SELECT count(*) FROM idr_out.identity_resolved_membership_current m ANTI JOIN _bench_ent e USING (entity_key)"
     )
     n = len(ref.labels)
     code = np.full(n, -1, dtype=np.int64)
