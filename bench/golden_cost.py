@@ -1,6 +1,4 @@
 """What the golden profile adds to a FULL run: the same data (app/demo's generator, as
-    cw, cwo = statistics.median(cpu["with"]), statistics.median(cpu["without"])
-    print(f"CPU seconds (medians): with {cw:.2f}, without {cwo:.2f}: {100 * (cw / cwo - 1):.0f}%")
 bench/run.py), FULL with the demo's attributes and FULL without any, each as a whole
 process (`idr run`) on a fresh copy, alternating (with, without, without, with) so the
 machine's drift hits both alike.
@@ -72,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{args.records:,} records: FULL with attributes {w:.2f} s, without {wo:.2f} s (medians): "
         f"the golden profile adds {100 * (w / wo - 1):.0f}%"
     )
+    cw, cwo = statistics.median(cpu["with"]), statistics.median(cpu["without"])
+    print(f"CPU seconds (medians): with {cw:.2f}, without {cwo:.2f}: {100 * (cw / cwo - 1):.0f}%")
     return 0 if ok else 1
 
 
