@@ -10,6 +10,7 @@ from app.core.errors import ConflictError
 from app.pipeline import history
 from app.pipeline.context import RunContext
 from app.pipeline.extract import attribute_names
+from app.schema import entity_lookup
 from app.schema.golden import golden_columns
 
 
@@ -83,11 +84,11 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> None:
             raise ConflictError("another run was published while this one ran; nothing was written, run it again")
         if ctx.kind.fresh:
             ctx.run("publish.fresh_entities_insert", p)
-            a.insert_ordered("idr_state.entity_lookup", ctx.stmt("publish.fresh_lookup"), "key_hash")
+            entity_lookup.write(a, f"SELECT eid, entity_key FROM {ctx.w('entities')}")
         else:
             ctx.run("publish.entities_delete")
             ctx.run("publish.entities_insert", p)
-            ctx.run("publish.lookup_insert")
+            entity_lookup.write(a, f"SELECT eid, entity_key FROM {ctx.w('entity_changes')} WHERE is_new")
         ctx.run(f"publish.values_delete_{scope}")
         ctx.run("publish.values_insert", p)
         ctx.run("publish.types_delete")

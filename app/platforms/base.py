@@ -188,6 +188,12 @@ class Adapter(ABC):
         plain CTAS, since ``row_index_sql`` orders by entity_key itself."""
         self.execute(f"CREATE TABLE {fqn} AS {select}")
 
+    def key_hash_sql(self, expr: str) -> str | None:
+        """A stable BIGINT hash of a string expression, for idr_state.entity_lookup where
+        this platform wants one (a point lookup by key is otherwise a scan); None: it does
+        not (its own engine finds a key)."""
+        return None
+
     def insert_ordered(self, fqn: str, select: str, order_by: str) -> None:
         """INSERT INTO ``fqn`` ``select``, stored in ``order_by`` order where the platform
         keeps insertion order (its zone maps then prune lookups); elsewhere a plain insert."""

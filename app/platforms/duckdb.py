@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from sqlglot import exp
 
 from app.core.settings import Settings, get_settings
 from app.platforms.base import Adapter, Params, used_params
@@ -24,14 +25,18 @@ def duckdb_connector(path: str, settings: Settings | None = None):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = duckdb.connect(path)
         limit = settings.duckdb_memory_limit or default_memory_limit()
-        conn.execute("SET memory_limit = $v", {"v": limit})
-        _keep_blocks(conn, settings.duckdb_block_memory or limit)
         tmp = settings.duckdb_temp_directory or (f"{path}.tmp" if path != ":memory:" else None)
+        sets = [f"SET memory_limit = {_lit(limit)}", "SET preserve_insertion_order = false"]
         if tmp:
-            conn.execute("SET temp_directory = $v", {"v": tmp})
+            sets.append(f"SET temp_directory = {_lit(tmp)}")
         if settings.duckdb_threads:
-            conn.execute(f"SET threads = {int(settings.duckdb_threads)}")
-        conn.execute("SET preserve_insertion_order = false")
+            sets.append(f"SET threads = {int(settings.duckdb_threads)}")
+        try:  # one call: the service opens a connection per request
+            conn.execute("; ".join(sets))
+        except duckdb.Error:
+            for s in sets:
+                conn.execute(s)
+        _keep_blocks(conn, settings.duckdb_block_memory or limit)
         if not settings.duckdb_compact_strings:
             _fast_strings(conn)
         if not settings.duckdb_vacuum:
@@ -40,6 +45,10 @@ def duckdb_connector(path: str, settings: Settings | None = None):
         return conn
 
     return connect
+
+
+def _lit(value: str) -> str:
+    return exp.Literal.string(value).sql(dialect="duckdb")
 
 
 # cgroup v2, then v1: a container's limit, which the machine's page count does not show.
@@ -139,6 +148,11 @@ class DuckDBAdapter(Adapter):
     def row_index_sql(self) -> str:
         # A fresh table's rowid already runs 0..n-1: free, where a window costs a pass.
         return "rowid"
+
+    def key_hash_sql(self, expr: str) -> str | None:
+        # md5 is fixed by its RFC, so the stored hashes stay valid across DuckDB versions;
+        # a parameter's hash is folded to a constant, so the sorted table's zone maps prune.
+        return f"CAST(md5_number_upper({expr}) >> 1 AS BIGINT)"
 
     def insert_ordered(self, fqn: str, select: str, order_by: str) -> None:
         with self._lock:

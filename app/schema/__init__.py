@@ -59,6 +59,7 @@ def init_schema(adapter: Adapter) -> list[str]:
     Returns a list of human-readable changes made (empty when already up to date).
     """
     from app.config.store import read_config
+    from app.schema import entity_lookup
     from app.schema.golden import sync_golden
     from app.schema.upgrade import upgrade_v1, v1_tables
 
@@ -100,6 +101,8 @@ def init_schema(adapter: Adapter) -> list[str]:
     config = read_config(adapter)
     if v1_tables(adapter):
         changes += upgrade_v1(adapter, config)
+    if entity_lookup.fill_if_missing(adapter):  # a state written before the lookup existed
+        changes.append("filled idr_state.entity_lookup")
     for sql in view_statements():
         adapter.execute(sql)
     sync_golden(adapter, config, force=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from app.config.model import IdrConfig
 from app.platforms.base import Adapter
+from app.schema import entity_lookup
 from app.schema.golden import ensure_columns
 
 V1_TABLES: tuple[str, ...] = (
@@ -62,11 +63,7 @@ def upgrade_v1(adapter: Adapter, config: IdrConfig) -> list[str]:
             f"      FROM ({' UNION '.join(keys)}) AS u) AS k "
             "LEFT JOIN idr_out.identity_resolved_membership_current AS m ON m.entity_key = k.entity_key"
         )
-        adapter.insert_ordered(
-            "idr_state.entity_lookup",
-            "SELECT substr(md5(entity_key), 1, 16) AS key_hash, eid FROM idr_state.entities",
-            "key_hash",
-        )
+        entity_lookup.write(adapter, "SELECT eid, entity_key FROM idr_state.entities")
         # Holders of every stored value: identifiers rows, and both ends of every edge.
         holders = []
         if ids:

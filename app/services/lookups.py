@@ -7,31 +7,22 @@ everything else by number.
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
 from typing import Any
 
 from app.core.errors import NotFoundError
 from app.core.vocabulary import format_resolved_id, parse_resolved_id
 from app.platforms.base import Adapter
+from app.schema import entity_lookup
 
 _CONFIDENCE = ("confidence_score", "edge_diversity", "match_density", "primary_reason")
 
 
-def key_hash(entity_key: str) -> str:
-    """idr_state.entity_lookup's key: the first 16 hex digits of md5(entity_key)."""
-    return hashlib.md5(entity_key.encode()).hexdigest()[:16]  # noqa: S324 - a bucket, not a secret
-
-
 def _member(a: Adapter, entity_key: str, field: str) -> tuple[int, int]:
-    row = a.fetchone(
-        "SELECT e.eid, e.rid FROM idr_state.entity_lookup AS l JOIN idr_state.entities AS e ON e.eid = l.eid "
-        "WHERE l.key_hash = $h AND e.entity_key = $k AND e.rid IS NOT NULL",
-        {"h": key_hash(entity_key), "k": entity_key},
-    )
-    if row is None:
+    found = entity_lookup.find(a, entity_key)
+    if found is None or found[1] is None:
         raise NotFoundError(f"entity {entity_key!r} is not in the resolved membership", field=field)
-    return int(row[0]), int(row[1])
+    return found[0], found[1]
 
 
 def _cluster_row(a: Adapter, rid: int) -> dict[str, Any] | None:

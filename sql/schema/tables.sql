@@ -106,11 +106,11 @@ CREATE TABLE IF NOT EXISTS idr_state.entities (
     updated_ts TIMESTAMP
 );
 
--- The entity dictionary by hash of the key (the first 16 hex digits of md5(entity_key)),
--- stored in hash order where the platform keeps order: a lookup by key reads one block
--- (DuckDB's zone maps keep only 8 bytes of a string, and keys share long prefixes).
+-- The entity dictionary by a hash of the key, stored in hash order, on platforms whose
+-- adapter keeps one (DuckDB: its zone maps keep only 8 bytes of a string and keys share
+-- long prefixes, so a lookup by key otherwise reads every block); empty elsewhere.
 CREATE TABLE IF NOT EXISTS idr_state.entity_lookup (
-    key_hash VARCHAR NOT NULL,
+    key_hash BIGINT NOT NULL,
     eid BIGINT NOT NULL
 );
 

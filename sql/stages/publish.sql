@@ -22,13 +22,6 @@ FROM {{w.membership}} AS m
 JOIN {{w.scope_keys}} AS k ON k.eid = m.eid
 WHERE m.old_rid IS DISTINCT FROM m.rid
 
--- name: fresh_lookup
-SELECT substr(md5(entity_key), 1, 16) AS key_hash, eid FROM {{w.entities}}
-
--- name: lookup_insert
-INSERT INTO idr_state.entity_lookup (key_hash, eid)
-SELECT substr(md5(entity_key), 1, 16), eid FROM {{w.entity_changes}} WHERE is_new
-
 -- name: entities_delete
 DELETE FROM idr_state.entities
 WHERE eid IN (SELECT eid FROM {{w.entity_changes}} WHERE NOT is_new)
