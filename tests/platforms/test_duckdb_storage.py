@@ -62,3 +62,24 @@ def test_vacuum_is_off_by_default_and_a_full_rewrite_reclaims(tmp_path):
 def test_vacuum_setting_restores_duckdbs_default(tmp_path):
     a = DuckDBAdapter.from_path(str(tmp_path / "w.duckdb"), Settings(duckdb_vacuum=True))
     assert int(a.scalar("SELECT current_setting('max_vacuum_tasks')")) > 0
+
+
+def test_a_union_of_both_ends_of_the_edges_view_returns_both_ends(tmp_path):
+    """DuckDB 1.5.1-2.0.1's common-subplan optimizer returns one end twice for
+    `SELECT left ... UNION SELECT right ...` over one join (duckdb#25819): idr's
+    connections turn it off."""
+    from app.platforms.duckdb import DuckDBAdapter
+
+    a = DuckDBAdapter.from_path(str(tmp_path / "u.duckdb"))
+    a.execute("CREATE TABLE e (eid INT, k VARCHAR)")
+    a.execute("INSERT INTO e VALUES (0, 'a'), (1, 'b'), (2, 'c')")
+    a.execute("CREATE TABLE v (vid INT, anchor INT)")
+    a.execute("INSERT INTO v VALUES (1, 0)")
+    a.execute("CREATE TABLE h (vid INT, eid INT)")
+    a.execute("INSERT INTO h VALUES (1, 0), (1, 1)")
+    a.execute(
+        "CREATE VIEW ed AS SELECT x.k AS l, y.k AS r FROM h JOIN v ON v.vid = h.vid "
+        "JOIN e AS x ON x.eid = v.anchor JOIN e AS y ON y.eid = h.eid WHERE h.eid <> v.anchor"
+    )
+    assert sorted(a.fetchall("SELECT l FROM ed UNION SELECT r FROM ed")) == [("a",), ("b",)]
+    a.close()
