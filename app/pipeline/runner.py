@@ -28,6 +28,7 @@ from app.pipeline.fingerprint import config_fingerprint, input_fingerprint
 from app.pipeline.plan import Plan, RunKind, Step
 from app.pipeline.steps import plan_for
 from app.platforms.base import Adapter
+from app.schema import entity_lookup
 from app.schema.golden import sync_golden
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,8 @@ def run_pipeline(
         ctx.state.apply_of = apply_of
         ctx.state.expected_fingerprint = get_dry_run(adapter, apply_of).fingerprint
     sync_golden(adapter, config)  # the golden columns and views follow the configuration
+    if not dry_run:
+        entity_lookup.ensure_current(adapter)  # publish adds rows with this engine's hash
     history.insert(adapter, result, fingerprint, ctx.tag)
     try:
         history.sweep_orphan_work_tables(adapter)

@@ -194,6 +194,11 @@ class Adapter(ABC):
         not (its own engine finds a key)."""
         return None
 
+    def key_hash_version(self) -> str | None:
+        """Names the function ``key_hash_sql`` computes: stored hashes are rebuilt when it
+        changes (an engine upgrade may change its hash). None when there is no hash."""
+        return None
+
     def insert_ordered(self, fqn: str, select: str, order_by: str) -> None:
         """INSERT INTO ``fqn`` ``select``, stored in ``order_by`` order where the platform
         keeps insertion order (its zone maps then prune lookups); elsewhere a plain insert."""

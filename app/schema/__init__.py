@@ -101,8 +101,8 @@ def init_schema(adapter: Adapter) -> list[str]:
     config = read_config(adapter)
     if v1_tables(adapter):
         changes += upgrade_v1(adapter, config)
-    if entity_lookup.fill_if_missing(adapter):  # a state written before the lookup existed
-        changes.append("filled idr_state.entity_lookup")
+    if entity_lookup.ensure_current(adapter):  # written before it existed, or by another hash
+        changes.append("rebuilt idr_state.entity_lookup")
     for sql in view_statements():
         adapter.execute(sql)
     sync_golden(adapter, config, force=True)

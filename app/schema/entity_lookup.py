@@ -1,10 +1,16 @@
 """idr_state.entity_lookup: the entity dictionary by a hash of the key, in hash order, kept
 on platforms whose adapter gives a hash (``Adapter.key_hash_sql``). The publish
-transaction adds the new keys of a run; a key's row never changes (eids are not reused)."""
+transaction adds the new keys of a run; a key's row never changes (eids are not reused).
+
+The hash function may change with the engine's version (DuckDB's ``hash()`` does not
+promise stability), so idr_state.schema_info records which one wrote the rows: a run
+rebuilds the lookup when it differs, and a lookup meanwhile scans the dictionary."""
 
 from __future__ import annotations
 
 from app.platforms.base import Adapter
+
+_INFO_KEY = "entity_lookup_hash"
 
 
 def write(adapter: Adapter, select_eid_key: str) -> None:
@@ -17,30 +23,57 @@ def write(adapter: Adapter, select_eid_key: str) -> None:
     )
 
 
-def fill_if_missing(adapter: Adapter) -> bool:
-    """Fill the lookup of a state written before it existed; True when it did."""
-    if adapter.key_hash_sql("x") is None:
+def _stored_version(adapter: Adapter) -> str | None:
+    v = adapter.scalar("SELECT info_value FROM idr_state.schema_info WHERE info_key = $k", {"k": _INFO_KEY})
+    return None if v is None else str(v)
+
+
+def rebuild(adapter: Adapter) -> None:
+    """Rewrite the whole lookup from the dictionary with this engine's hash, and record it."""
+    version = adapter.key_hash_version()
+    if version is None:
+        return
+    with adapter.transaction():
+        adapter.execute("DELETE FROM idr_state.entity_lookup")
+        write(adapter, "SELECT eid, entity_key FROM idr_state.entities")
+        forget(adapter)
+        adapter.execute(
+            "INSERT INTO idr_state.schema_info (info_key, info_value) VALUES ($k, $v)", {"k": _INFO_KEY, "v": version}
+        )
+
+
+def forget(adapter: Adapter) -> None:
+    """Mark the lookup as written by no hash (its rows are being replaced): the next
+    ``ensure_current`` rebuilds it."""
+    adapter.execute("DELETE FROM idr_state.schema_info WHERE info_key = $k", {"k": _INFO_KEY})
+
+
+def ensure_current(adapter: Adapter) -> bool:
+    """Rebuild the lookup when another hash (or none) wrote it; True when it did."""
+    version = adapter.key_hash_version()
+    if version is None or _stored_version(adapter) == version:
         return False
-    if adapter.scalar("SELECT count(*) FROM (SELECT 1 FROM idr_state.entity_lookup LIMIT 1) AS t"):
-        return False
-    if not adapter.scalar("SELECT count(*) FROM (SELECT 1 FROM idr_state.entities LIMIT 1) AS t"):
-        return False
-    write(adapter, "SELECT eid, entity_key FROM idr_state.entities")
+    rebuild(adapter)
     return True
+
+
+def _scan(adapter: Adapter, entity_key: str) -> tuple[int, int | None] | None:
+    row = adapter.fetchone("SELECT eid, rid FROM idr_state.entities WHERE entity_key = $k", {"k": entity_key})
+    return None if row is None else (int(row[0]), None if row[1] is None else int(row[1]))
 
 
 def find(adapter: Adapter, entity_key: str) -> tuple[int, int | None] | None:
     """(eid, rid) of a key, or None when the dictionary does not hold it."""
     h = adapter.key_hash_sql("$k")
     if h is None:
-        row = adapter.fetchone("SELECT eid, rid FROM idr_state.entities WHERE entity_key = $k", {"k": entity_key})
-        return None if row is None else (int(row[0]), None if row[1] is None else int(row[1]))
+        return _scan(adapter, entity_key)
     eids = [
         int(r[0])
         for r in adapter.fetchall(f"SELECT eid FROM idr_state.entity_lookup WHERE key_hash = {h}", {"k": entity_key})
     ]
     if not eids:
-        return None
+        # Not held, or the lookup was written by another hash (until the next run rebuilds it).
+        return None if _stored_version(adapter) == adapter.key_hash_version() else _scan(adapter, entity_key)
     # By eid (the dictionary's order): the stored key confirms the hash's match.
     marks = ", ".join(f"$e{i}" for i in range(len(eids)))
     for eid, rid, key in adapter.fetchall(
@@ -49,4 +82,5 @@ def find(adapter: Adapter, entity_key: str) -> tuple[int, int | None] | None:
     ):
         if key == entity_key:
             return int(eid), None if rid is None else int(rid)
-    return None
+    # A hash match on another key: with a stale hash the key may still be held.
+    return None if _stored_version(adapter) == adapter.key_hash_version() else _scan(adapter, entity_key)

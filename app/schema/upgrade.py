@@ -63,7 +63,7 @@ def upgrade_v1(adapter: Adapter, config: IdrConfig) -> list[str]:
             f"      FROM ({' UNION '.join(keys)}) AS u) AS k "
             "LEFT JOIN idr_out.identity_resolved_membership_current AS m ON m.entity_key = k.entity_key"
         )
-        entity_lookup.write(adapter, "SELECT eid, entity_key FROM idr_state.entities")
+        entity_lookup.forget(adapter)  # init rebuilds it from the new dictionary
         # Holders of every stored value: identifiers rows, and both ends of every edge.
         holders = []
         if ids:
