@@ -318,7 +318,7 @@ def _print_summary(r: RunResult) -> None:
     console.print(
         f"component rounds {r.lp_iterations} · groups skipped {r.groups_skipped:,} "
         f"· values excluded {r.values_excluded:,} · large clusters {r.large_clusters:,} "
-        f"· {r.duration_seconds:.2f} s"
+        f"· {r.statements:,} round trips · {r.duration_seconds:.2f} s"
     )
     for w in r.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)

@@ -42,6 +42,9 @@ class RunResult:
     groups_skipped: int = 0
     values_excluded: int = 0
     large_clusters: int = 0
+    # Requests the run sent to the warehouse (app.platforms.base.Adapter.round_trips),
+    # up to and including its last run_history write.
+    statements: int = 0
     warnings: list[str] = field(default_factory=list)
     watermarks: dict[str, str | None] = field(default_factory=dict)
     stages: list[StageResult] = field(default_factory=list)

@@ -163,6 +163,7 @@ def run_metric_records(
     }
     out: list[MetricRecord] = [
         MetricRecord("idr_run_duration_seconds", result.duration_seconds, "gauge", base),
+        MetricRecord("idr_run_statements", result.statements, "gauge", base),
         MetricRecord("idr_entities_processed", result.entities_processed, "counter", base),
         MetricRecord("idr_edges_created", result.edges_created, "counter", base),
         MetricRecord("idr_edges_updated", result.edges_updated, "counter", base),

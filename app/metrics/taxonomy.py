@@ -60,6 +60,12 @@ SPECS: dict[str, MetricSpec] = {
         # ---- run metrics (per execution)
         _spec("idr_run_duration_seconds", "gauge", "Total run time of the last run.", RUN_LABELS),
         _spec(
+            "idr_run_statements",
+            "gauge",
+            "Round trips (requests to the warehouse) the last run made.",
+            RUN_LABELS,
+        ),
+        _spec(
             "idr_run_status",
             "gauge",
             "Status of the last run as a state set: 1 for its status, 0 for the others.",
@@ -154,6 +160,7 @@ SPECS: dict[str, MetricSpec] = {
 
 RUN_METRIC_NAMES: tuple[str, ...] = (
     "idr_run_duration_seconds",
+    "idr_run_statements",
     "idr_run_status",
     "idr_entities_processed",
     "idr_edges_created",

@@ -34,6 +34,12 @@ class RunContext:
     kind: RunKind
     progress: ProgressFn | None = None
     state: RunState = field(default_factory=RunState)
+    round_trips_at_start: int = 0
+    statements_column: bool = True
+
+    def count_statements(self) -> None:
+        """The run's round trips so far, plus the run_history write about to record them."""
+        self.result.statements = self.adapter.round_trips - self.round_trips_at_start + 1
 
     @property
     def run_id(self) -> str:

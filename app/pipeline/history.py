@@ -46,13 +46,16 @@ def insert(adapter: Adapter, r: RunResult, fingerprint: str, tag: str) -> None:
     )
 
 
-def finish(adapter: Adapter, r: RunResult) -> None:
+def finish(adapter: Adapter, r: RunResult, statements_column: bool = True) -> None:
+    """The run's outcome; ``statements_column`` is False on a database whose run_history
+    predates the column (until ``idr init`` adds it)."""
+    stmts = ", statements = $stmts" if statements_column else ""
     adapter.execute(
-        """UPDATE idr_out.run_history SET status = $status, ended_at = $ended, duration_seconds = $dur,
+        f"""UPDATE idr_out.run_history SET status = $status, ended_at = $ended, duration_seconds = $dur,
            entities_processed = $entities, edges_created = $ec, edges_updated = $eu,
            clusters_impacted = $ci, lp_iterations = $lp, source_tables_processed = $st,
            groups_skipped = $gs, values_excluded = $ve, large_clusters = $lc, warnings = $warn,
-           watermarks_json = $wm, error_message = $err, error_stage = $estage
+           watermarks_json = $wm, error_message = $err, error_stage = $estage{stmts}
            WHERE run_id = $id""",
         {
             "status": r.status,
@@ -71,6 +74,7 @@ def finish(adapter: Adapter, r: RunResult) -> None:
             "wm": json.dumps(r.watermarks),
             "err": r.error_message,
             "estage": r.error_stage,
+            "stmts": r.statements,
             "id": r.run_id,
         },
     )

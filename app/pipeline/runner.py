@@ -43,9 +43,12 @@ def stages_total(dry_run: bool, apply: bool = False) -> int:
     return len(plan_for(RunKind(full=False, dry_run=dry_run, apply=apply)).stages)
 
 
-def _require_schema(adapter: Adapter) -> None:
-    if not adapter.table_exists("idr_out", "run_history") or not adapter.table_exists("idr_state", "entities"):
+def _require_schema(adapter: Adapter) -> set[str]:
+    """run_history's columns (an older install may lack the newest until `idr init`)."""
+    history_cols = set(adapter.columns("idr_out", "run_history"))
+    if not history_cols or not adapter.table_exists("idr_state", "entities"):
         raise PipelineError("the idr schema is missing or out of date: run `idr init` first", stage="init")
+    return history_cols
 
 
 def _counters(adapter: Adapter) -> dict[str, int]:
@@ -89,7 +92,8 @@ def run_pipeline(
     mode = mode.upper()
     if mode not in RUN_MODES:
         raise PipelineError(f"mode must be FULL or INCR, not {mode!r}", stage="init")
-    _require_schema(adapter)
+    rt0 = adapter.round_trips
+    has_statements = "statements" in _require_schema(adapter)
     now = utcnow()
     result = RunResult(
         run_id=run_id or new_run_id(dry_run, now),
@@ -110,6 +114,8 @@ def run_pipeline(
     fresh = full and not adapter.scalar("SELECT count(*) FROM (SELECT 1 FROM idr_state.entities LIMIT 1) AS t")
     kind = RunKind(full=full, dry_run=dry_run, apply=apply_of is not None, fresh=bool(fresh))
     ctx = RunContext(
+        round_trips_at_start=rt0,
+        statements_column=has_statements,
         adapter=adapter,
         config=config,
         settings=settings,
@@ -152,14 +158,17 @@ def run_pipeline(
             result.status = "DRY_RUN_COMPLETE"
             result.ended_at = utcnow()
             result.duration_seconds = time.perf_counter() - t0
-            history.finish(adapter, result)
+            ctx.count_statements()
+            history.finish(adapter, result, has_statements)
         else:
-            # Duration covers publish too; the row was committed with the earlier figure.
+            # Duration covers publish too; the row was committed with the earlier figures.
             result.duration_seconds = time.perf_counter() - t0
             result.ended_at = utcnow()
+            ctx.count_statements()
+            stmts = ", statements = $n" if has_statements else ""
             adapter.execute(
-                "UPDATE idr_out.run_history SET duration_seconds = $d, ended_at = $e WHERE run_id = $id",
-                {"d": result.duration_seconds, "e": result.ended_at, "id": result.run_id},
+                f"UPDATE idr_out.run_history SET duration_seconds = $d, ended_at = $e{stmts} WHERE run_id = $id",
+                {"d": result.duration_seconds, "e": result.ended_at, "n": result.statements, "id": result.run_id},
             )
     except Exception as e:  # noqa: BLE001 - every failure ends as a FAILED run
         stage = getattr(e, "stage", None) or ctx.state.current_stage or stage
@@ -169,7 +178,8 @@ def run_pipeline(
         result.ended_at = utcnow()
         result.duration_seconds = time.perf_counter() - t0
         log.warning("run %s failed in %s: %s", result.run_id, result.error_stage, result.error_message)
-        history.finish(adapter, result)
+        ctx.count_statements()
+        history.finish(adapter, result, has_statements)
     finally:
         try:
             ctx.drop_work_tables()
@@ -184,7 +194,8 @@ def _publish(ctx: RunContext, t0: float) -> None:
     r.status = "SUCCESS_WITH_WARNINGS" if r.warnings else "SUCCESS"
     r.ended_at = utcnow()
     r.duration_seconds = time.perf_counter() - t0
-    publish.publish(ctx, lambda: history.finish(ctx.adapter, r))
+    ctx.count_statements()
+    publish.publish(ctx, lambda: history.finish(ctx.adapter, r, ctx.statements_column))
 
 
 def _execute(ctx: RunContext, plan: Plan, t0: float, observe: StepObserver | None) -> None:

@@ -65,6 +65,12 @@ class Adapter(ABC):
     def __init__(self, connect: Callable[[], Any]) -> None:
         self._connect = connect
         self._conn: Any = None
+        # Requests sent to the warehouse (one per cursor call / job / catalog call, whatever
+        # it carries): on a remote warehouse a run's cost is its round trips, not its rows.
+        self.round_trips = 0
+
+    def count_round_trip(self, n: int = 1) -> None:
+        self.round_trips += n
 
     # ------------------------------------------------------------ connection
     @property
@@ -155,15 +161,18 @@ class Adapter(ABC):
                 finally:
                     self._tx_depth -= 1
                 return
+            self.count_round_trip()
             run(begin)
             self._tx_depth = 1
             try:
                 yield
             except BaseException:
                 self._tx_depth = 0
+                self.count_round_trip()
                 run("ROLLBACK")
                 raise
             self._tx_depth = 0
+            self.count_round_trip()
             run("COMMIT")
 
     # ------------------------------------------------------------ catalog

@@ -100,6 +100,7 @@ class BigQueryAdapter(TranspilingAdapter):
         from google.cloud import bigquery
 
         config = bigquery.QueryJobConfig(query_parameters=self._query_parameters(stmt.params))
+        self.count_round_trip()
         job = self.conn.query(stmt.sql, job_config=config)
         result = job.result()
         if not fetch:
@@ -172,6 +173,7 @@ class BigQueryAdapter(TranspilingAdapter):
     def columns(self, schema: str, table: str) -> list[str]:
         from google.api_core.exceptions import NotFound
 
+        self.count_round_trip()
         try:
             t = self.conn.get_table(self._ref(schema, table))
         except NotFound:
@@ -181,6 +183,7 @@ class BigQueryAdapter(TranspilingAdapter):
     def list_tables(self, schema: str, prefix: str = "", views: bool = False) -> list[str]:
         from google.api_core.exceptions import NotFound
 
+        self.count_round_trip()
         try:
             tables = list(self.conn.list_tables(self._ref(schema)))
         except NotFound:

@@ -160,6 +160,7 @@ class DuckDBAdapter(Adapter):
 
     def insert_ordered(self, fqn: str, select: str, order_by: str) -> None:
         with self._lock:
+            self.count_round_trip(2)
             self.conn.execute("SET preserve_insertion_order = true")
             try:
                 self.execute(f"INSERT INTO {fqn} {select} ORDER BY {order_by}")
@@ -170,6 +171,7 @@ class DuckDBAdapter(Adapter):
         # Connections run with preserve_insertion_order off (faster, less memory); this one
         # statement needs it, so that rowid follows the ORDER BY.
         with self._lock:
+            self.count_round_trip(2)
             self.conn.execute("SET preserve_insertion_order = true")
             try:
                 self.execute(f"CREATE TABLE {fqn} AS {select} ORDER BY {order_by}")
@@ -198,10 +200,12 @@ class DuckDBAdapter(Adapter):
     def execute(self, sql: str, params: Params = None) -> None:
         sql = _temp_ddl(sql)
         with self._lock:
+            self.count_round_trip()
             self.conn.execute(sql, used_params(sql, params))
 
     def fetch_with_columns(self, sql: str, params: Params = None) -> tuple[list[str], list[tuple]]:
         with self._lock:
+            self.count_round_trip()
             cur = self.conn.execute(sql, used_params(sql, params))
             cols = [d[0] for d in cur.description] if cur.description else []
             return cols, cur.fetchall()
@@ -213,10 +217,12 @@ class DuckDBAdapter(Adapter):
         if not rows:
             return
         with self._lock:
+            self.count_round_trip()
             self.conn.executemany(sql, [used_params(sql, r) or {} for r in rows])
 
     def arrow(self, sql: str, params: Params = None):
         with self._lock:
+            self.count_round_trip()
             rel = self.conn.sql(sql, params=used_params(sql, params))
             # duckdb 2.x renamed fetch_arrow_table -> to_arrow_table
             fetch = getattr(rel, "to_arrow_table", None) or rel.fetch_arrow_table
@@ -225,6 +231,7 @@ class DuckDBAdapter(Adapter):
     def numpy(self, sql: str, params: Params = None) -> dict[str, Any]:
         """Columns as numpy arrays, straight from DuckDB's vectors."""
         with self._lock:
+            self.count_round_trip()
             return self.conn.sql(sql, params=used_params(sql, params)).fetchnumpy()
 
     def register_arrow(self, name: str, table) -> None:

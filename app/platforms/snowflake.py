@@ -62,6 +62,7 @@ class SnowflakeAdapter(TranspilingAdapter):
             raise RuntimeError("DDL inside a Snowflake transaction would commit it implicitly")
         cur = self.conn.cursor()
         try:
+            self.count_round_trip()
             cur.execute(stmt.sql, stmt.params)
             if not fetch:
                 return [], []

@@ -250,6 +250,7 @@ class SparkSessionAdapter(SparkSQLAdapter):
     keep_not_null = False
 
     def _run(self, stmt: Bound, fetch: bool) -> tuple[list[str], list[tuple]]:
+        self.count_round_trip()
         df = self.conn.sql(stmt.sql, args=stmt.params or None)
         if not fetch:
             return [], []
@@ -261,14 +262,22 @@ class SparkSessionAdapter(SparkSQLAdapter):
     def columns(self, schema: str, table: str) -> list[str]:
         spark = self.conn
         name = f"`{schema.replace('`', '``')}`.`{table.replace('`', '``')}`"
-        if not spark.catalog.databaseExists(schema) or not spark.catalog.tableExists(name):
+        # Catalog calls: statements on a remote Spark Connect / SQL warehouse session.
+        self.count_round_trip()
+        if not spark.catalog.databaseExists(schema):
             return []
+        self.count_round_trip()
+        if not spark.catalog.tableExists(name):
+            return []
+        self.count_round_trip()
         return [c.name.lower() for c in spark.catalog.listColumns(name)]
 
     def list_tables(self, schema: str, prefix: str = "", views: bool = False) -> list[str]:
         spark = self.conn
+        self.count_round_trip()
         if not spark.catalog.databaseExists(schema):
             return []
+        self.count_round_trip()
         out = []
         for t in spark.catalog.listTables(schema):
             if t.isTemporary or (t.tableType == "VIEW") != views:
@@ -301,6 +310,7 @@ class DatabricksSQLAdapter(SparkSQLAdapter):
     def _run(self, stmt: Bound, fetch: bool) -> tuple[list[str], list[tuple]]:
         cur = self.conn.cursor()
         try:
+            self.count_round_trip()
             cur.execute(stmt.sql, stmt.params)  # native named parameters (:name)
             if not fetch:
                 return [], []

@@ -232,7 +232,8 @@ CREATE TABLE IF NOT EXISTS idr_out.run_history (
     config_fingerprint VARCHAR,
     input_fingerprint VARCHAR,
     applied_dry_run_id VARCHAR,
-    work_tag VARCHAR
+    work_tag VARCHAR,
+    statements BIGINT
 );
 
 CREATE TABLE IF NOT EXISTS idr_out.stage_metrics (

@@ -65,6 +65,7 @@ def check_run(a: DuckDBAdapter, result) -> None:
     assert one(rows, "idr_run_status", status=h["status"]) == 1
     assert one(rows, "idr_run_status", status="FAILED") == 0
     assert one(rows, "idr_run_duration_seconds") > 0
+    assert one(rows, "idr_run_statements") == h["statements"] == result.statements > 10
     skipped = a.scalar("SELECT count(*) FROM idr_out.skipped_identifier_groups WHERE run_id = $r", {"r": result.run_id})
     assert one(rows, "idr_groups_skipped") == skipped
     # Cluster metrics, recomputed from membership (independent of the clusters table).

@@ -52,4 +52,6 @@ def test_story_matches_duckdb(platform, make_adapter):
     for (name, obs), (_, want) in zip(got, ref, strict=True):
         for key in want:
             assert obs[key] == want[key], f"{platform}: step {name!r}, {key} differs from DuckDB"
-    print(f"{platform}: story of {len(got)} runs in {wh.seconds:.1f}s")
+    trips = ", ".join(f"{r.mode}{' dry' if r.dry_run else ''} {r.statements}" for r in wh.runs)
+    print(f"{platform}: story of {len(got)} runs in {wh.seconds:.1f}s; round trips per run: {trips}")
+    assert all(r.statements > 0 for r in wh.runs)
