@@ -9,9 +9,6 @@ Lists are keyset-paginated with an opaque cursor, sorted on the server.
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -20,6 +17,7 @@ from sqlalchemy import select
 from app.config.model import IdrConfig
 from app.config.store import read_config
 from app.config.validate import validate_expression
+from app.core import cursor as cursors
 from app.core.errors import IdrError, NotFoundError
 from app.db.models import Run
 from app.pipeline import dryrun
@@ -39,6 +37,9 @@ SORTS = {
 }
 # Records shown per side of an opened merge or split (the page says how many more there are).
 RECORDS_PER_GROUP = 40
+# Columns (clusters on the other side) per page of an opened merge or split.
+COLUMNS_PER_PAGE = 6
+NO_CLUSTER = "-"
 
 _FLOWS = (
     "SELECT current_resolved_id AS cur, proposed_resolved_id AS pro, COALESCE(members, members_moved) AS n, "
@@ -61,20 +62,6 @@ units AS (
            sum(n) - max(CASE WHEN cur = pro THEN n ELSE 0 END)
     FROM f WHERE cur IS NOT NULL GROUP BY cur HAVING count(pro) >= 2
 )"""
-
-
-def _encode(values: Sequence[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> list[Any]:
-    try:
-        out = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(out, list) or len(out) != 3:
-            raise ValueError(cursor)
-        return out
-    except Exception:
-        raise IdrError("cursor is not valid; pass the next_cursor of a previous page", field="cursor") from None
 
 
 def target_of(rt: Runtime, run_id: str) -> str:
@@ -110,7 +97,7 @@ def page_units(
         where.append("kind = $kind")
         params["kind"] = kind
     if cursor:
-        s, c, k = _decode(cursor)
+        s, c, k = cursors.decode(cursor, 3)
         params.update(cs=int(s), cc=str(c), ck=str(k))
         where.append(f"({key} < $cs OR ({key} = $cs AND (cluster_id > $cc OR (cluster_id = $cc AND kind > $ck))))")
     rows = a.fetch_dicts(
@@ -124,7 +111,7 @@ def page_units(
     nxt = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        nxt = _encode([int(last["sort_key"]), last["cluster_id"], last["kind"]])
+        nxt = cursors.encode([int(last["sort_key"]), last["cluster_id"], last["kind"]])
         rows = rows[:limit]
     _attach_parts(a, run_id, rows)
     return rows, nxt
@@ -177,6 +164,13 @@ class Group:
     size: int | None
     records_total: int
     records: list[Record] = field(default_factory=list)
+    after: str | None = None  # the records shown follow this entity key (a later page of the column)
+    next_after: str | None = None  # more records follow: the key to continue after
+
+    @property
+    def column(self) -> str:
+        """How a URL names this column (``-``: new or removed records)."""
+        return self.cluster_id or NO_CLUSTER
 
 
 @dataclass
@@ -186,16 +180,63 @@ class Unit:
     cluster_id: str
     size_before: int
     size_after: int
-    groups: list[Group]
+    groups: list[Group]  # the columns shown
     # (identifier_type, value) -> the groups whose records hold it, for values held in 2+ groups
     links: list[dict[str, Any]]
     attribute_names: list[str]
+    columns_total: int = 0
+    columns_from: int = 0  # position of the first column shown among all of them
+    one_column: bool = False  # a later page of one column's records
 
 
-def unit(a: Adapter, run_id: str, kind: Kind, cluster_id: str) -> Unit:
+def _records(
+    a: Adapter, run_id: str, kind: Kind, cluster_id: str, ids: list[str | None], after: str | None
+) -> list[Record]:
+    """Up to RECORDS_PER_GROUP + 1 records of each listed column (``ids``: the other side's
+    cluster ids, None for new/removed records), by entity key, after ``after`` if given."""
+    mine, other = (
+        ("proposed_resolved_id", "current_resolved_id")
+        if kind == "MERGE"
+        else ("current_resolved_id", "proposed_resolved_id")
+    )
+    params: dict[str, Any] = {"r": run_id, "c": cluster_id}
+    named = [i for i in ids if i is not None]
+    params.update({f"g{i}": g for i, g in enumerate(named)})
+    conds = [f"{other} IN ({', '.join(f'$g{i}' for i in range(len(named)))})"] if named else []
+    if None in ids:
+        conds.append(f"{other} IS NULL")
+    where = f"run_id = $r AND {mine} = $c AND ({' OR '.join(conds) or 'FALSE'})"
+    if after is not None:
+        where += " AND entity_key > $after"
+        params["after"] = after
+    rows = a.fetch_dicts(
+        "SELECT entity_key, change_type, current_resolved_id, proposed_resolved_id FROM ("
+        f"SELECT *, row_number() OVER (PARTITION BY {other} ORDER BY entity_key) AS rn "
+        f"FROM idr_out.dry_run_results WHERE {where}) AS x "
+        f"WHERE rn <= {RECORDS_PER_GROUP + 1} ORDER BY entity_key",
+        params,
+    )
+    return [Record(**r) for r in rows]
+
+
+def unit(
+    a: Adapter,
+    run_id: str,
+    kind: Kind,
+    cluster_id: str,
+    *,
+    columns_from: int = 0,
+    column: str | None = None,
+    after: str | None = None,
+) -> Unit:
     """A merge (``cluster_id`` proposed) or a split (``cluster_id`` current) with its records
-    side by side, grouped by the cluster on the other side, and the identifiers that link
-    records of different groups (read from the sources as they are now)."""
+    side by side, one column per cluster on the other side, and the identifiers that link
+    records of different columns (read from the sources as they are now).
+
+    Paginated both ways: COLUMNS_PER_PAGE columns from ``columns_from``, RECORDS_PER_GROUP
+    records each; or, with ``column`` (a column's cluster id, ``-`` for new/removed records)
+    and ``after``, that column's records after that entity key, its shared identifiers
+    still found against the first records of the columns shown beside it."""
     dryrun.get_summary(a, run_id)
     mine, other = ("pro", "cur") if kind == "MERGE" else ("cur", "pro")
     flows = a.fetch_dicts(
@@ -204,48 +245,61 @@ def unit(a: Adapter, run_id: str, kind: Kind, cluster_id: str) -> Unit:
     if len([f for f in flows if f[other] is not None]) < 2:
         what = "merge into proposed" if kind == "MERGE" else "split of current"
         raise NotFoundError(f"dry run {run_id} has no {what} cluster {cluster_id!r}", field="cluster_id")
-    rcol_mine, rcol_other = (
-        ("proposed_resolved_id", "current_resolved_id")
-        if kind == "MERGE"
-        else ("current_resolved_id", "proposed_resolved_id")
+    ordered = sorted(
+        (
+            Group(
+                cluster_id=f[other],
+                size=f["cur_size"] if kind == "MERGE" else f["pro_size"],
+                records_total=int(f["n"] or 0),
+            )
+            for f in flows
+        ),
+        key=lambda g: (g.cluster_id is None, -g.records_total, g.cluster_id or ""),
     )
-    rows = a.fetch_dicts(
-        f"SELECT entity_key, change_type, current_resolved_id, proposed_resolved_id FROM ("
-        f"SELECT *, row_number() OVER (PARTITION BY {rcol_other} ORDER BY entity_key) AS rn "
-        f"FROM idr_out.dry_run_results WHERE run_id = $r AND {rcol_mine} = $c) AS x "
-        f"WHERE rn <= {RECORDS_PER_GROUP} ORDER BY entity_key",
-        {"r": run_id, "c": cluster_id},
-    )
-    groups = {
-        f[other]: Group(
-            cluster_id=f[other],
-            size=f["cur_size"] if kind == "MERGE" else f["pro_size"],
-            records_total=int(f["n"] or 0),
-        )
-        for f in flows
-    }
-    records = [Record(**r) for r in rows]
-    for rec in records:
-        gid = rec.current_resolved_id if kind == "MERGE" else rec.proposed_resolved_id
-        groups.setdefault(gid, Group(cluster_id=gid, size=None, records_total=0)).records.append(rec)
+    if column is not None:
+        idx = next((i for i, g in enumerate(ordered) if g.column == column), None)
+        if idx is None:
+            raise NotFoundError(f"{cluster_id} has no column {column!r} in dry run {run_id}", field="column")
+        columns_from = idx - idx % COLUMNS_PER_PAGE
+    if columns_from < 0 or (columns_from and columns_from >= len(ordered)):
+        raise IdrError(f"columns_from must be between 0 and {len(ordered) - 1}", field="columns_from")
+    shown = ordered[columns_from : columns_from + COLUMNS_PER_PAGE]
+    by_id = {g.cluster_id: g for g in shown}
+    records = _records(a, run_id, kind, cluster_id, [g.cluster_id for g in shown], None)
+    later: list[Record] = []
+    if column is not None:
+        later = _records(a, run_id, kind, cluster_id, [by_id_key(column)], after)
     cfg = read_config(a)
-    read_records(a, cfg, records, run_id)
+    read_records(a, cfg, records + later, run_id)
+
+    def gid(rec: Record) -> str | None:
+        return rec.current_resolved_id if kind == "MERGE" else rec.proposed_resolved_id
+
+    for rec in records:
+        g = by_id[gid(rec)]
+        if len(g.records) < RECORDS_PER_GROUP:
+            g.records.append(rec)
+        else:
+            g.next_after = g.records[-1].entity_key
     holders: dict[tuple[str, str], set[str | None]] = {}
-    for g in groups.values():
-        for rec in g.records:
-            for ident in rec.identifiers:
-                if ident["links"]:
-                    holders.setdefault((ident["identifier_type"], ident["value"]), set()).add(g.cluster_id)
+    for rec in records + later:
+        for ident in rec.identifiers:
+            if ident["links"]:
+                holders.setdefault((ident["identifier_type"], ident["value"]), set()).add(gid(rec))
     shared = {k for k, gs in holders.items() if len(gs) > 1}
-    for g in groups.values():
-        for rec in g.records:
-            for ident in rec.identifiers:
-                ident["shared"] = (ident["identifier_type"], ident["value"]) in shared
+    for rec in records + later:
+        for ident in rec.identifiers:
+            ident["shared"] = (ident["identifier_type"], ident["value"]) in shared
     links = [
         {"identifier_type": t, "value": v, "groups": sorted(holders[(t, v)], key=lambda x: (x is None, x or ""))}
         for t, v in sorted(shared)
     ]
-    ordered = sorted(groups.values(), key=lambda g: (g.cluster_id is None, -g.records_total, g.cluster_id or ""))
+    if column is not None:
+        g = by_id[by_id_key(column)]
+        g.records, g.after, g.next_after = later[:RECORDS_PER_GROUP], after, None
+        if len(later) > RECORDS_PER_GROUP:
+            g.next_after = later[RECORDS_PER_GROUP - 1].entity_key
+        shown = [g]
     size_after = int(flows[0]["pro_size"] or 0) if kind == "MERGE" else max(int(f["pro_size"] or 0) for f in flows)
     return Unit(
         run_id=run_id,
@@ -257,10 +311,18 @@ def unit(a: Adapter, run_id: str, kind: Kind, cluster_id: str) -> Unit:
             else int(flows[0]["cur_size"] or 0)
         ),
         size_after=size_after,
-        groups=ordered,
+        groups=shown,
         links=links,
         attribute_names=sorted({m.attribute_name for m in cfg.attribute_mappings}),
+        columns_total=len(ordered),
+        columns_from=columns_from,
+        one_column=column is not None,
     )
+
+
+def by_id_key(column: str) -> str | None:
+    """A column's cluster id from its URL name."""
+    return None if column == NO_CLUSTER else column
 
 
 def _expr(expr: str) -> str:

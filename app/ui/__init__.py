@@ -13,6 +13,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -65,6 +66,12 @@ def create_console(rt: Runtime) -> FastAPI:
         if status >= 500:
             log.error("console %s %s failed: %s", request.method, request.url.path, exc.message)
         return _error_page(request, status, exc.message, headers)
+
+    @ui.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        # A hand-edited URL or form: say which parameter is wrong, on a page, not as JSON.
+        parts = [f"{'.'.join(str(x) for x in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}" for e in exc.errors()]
+        return _error_page(request, 400, "; ".join(parts))
 
     @ui.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -19,14 +19,18 @@ from app.ui.web import Viewer, render, rt_of
 router = APIRouter()
 
 MEMBERS_PER_PAGE = 50
+RESULTS_PER_PAGE = 50
 Text = Annotated[str | None, Query(max_length=1024)]
 
 
 @router.get("/clusters", response_class=HTMLResponse)
-def search(request: Request, p: Viewer, q: Text = None) -> Response:
+def search(request: Request, p: Viewer, q: Text = None, cursor: Text = None) -> Response:
     q = (q or "").strip()
-    ctx: dict = {"q": q, "results": None, "more": False}
-    if q:
+    ctx: dict = {"q": q, "results": None, "next_cursor": None, "first_page": cursor is None}
+    if q and cursor:  # a later page of one value's holders
+        with warehouse(rt_of(request).settings, DEFAULT_TARGET) as a:
+            ctx["results"], ctx["next_cursor"] = explorer.search_identifier(a, q, cursor, RESULTS_PER_PAGE)
+    elif q:
         with warehouse(rt_of(request).settings, DEFAULT_TARGET) as a:
             if parse_resolved_id(q) is not None:
                 try:
@@ -41,7 +45,7 @@ def search(request: Request, p: Viewer, q: Text = None) -> Response:
                 )
             except NotFoundError:
                 pass
-            ctx["results"], ctx["more"] = explorer.search_identifier(a, q)
+            ctx["results"], ctx["next_cursor"] = explorer.search_identifier(a, q, None, RESULTS_PER_PAGE)
     return render(request, "search.html", ctx)
 
 

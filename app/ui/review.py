@@ -65,22 +65,59 @@ def review_page(
     )
 
 
-def _unit_page(request: Request, run_id: str, kind: review.Kind, cluster_id: str) -> Response:
+UnitQuery = Annotated[str | None, Query(max_length=1024)]
+
+
+def _unit_page(
+    request: Request,
+    run_id: str,
+    kind: review.Kind,
+    cluster_id: str,
+    cols: int,
+    column: str | None,
+    after: str | None,
+) -> Response:
     rt = rt_of(request)
     with review.open_review(rt, run_id) as a:
         info = get_summary(a, run_id)
-        u = review.unit(a, run_id, kind, cluster_id)
-    return render(request, "unit.html", {"u": u, "s": info, "run_id": run_id, "per_group": review.RECORDS_PER_GROUP})
+        u = review.unit(a, run_id, kind, cluster_id, columns_from=cols, column=column, after=after)
+    return render(
+        request,
+        "unit.html",
+        {
+            "u": u,
+            "s": info,
+            "run_id": run_id,
+            "per_group": review.RECORDS_PER_GROUP,
+            "per_page": review.COLUMNS_PER_PAGE,
+        },
+    )
 
 
 @router.get("/dry-runs/{run_id}/merges/{cluster_id}", response_class=HTMLResponse)
-def merge_page(request: Request, run_id: str, cluster_id: str, p: Viewer) -> Response:
-    return _unit_page(request, run_id, "MERGE", cluster_id)
+def merge_page(
+    request: Request,
+    run_id: str,
+    cluster_id: str,
+    p: Viewer,
+    cols: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    column: UnitQuery = None,
+    after: UnitQuery = None,
+) -> Response:
+    return _unit_page(request, run_id, "MERGE", cluster_id, cols, column, after)
 
 
 @router.get("/dry-runs/{run_id}/splits/{cluster_id}", response_class=HTMLResponse)
-def split_page(request: Request, run_id: str, cluster_id: str, p: Viewer) -> Response:
-    return _unit_page(request, run_id, "SPLIT", cluster_id)
+def split_page(
+    request: Request,
+    run_id: str,
+    cluster_id: str,
+    p: Viewer,
+    cols: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    column: UnitQuery = None,
+    after: UnitQuery = None,
+) -> Response:
+    return _unit_page(request, run_id, "SPLIT", cluster_id, cols, column, after)
 
 
 @router.post("/dry-runs/{run_id}/apply")

@@ -252,3 +252,151 @@ def test_discard_from_the_console(console: Console):
         assert gone.status_code == 404 and "has no results" in gone.text
     with console.api() as api:
         assert api.get(f"/v1/dry-runs/{dry}/summary").status_code == 404
+
+
+def _console_posts(console: Console) -> list[str]:
+    """Every path of the console that accepts a POST, with a real run id in its parameters."""
+    from starlette.routing import Route
+
+    from app.ui import create_console
+
+    def walk(routes: list) -> list[Route]:
+        out = []
+        for r in routes:
+            if isinstance(r, Route):
+                out.append(r)
+            else:  # an included router (FastAPI >= 0.16x keeps it as one entry)
+                inner = getattr(getattr(r, "original_router", None), "routes", None) or getattr(r, "routes", [])
+                out += walk(list(inner))
+        return out
+
+    ui = create_console(console.rt)  # the same routes the service mounts; only read here
+    ids = {"run_id": console.dry_run_id}
+    return sorted({"/ui" + r.path.format(**ids) for r in walk(ui.routes) if "POST" in (r.methods or set())})
+
+
+def test_every_form_that_changes_something_needs_its_token_and_its_scope(console: Console):
+    posts = _console_posts(console)
+    # What the console can change; a new form shows up here by itself.
+    assert {"/ui/sign-in", "/ui/sign-out", "/ui/runs", "/ui/config", f"/ui/dry-runs/{console.dry_run_id}/apply"} <= set(
+        posts
+    ) and len(posts) >= 7, posts
+    with console.api() as api:
+        runs_before = [r["id"] for r in api.get("/v1/runs", params={"limit": 500}).json()["items"]]
+        config_before = api.get("/v1/config").json()
+    body = {"mode": "FULL", "document": "sources: []", "allow_empty": "on", "api_key": console.keys["admin"]}
+    with _signed_in(console, "admin") as c:
+        token = CSRF.search(c.get("/ui/runs").text).group(1)  # type: ignore[union-attr]
+        for path in posts:
+            for data, headers in (
+                (body, {}),  # no token: what another site's form would send
+                ({**body, "csrf": token + "x"}, {}),  # a wrong one
+                ({**body, "csrf": token}, {"Origin": "https://evil.example"}),  # the right one, from elsewhere
+            ):
+                r = c.post(path, data=data, headers=headers)
+                assert r.status_code == 403, (path, data.get("csrf"), headers, r.status_code)
+                assert "CSRF" in r.text or "cross-origin" in r.text, path
+        assert c.get("/ui/runs").status_code == 200  # still signed in: sign-out was refused too
+    with _signed_in(console, "read") as c:
+        token = CSRF.search(c.get("/ui/runs").text).group(1)  # type: ignore[union-attr]
+        for path in posts:
+            if path in ("/ui/sign-in", "/ui/sign-out"):
+                continue
+            r = c.post(path, data={**body, "csrf": token})
+            assert r.status_code == 403 and "needs an API key with scope" in r.text, (
+                path,
+                r.status_code,
+                r.text[-400:],
+            )
+    with console.api() as api:
+        assert [r["id"] for r in api.get("/v1/runs", params={"limit": 500}).json()["items"]] == runs_before
+        assert api.get("/v1/config").json() == config_before
+        assert api.get(f"/v1/dry-runs/{console.dry_run_id}/summary").status_code == 200
+
+
+def test_a_stale_dry_run_is_refused_with_the_reason(console: Console):
+    with console.api() as api:
+        dry = api.post("/v1/runs", json={"mode": "INCR", "dry_run": True}).json()["id"]
+        assert console.wait(dry)["status"] == "DRY_RUN_COMPLETE"
+        doc = api.get("/v1/config").json()
+        rule = doc["rules"][0]
+        changed = {**doc, "rules": [{**rule, "max_group_size": rule["max_group_size"] + 1}, *doc["rules"][1:]]}
+        assert api.put("/v1/config", json=changed).status_code == 200
+        before = [r["id"] for r in api.get("/v1/runs", params={"limit": 500}).json()["items"]]
+    try:
+        with _signed_in(console, "run") as c:
+            token = CSRF.search(c.get(f"/ui/dry-runs/{dry}").text).group(1)  # type: ignore[union-attr]
+            r = c.post(f"/ui/dry-runs/{dry}/apply", data={"csrf": token, "idempotency_key": "stale-1"})
+            assert r.status_code == 303 and r.headers["location"] == f"/ui/dry-runs/{dry}"
+            page = c.get(r.headers["location"]).text
+        assert f"Not applied: dry run {dry} is stale: the configuration" in page
+        with console.api() as api:
+            assert [r["id"] for r in api.get("/v1/runs", params={"limit": 500}).json()["items"]] == before
+    finally:
+        with console.api() as api:
+            assert api.put("/v1/config", json={k: v for k, v in doc.items() if k != "version"}).status_code == 200
+
+
+def _follow(c: httpx.Client, url: str, pattern: str) -> list[str]:
+    """The pages from ``url`` on, following each page's rel=next link that matches ``pattern``."""
+    pages = []
+    while url:
+        r = c.get(url)
+        assert r.status_code == 200, (url, r.text[-300:])
+        pages.append(r.text)
+        nxt = re.search(rf'href="({pattern})[^"]*" rel="next"', r.text)
+        url = nxt.group(1).replace("&amp;", "&") if nxt else ""
+    return pages
+
+
+def test_identifier_search_results_page_by_page(console: Console, monkeypatch):
+    from app.ui import clusters
+
+    with DuckDBAdapter.from_path(console.settings.duckdb_path) as a:
+        value, holders = a.fetchone(
+            "SELECT identifier_value_norm, count(*) + 1 FROM idr_out.identity_edges_current "
+            "GROUP BY identifier_value_norm ORDER BY 2 DESC, 1 LIMIT 1"
+        )
+        everything, more = explorer.search_identifier(a, value, None, 1000)
+    assert holders >= 3 and more is None and len(everything) >= holders
+    monkeypatch.setattr(clusters, "RESULTS_PER_PAGE", 2)
+    with _signed_in(console, "read") as c:
+        pages = _follow(c, f"/ui/clusters?q={value}", r"/ui/clusters\?[^\"#]*cursor=[^\"#]*")
+        bad = c.get("/ui/clusters", params={"q": value, "cursor": "bm90IGEgY3Vyc29y"})
+    seen = [m for p in pages for m in re.findall(r"<tr><td><code>([^<]+)</code></td>", p)]
+    assert seen == [r["entity_key"] for r in everything] and len(pages) == -(-len(everything) // 2)
+    assert bad.status_code == 400 and "cursor is not valid" in bad.text
+
+
+def test_an_opened_merge_pages_its_columns_and_each_columns_records(console: Console, monkeypatch):
+    run = console.dry_run_id
+    with DuckDBAdapter.from_path(console.settings.duckdb_path) as a:
+        merge = review.page_units(a, run, kind="MERGE", sort="records", limit=1)[0][0]
+        rows = a.fetch_dicts(
+            "SELECT entity_key, current_resolved_id AS cur FROM idr_out.dry_run_results "
+            "WHERE run_id = $r AND proposed_resolved_id = $c",
+            {"r": run, "c": merge["cluster_id"]},
+        )
+    columns = {r["cur"] or review.NO_CLUSTER for r in rows}
+    assert len(columns) >= 2 and any(sum(r["cur"] == c for r in rows) >= 3 for c in columns)
+    monkeypatch.setattr(review, "COLUMNS_PER_PAGE", 1)
+    monkeypatch.setattr(review, "RECORDS_PER_GROUP", 2)
+    base = f"/ui/dry-runs/{run}/merges/{merge['cluster_id']}"
+    seen: dict[str, list[str]] = {}
+    with _signed_in(console, "read") as c:
+        column_pages = _follow(c, base, re.escape(base) + r"\?cols=\d+")
+        for html in column_pages:
+            first = re.search(r'<section class="column" aria-label="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+            col = review.NO_CLUSTER if first == "new records" else first
+            for p in [html, *_follow_column(c, html, base)]:
+                seen.setdefault(col, []).extend(re.findall(r"<h4><code>([^<]+)</code>", p))
+        assert c.get(base, params={"cols": -1}).status_code == 400
+        assert c.get(base, params={"column": "R99999999999"}).status_code == 404
+    assert len(column_pages) == len(columns) and set(seen) == columns
+    for col, keys in seen.items():
+        assert keys == sorted(r["entity_key"] for r in rows if (r["cur"] or review.NO_CLUSTER) == col), col
+
+
+def _follow_column(c: httpx.Client, html: str, base: str) -> list[str]:
+    nxt = re.search(rf'href="({re.escape(base)}\?column=[^"#]*)#side-h" rel="next"', html)
+    return _follow(c, nxt.group(1).replace("&amp;", "&"), re.escape(base) + r"\?column=[^\"#]*") if nxt else []
