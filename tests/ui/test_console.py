@@ -4,8 +4,12 @@ runs, configuration, and what a read key may not do."""
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
+
+import httpx
 
 from app.platforms.duckdb import DuckDBAdapter
+from app.services import review
 from tests.browser import shot
 from tests.ui.conftest import Browse
 
@@ -74,6 +78,14 @@ def test_review_a_dry_run_open_a_merge_apply_it_and_see_the_run(browse: Browse):
     page.wait_for_function("() => !document.querySelector('[data-poll]')", timeout=60_000)
     assert page.locator(".badge").first.inner_text().startswith("success")
     assert page.locator("svg.stages rect.bar").count() >= 5
+    with b.console.api() as c:
+        api_run = c.get(f"/v1/runs/{run_id}").json()
+    metrics = page.locator("section", has=page.get_by_role("heading", name="Metrics")).locator("dl.facts div")
+    shown = {m.locator("dt").inner_text(): m.locator("dd").inner_text().replace(",", "") for m in metrics.all()}
+    assert shown == {k.replace("_", " "): str(v) for k, v in api_run["counts"].items()} and shown
+    warnings = page.locator("section", has=page.get_by_role("heading", name="Warnings"))
+    for w in api_run["warnings"]:
+        assert w in warnings.inner_text()
     shot(page, "run")
     b.nav("Runs")
     applied = page.locator("table.runs tr", has_text=run_id)
@@ -118,6 +130,10 @@ def test_search_an_entity_and_open_its_graph(browse: Browse):
     assert score == f"{cluster['confidence']['confidence_score']:.2f}"
     golden = page.locator("section", has=page.locator("#golden-h")).locator("tbody tr")
     assert golden.count() == len(cluster["golden_profile"]) > 0
+    for row, g in zip(golden.all(), cluster["golden_profile"], strict=True):  # each value with its source
+        cells = row.locator("th, td").all_inner_texts()
+        assert cells[0] == g["attribute_name"] and g["source_entity_key"] in cells[2], cells
+        assert g["source_table_id"] in cells[2]
 
     # "Why are these two linked?": click two records; the path is highlighted and explained.
     first, last = cluster["members"][0], cluster["members"][-1]
@@ -251,12 +267,33 @@ def test_configuration_read_only_for_read_keys_editable_by_admin(browse: Browse)
 def test_narrow_screen_and_keyboard(browse: Browse):
     b, page, dry = browse, browse.page, browse.console.dry_run_id
     b.sign_in("run")
-    page.set_viewport_size({"width": 390, "height": 844})
-    for path in (f"/ui/dry-runs/{dry}", "/ui/runs", "/ui/config"):
-        page.goto(b.console.base + path)
-        wide = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
-        assert wide <= 1, f"{path} scrolls sideways by {wide}px at 390px"
-        b.check_page()
+    with DuckDBAdapter.from_path(b.console.settings.duckdb_path) as a:
+        merge = review.page_units(a, dry, kind="MERGE", limit=1)[0][0]["cluster_id"]
+        split = review.page_units(a, dry, kind="SPLIT", limit=1)[0][0]["cluster_id"]
+        rid, member, other, value = a.fetchone(
+            "SELECT m.resolved_id, e.left_entity_key, e.right_entity_key, e.identifier_value_norm "
+            "FROM idr_out.identity_edges_current e JOIN idr_out.identity_resolved_membership_current m "
+            "ON m.entity_key = e.left_entity_key ORDER BY 1, 2 LIMIT 1"
+        )
+    every_page = (
+        f"/ui/dry-runs/{dry}",
+        f"/ui/dry-runs/{dry}/merges/{merge}",
+        f"/ui/dry-runs/{dry}/splits/{split}",
+        "/ui/runs",
+        f"/ui/runs/{b.console.full_run_id}",
+        f"/ui/clusters?q={quote(value)}",
+        f"/ui/clusters/{rid}?from={quote(member)}&to={quote(other)}",
+        "/ui/config",
+    )
+    for width, height in ((1280, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        for path in every_page:
+            page.goto(b.console.base + path)
+            assert page.locator("main h1").count() == 1, path
+            page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+            wide = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+            assert wide <= 1, f"{path} scrolls sideways by {wide}px at {width}px"
+            b.check_page()
     page.goto(f"{b.console.base}/ui/dry-runs/{dry}")
     shot(page, "review-narrow")
     # Keyboard: the first Tab reaches the skip link, which moves focus to the content.
@@ -288,3 +325,30 @@ def test_sign_in_with_a_bad_key_and_revoked_sessions(browse: Browse):
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ui"
     assert b.console.keys["read"] not in cookie["value"]
     assert "idr_console" not in cookies or cookies["idr_console"]["value"] != cookie["value"]
+
+
+def test_cancel_a_running_run_a_read_key_sees_no_cancel(browse: Browse):
+    b, page = browse, browse.page
+    b.sign_in("run")
+    settings = b.console.settings
+    settings.run_stage_delay_seconds = 1.0  # a run stays running for seconds
+    try:
+        page.get_by_label("Run mode").select_option("INCR")
+        page.get_by_role("button", name="Start").click()
+        page.wait_for_url(re.compile(r".*/ui/runs/dry_run_.*"))
+        run_id = page.url.rsplit("/", 1)[1]
+        page.wait_for_selector("#progress progress", timeout=20_000)
+        with httpx.Client(base_url=b.console.base, timeout=30) as c:
+            token = re.search(r'name="csrf" value="([^"]+)"', c.get("/ui/sign-in").text).group(1)  # type: ignore[union-attr]
+            c.post("/ui/sign-in", data={"csrf": token, "api_key": b.console.keys["read"]})
+            html = c.get(f"/ui/runs/{run_id}").text
+        assert "data-poll" in html and ">Cancel</button>" not in html  # running, and no button for a read key
+        page.get_by_role("button", name="Cancel").click()
+        page.wait_for_url(f"**/ui/runs/{run_id}")
+        assert page.get_by_text(f"Cancel requested: run {run_id}").is_visible()
+        page.wait_for_function("() => !document.querySelector('[data-poll]')", timeout=60_000)
+    finally:
+        settings.run_stage_delay_seconds = 0.0
+    assert "cancelled" in page.locator("#progress .badge").inner_text()
+    assert page.get_by_role("button", name="Cancel").count() == 0
+    assert b.console.wait(run_id)["status"] == "CANCELLED"
