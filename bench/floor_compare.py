@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,17 +51,37 @@ class Measured:
     cpu: float = 0.0  # user + system seconds of the process: less moved by a busy machine than wall time
 
 
+# A child's ru_maxrss counts the memory it had before exec, which after a fork of this
+# (large) process is ours: a tiny interpreter forks the command instead and reports its usage.
+_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, u = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{u.ru_maxrss} {u.ru_utime + u.ru_stime}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_measured(label: str, cmd: list[str], env: dict[str, str] | None = None) -> Measured:
-    """One whole process: wall seconds and its peak RSS (wait4's ru_maxrss)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    out = proc.stdout.read() if proc.stdout else ""
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    ok = os.waitstatus_to_exitcode(status) == 0
+    """One whole process: wall seconds, CPU seconds and its own peak RSS."""
+    with tempfile.NamedTemporaryFile("r", suffix=".usage") as usage:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-S", "-c", _LAUNCHER, usage.name, *cmd],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+        )
+        seconds = time.perf_counter() - start
+        maxrss_kib, cpu = usage.read().split() or ("0", "0")
+    ok = proc.returncode == 0
     if not ok:
-        print(f"--- {label} failed:\n{out}", file=sys.stderr)
-    return Measured(label, seconds, usage.ru_maxrss / 1024, ok, out, usage.ru_utime + usage.ru_stime)
+        print(f"--- {label} failed:\n{proc.stdout}", file=sys.stderr)
+    return Measured(label, seconds, int(maxrss_kib) / 1024, ok, proc.stdout, float(cpu))
 
 
 def generate(floor: Path, work: Path, n: int, seed: int, delta: float) -> Path:
