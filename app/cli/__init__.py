@@ -222,12 +222,14 @@ def _execute_and_report(
     db: str | None, target: str | None, quiet: bool, *, mode: str | None, dry_run: bool, apply_of: str | None = None
 ) -> None:
     """Run (recorded in the state DB when possible), print progress and the summary, exit 1 on failure."""
-    from app.services import local_runs
+    from app.services.warehouse import service_target
 
     settings = get_settings()
-    name = local_runs.service_target(settings, db, target) if settings.record_cli_runs else None
+    name = service_target(settings, db, target) if settings.record_cli_runs else None
     rt = None
     if name is not None:
+        from app.services import local_runs  # the state DB's models: only when the run is recorded
+
         try:
             rt = local_runs.open_runtime(settings)
         except Exception as e:  # noqa: BLE001 - bookkeeping must not stop a scheduled run

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import duckdb
 import typer
@@ -12,10 +12,10 @@ import typer
 from app.cli.common import DbOpt, TargetOpt
 from app.core.errors import ConfigError
 from app.core.settings import get_settings
-from app.metrics.collector import AdapterFactory, file_state_key, make_registry
-from app.metrics.exporters import available_exporters, export_pending, load_exporter
-from app.metrics.settings import get_metrics_settings
 from app.platforms.duckdb import DuckDBAdapter
+
+if TYPE_CHECKING:
+    from app.metrics.collector import AdapterFactory
 
 metrics_app = typer.Typer(
     help="Prometheus endpoint and push exporters for idr_out.metrics_export.", no_args_is_help=True
@@ -55,6 +55,8 @@ def serve(
     db = db or Path(get_settings().duckdb_path)
     if not db.exists():
         raise typer.BadParameter(f"{db} does not exist", param_hint="--db")
+    from app.metrics.collector import file_state_key, make_registry  # prometheus_client: only for this command
+
     registry = make_registry(read_only_factory(str(db)), cache_key=file_state_key(str(db), f"{db}.wal"))
     server, _thread = start_http_server(port, addr=host, registry=registry)
     typer.echo(f"serving http://{host}:{server.server_port}/metrics from {db}")
@@ -79,6 +81,9 @@ def export_cmd(
     from app.cli.common import warehouse
 
     try:
+        from app.metrics.exporters import export_pending, load_exporter
+        from app.metrics.settings import get_metrics_settings
+
         exporter = load_exporter(provider, _parse_options(option or []))
     except ConfigError as exc:
         typer.echo(f"error: {exc.message}", err=True)
@@ -97,5 +102,7 @@ def export_cmd(
 @metrics_app.command("providers")
 def providers() -> None:
     """List installed exporters."""
+    from app.metrics.exporters import available_exporters
+
     for name, ep in sorted(available_exporters().items()):
         typer.echo(f"{name}\t{ep.value}")

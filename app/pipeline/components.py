@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 
 import numpy as np
-import pyarrow as pa
 
 from app.core.errors import ComponentCapExceeded
 from app.pipeline.context import RunContext
@@ -130,7 +129,9 @@ def unionfind_components(ctx: RunContext) -> int:
     labels = labels[nodes]
     # Components among nodes that have edges (every other id in range is its own).
     ctx.state.linked = (len(nodes), int(n_comp) - (size - len(nodes)))
-    table = pa.table({"node": pa.array(nodes, pa.int64()), "label": pa.array(labels.astype(np.int64))})
+    # Numpy columns, scanned by DuckDB in place: building a pyarrow table would import pandas
+    # (pyarrow looks for it), most of a second of a small run.
+    table = {"node": nodes.astype(np.int64, copy=False), "label": labels.astype(np.int64)}
     name = f"{ctx.tag}_cc_arrow"
     a.register_arrow(name, table)  # type: ignore[attr-defined]
     try:

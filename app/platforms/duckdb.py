@@ -235,6 +235,7 @@ class DuckDBAdapter(Adapter):
             return self.conn.sql(sql, params=used_params(sql, params)).fetchnumpy()
 
     def register_arrow(self, name: str, table) -> None:
+        """A relation DuckDB scans in place: an Arrow table or a dict of numpy columns."""
         self.conn.register(name, table)
 
     def unregister(self, name: str) -> None:

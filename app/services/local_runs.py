@@ -16,10 +16,8 @@ from app.core.errors import ConflictError
 from app.core.run_record import RunResult
 from app.core.settings import Settings
 from app.db.models import Run
-from app.platforms import duckdb_file
 from app.services.auth import Principal
 from app.services.runtime import Runtime, build_runtime, get_runtime, set_runtime
-from app.services.warehouse import DEFAULT_TARGET, target_file
 
 log = logging.getLogger(__name__)
 
@@ -69,23 +67,6 @@ class LocalRun:
     result: RunResult | None
     error_message: str | None
     error_stage: str | None
-
-
-def service_target(settings: Settings, db: str | None, target: str | None) -> str | None:
-    """The service's name for the warehouse a command opens, or None when the service does
-    not serve it (a --db file other than the configured one)."""
-    if target:
-        return target
-    if db is None:
-        return DEFAULT_TARGET
-    wanted = duckdb_file(db, settings)
-    return DEFAULT_TARGET if wanted is not None and _same_file(wanted, target_file(settings)) else None
-
-
-def _same_file(a: str | None, b: str | None) -> bool:
-    from pathlib import Path
-
-    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
 
 
 def open_runtime(settings: Settings) -> Runtime:

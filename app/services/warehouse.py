@@ -196,3 +196,20 @@ def warehouse(settings: Settings, target: str = DEFAULT_TARGET, *, wait: float |
         if path is not None:
             keep_open.touch(path, adapter)
         adapter.close()
+
+
+def service_target(settings: Settings, db: str | None, target: str | None) -> str | None:
+    """The service's name for the warehouse a command opens, or None when the service does
+    not serve it (a --db file other than the configured one)."""
+    if target:
+        return target
+    if db is None:
+        return DEFAULT_TARGET
+    wanted = duckdb_file(db, settings)
+    return DEFAULT_TARGET if wanted is not None and _same_file(wanted, target_file(settings)) else None
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    from pathlib import Path
+
+    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
