@@ -1,7 +1,7 @@
-"""Cluster explorer reads the lookups in ``app.services.lookups`` do not answer: records by an
-identifier value, and a large cluster's summary. Through the public views only
-(``idr_out.identifiers_current``, ``identity_edges_current``, the membership), so the
-engine's internal tables can change underneath."""
+"""The cluster explorer's read that ``app.services.lookups`` (by key or resolved id, over the
+engine's state) does not answer: the records holding an identifier value. Through the
+public views only (``idr_out.identifiers_current``, ``identity_edges_current``, the
+membership), whose names and columns stay when the engine's tables change."""
 
 from __future__ import annotations
 
@@ -65,30 +65,3 @@ def search_identifier(
     last = rows[limit - 1]
     key = [last["resolved_id"] or "", last["entity_key"], last["identifier_type"], last["identifier_value"]]
     return rows[:limit], cursors.encode(key)
-
-
-def cluster_summary(a: Adapter, resolved_id: str, top: int = 10) -> dict[str, Any]:
-    """What links a cluster too large to draw: its links per identifier type, the values
-    that link most records, and its records per source table."""
-    members = "SELECT entity_key FROM idr_out.identity_resolved_membership_current WHERE resolved_id = $r"
-    edges = (
-        "SELECT e.identifier_type, e.identifier_value_norm FROM idr_out.identity_edges_current AS e "
-        f"WHERE e.left_entity_key IN ({members})"
-    )
-    by_type = a.fetch_dicts(
-        f"SELECT identifier_type, count(*) AS links, count(DISTINCT identifier_value_norm) AS dist_values "
-        f"FROM ({edges}) AS x GROUP BY identifier_type ORDER BY links DESC, identifier_type",
-        {"r": resolved_id},
-    )
-    hubs = a.fetch_dicts(
-        f"SELECT identifier_type, identifier_value_norm AS identifier_value, count(*) + 1 AS records "
-        f"FROM ({edges}) AS x GROUP BY identifier_type, identifier_value_norm "
-        "ORDER BY records DESC, identifier_type, identifier_value LIMIT $n",
-        {"r": resolved_id, "n": top},
-    )
-    tables = a.fetch_dicts(
-        "SELECT substr(entity_key, 1, strpos(entity_key, ':') - 1) AS table_id, count(*) AS records "
-        f"FROM ({members}) AS m GROUP BY table_id ORDER BY records DESC, table_id",
-        {"r": resolved_id},
-    )
-    return {"by_type": by_type, "hubs": hubs, "tables": tables}

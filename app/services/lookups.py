@@ -208,3 +208,34 @@ def explain(a: Adapter, from_key: str, to_key: str) -> dict[str, Any]:
             }
         )
     return {"from": from_key, "to": to_key, "resolved_id": ra, "hops": len(path) - 1, "path": path, "links": links}
+
+
+def cluster_summary(a: Adapter, resolved_id: str, top: int = 10) -> dict[str, Any]:
+    """What links a cluster too large to draw: its links (star edges) per identifier type,
+    the values held by most of its records, and its records per source table. A linked
+    value's anchor and holders are all in one cluster, so its values are those anchored on
+    a member, and each value's holder count is its number of records."""
+    rid = _rid(resolved_id)
+    if _cluster_row(a, rid) is None:
+        raise NotFoundError(f"cluster {resolved_id!r} not found", field="resolved_id")
+    values = (
+        "SELECT t.identifier_type, v.value_norm, v.holders FROM idr_state.identifier_values AS v "
+        "JOIN idr_state.identifier_types AS t ON t.type_no = v.type_no "
+        "WHERE v.linked AND v.anchor_eid IN (SELECT eid FROM idr_state.entities WHERE rid = $r)"
+    )
+    by_type = a.fetch_dicts(
+        f"SELECT identifier_type, sum(holders - 1) AS links, count(*) AS dist_values FROM ({values}) AS x "
+        "GROUP BY identifier_type ORDER BY links DESC, identifier_type",
+        {"r": rid},
+    )
+    hubs = a.fetch_dicts(
+        f"SELECT identifier_type, value_norm AS identifier_value, holders AS records FROM ({values}) AS x "
+        "ORDER BY records DESC, identifier_type, identifier_value LIMIT $n",
+        {"r": rid, "n": top},
+    )
+    tables = a.fetch_dicts(
+        "SELECT substr(entity_key, 1, strpos(entity_key, ':') - 1) AS table_id, count(*) AS records "
+        "FROM idr_state.entities WHERE rid = $r GROUP BY table_id ORDER BY records DESC, table_id",
+        {"r": rid},
+    )
+    return {"by_type": by_type, "hubs": hubs, "tables": tables}

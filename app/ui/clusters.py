@@ -83,7 +83,7 @@ def cluster_page(
             )
             graph = svg.build_graph(whole["members"], whole["edges"])
         else:
-            summary = explorer.cluster_summary(a, resolved_id)
+            summary = lookups.cluster_summary(a, resolved_id)
     picture = None
     if graph is not None:
         picture = svg.link_graph(graph, seed_text=resolved_id, path=explain["path"] if explain else (), focus=focus)

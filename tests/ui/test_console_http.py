@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.platforms.duckdb import DuckDBAdapter
-from app.services import explorer, review
+from app.services import explorer, lookups, review
 from app.ui import svg
 from tests.ui.conftest import Console
 
@@ -158,13 +158,39 @@ def test_identifier_search_forms_and_cluster_summary(console: Console):
             "ON m.entity_key = e.left_entity_key WHERE e.identifier_type = 'EMAIL' ORDER BY 1 LIMIT 1"
         )
         found, more = explorer.search_identifier(a, value.upper())
-        summary = explorer.cluster_summary(a, rid)
+        summary = lookups.cluster_summary(a, rid, top=1000)
         size = a.scalar("SELECT cluster_size FROM idr_out.identity_clusters_current WHERE resolved_id = $r", {"r": rid})
-    assert not more and len(found) >= 2
+        # The same summary recomputed from the public views: the edges of the cluster's members.
+        edges = a.fetchall(
+            "SELECT e.identifier_type, e.identifier_value_norm, e.left_entity_key, e.right_entity_key "
+            "FROM idr_out.identity_edges_current AS e JOIN idr_out.identity_resolved_membership_current AS m "
+            "ON m.entity_key = e.left_entity_key WHERE m.resolved_id = $r",
+            {"r": rid},
+        )
+        members = [
+            k
+            for (k,) in a.fetchall(
+                "SELECT entity_key FROM idr_out.identity_resolved_membership_current WHERE resolved_id = $r", {"r": rid}
+            )
+        ]
+    assert more is None and len(found) >= 2
     assert {(f["identifier_type"], f["identifier_value"], f["resolved_id"]) for f in found} == {(itype, value, rid)}
     assert left in {f["entity_key"] for f in found}
-    assert sum(t["records"] for t in summary["tables"]) == size
-    assert any(h["identifier_value"] == value for h in summary["hubs"]) or len(summary["hubs"]) == 10
+    links: dict[str, int] = {}
+    holders: dict[tuple[str, str], set[str]] = {}
+    for t, v, x, y in edges:
+        links[t] = links.get(t, 0) + 1
+        holders.setdefault((t, v), set()).update((x, y))
+    assert {t["identifier_type"]: (int(t["links"]), int(t["dist_values"])) for t in summary["by_type"]} == {
+        t: (n, len({v for tt, v in holders if tt == t})) for t, n in links.items()
+    }
+    assert {(h["identifier_type"], h["identifier_value"]): int(h["records"]) for h in summary["hubs"]} == {
+        k: len(ks) for k, ks in holders.items()
+    }
+    by_table: dict[str, int] = {}
+    for k in members:
+        by_table[k.split(":", 1)[0]] = by_table.get(k.split(":", 1)[0], 0) + 1
+    assert {t["table_id"]: int(t["records"]) for t in summary["tables"]} == by_table and sum(by_table.values()) == size
 
 
 def test_graph_layout_is_deterministic_and_complete():
