@@ -13,7 +13,9 @@ the ten thousand. Then it signs in to the console and times, over HTTP
   changes), first with the DuckDB file closed (as after 1 s idle) and then warm;
 - the same sorted by records changing, and filtered to one change type;
 - the 20th page of merges and splits (a cursor deep into the list);
-- the largest merge opened side by side.
+- the largest merge opened side by side;
+- the cluster explorer: a cluster with its graph, a search by identifier value, and the
+  largest cluster's summary (the page shown instead of a graph over the drawing limit).
 
 Prints this machine's speed (bench/machine.py) before and after; figures in bench/README.md.
 """
@@ -138,6 +140,32 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if merge:
             pages.append(("largest merge, side by side", merge.group(1)))
+        # The cluster explorer on the same data: a record's cluster (graph drawn), an
+        # identifier value's holders, and a cluster over the drawing limit (summary).
+        from app.platforms.duckdb import DuckDBAdapter as _A
+        from app.services.warehouse import keep_open
+        from app.ui import svg
+
+        keep_open.release()
+        with _A.from_path(str(db)) as a:
+            big, big_size = a.fetchone(
+                "SELECT resolved_id, cluster_size FROM idr_out.identity_clusters_current "
+                "ORDER BY cluster_size DESC, resolved_id LIMIT 1"
+            )
+            mid = a.scalar(
+                "SELECT resolved_id FROM idr_out.identity_clusters_current WHERE cluster_size BETWEEN 5 AND 20 "
+                "ORDER BY resolved_id LIMIT 1"
+            )
+            value = a.scalar(
+                "SELECT identifier_value_norm FROM idr_out.identity_edges_current WHERE identifier_type = 'EMAIL' "
+                "ORDER BY identifier_value_norm LIMIT 1"
+            )
+        pages += [
+            ("cluster page with its graph", f"/ui/clusters/{mid}"),
+            ("search by identifier value", f"/ui/clusters?q={value.upper()}"),
+        ]
+        svg.GRAPH_MAX_NODES = min(svg.GRAPH_MAX_NODES, big_size - 1)  # the summary path, on the largest cluster
+        pages.append((f"cluster summary ({big_size:,} records)", f"/ui/clusters/{big}"))
         print(f"{'page':34} {'first (file closed)':>20} {'warm (median)':>14} {'size':>9}")
         for name, u in pages:
             first, warm, size = _timed(ui, u, args.repeat)
