@@ -294,6 +294,8 @@ def test_narrow_screen_and_keyboard(browse: Browse):
             wide = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
             assert wide <= 1, f"{path} scrolls sideways by {wide}px at {width}px"
             b.check_page()
+            if width == 1280 and "/splits/" in path:
+                shot(page, "split")
     page.goto(f"{b.console.base}/ui/dry-runs/{dry}")
     shot(page, "review-narrow")
     # Keyboard: the first Tab reaches the skip link, which moves focus to the content.
@@ -352,3 +354,25 @@ def test_cancel_a_running_run_a_read_key_sees_no_cancel(browse: Browse):
     assert "cancelled" in page.locator("#progress .badge").inner_text()
     assert page.get_by_role("button", name="Cancel").count() == 0
     assert b.console.wait(run_id)["status"] == "CANCELLED"
+
+
+def test_a_cluster_too_large_to_draw_shows_what_links_it(browse: Browse, monkeypatch):
+    from app.ui import svg
+
+    b, page = browse, browse.page
+    b.sign_in("read")
+    with DuckDBAdapter.from_path(b.console.settings.duckdb_path) as a:
+        rid, size = a.fetchone(
+            "SELECT resolved_id, cluster_size FROM idr_out.identity_clusters_current "
+            "ORDER BY cluster_size DESC, resolved_id LIMIT 1"
+        )
+    monkeypatch.setattr(svg, "GRAPH_MAX_NODES", size - 1)  # the service runs in this process
+    page.goto(f"{b.console.base}/ui/clusters/{rid}")
+    assert page.locator("svg.graph").count() == 0
+    assert page.get_by_text(f"more than the {size - 1} a readable picture holds").is_visible()
+    for caption in ("Links by identifier type", "Values linking most records", "Records by source table"):
+        assert page.locator("table", has=page.locator("caption", has_text=caption)).locator("tbody tr").count() >= 1
+    tables = page.locator("table", has=page.locator("caption", has_text="Records by source table"))
+    assert sum(int(t.replace(",", "")) for t in tables.locator("td.num").all_inner_texts()) == size
+    b.check_page()
+    shot(page, "cluster-summary")
