@@ -45,6 +45,12 @@ class Run(Base):
     ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The run's lease (fencing): a worker claims a run at a generation; the reaper takes the
+    # lease by moving the generation on, after which the old worker can neither change the
+    # status nor publish (publish re-checks the lease inside its transaction).
+    lease_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Set in the publish transaction's lease check: production has this run's results.
+    published_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class IdempotencyKey(Base):

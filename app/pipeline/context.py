@@ -18,6 +18,22 @@ from app.platforms.base import Adapter, Params
 ProgressFn = Callable[[str, str], None]  # (stage_name, event: "start" | "end")
 
 
+class Fence:
+    """The run's right to publish, checked inside the publish transaction (``check``, last
+    before commit) and held until that transaction ended (``with fence, transaction``: the
+    fence's exit runs after the commit or rollback). This one always holds: a run that no
+    service records (a bare pipeline call). The service's lease is app.services.execution."""
+
+    def __enter__(self) -> Fence:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def check(self) -> None:
+        return None
+
+
 def new_run_id(dry_run: bool, now: datetime) -> str:
     prefix = "dry_run" if dry_run else "run"
     return f"{prefix}_{now:%Y%m%d_%H%M%S}_{secrets.token_hex(3)}"
@@ -33,6 +49,7 @@ class RunContext:
     now: datetime
     kind: RunKind
     progress: ProgressFn | None = None
+    fence: Fence = field(default_factory=Fence)
     state: RunState = field(default_factory=RunState)
     round_trips_at_start: int = 0
     statements_column: bool = True

@@ -29,6 +29,10 @@ def last_published_fingerprint(adapter: Adapter) -> str | None:
     )
 
 
+def status(adapter: Adapter, run_id: str) -> str | None:
+    return adapter.scalar("SELECT status FROM idr_out.run_history WHERE run_id = $r", {"r": run_id})
+
+
 def insert(adapter: Adapter, r: RunResult, fingerprint: str, tag: str) -> None:
     adapter.execute(
         "INSERT INTO idr_out.run_history (run_id, run_mode, status, started_at, dry_run, platform, "
@@ -48,7 +52,8 @@ def insert(adapter: Adapter, r: RunResult, fingerprint: str, tag: str) -> None:
 
 def finish(adapter: Adapter, r: RunResult, statements_column: bool = True) -> None:
     """The run's outcome; ``statements_column`` is False on a database whose run_history
-    predates the column (until ``idr init`` adds it)."""
+    predates the column (until ``idr init`` adds it). A row that is no longer RUNNING (the
+    reaper gave the run up) stays as it is."""
     stmts = ", statements = $stmts" if statements_column else ""
     adapter.execute(
         f"""UPDATE idr_out.run_history SET status = $status, ended_at = $ended, duration_seconds = $dur,
@@ -56,7 +61,7 @@ def finish(adapter: Adapter, r: RunResult, statements_column: bool = True) -> No
            clusters_impacted = $ci, lp_iterations = $lp, source_tables_processed = $st,
            groups_skipped = $gs, values_excluded = $ve, large_clusters = $lc, warnings = $warn,
            watermarks_json = $wm, error_message = $err, error_stage = $estage{stmts}
-           WHERE run_id = $id""",
+           WHERE run_id = $id AND status = 'RUNNING'""",
         {
             "status": r.status,
             "ended": r.ended_at,

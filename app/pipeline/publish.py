@@ -79,9 +79,13 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> None:
     scope = "full" if ctx.full else "incr"
     golden_sql = _golden_insert(ctx)
     next_vid = max(st.next_vid, ctx.scalar(f"SELECT coalesce(max(vid), -1) + 1 FROM {ctx.w('values_new')}"))
-    with a.transaction():
+    # The fence's exit follows the commit (or rollback): the lease stays checked until then.
+    with ctx.fence, a.transaction():
         if history.last_published(a) != st.last_published:
             raise ConflictError("another run was published while this one ran; nothing was written, run it again")
+        if history.status(a, ctx.run_id) != "RUNNING":
+            # The reaper marked this run FAILED in the warehouse too: its lease was taken.
+            raise ConflictError("this run was given up as lost (its lease was taken); nothing was written")
         if ctx.kind.fresh:
             ctx.run("publish.fresh_entities_insert", p)
             entity_lookup.write(a, f"SELECT eid, entity_key FROM {ctx.w('entities')}")
@@ -120,6 +124,8 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> None:
             "($rule_id, $t, $edges, $entities_matched, $groups_matched, $groups_skipped, $run_id, $now)",
             st.audit_rows,
         )
+        # Last before commit: does this run still hold its lease? (held until the commit ended)
+        ctx.fence.check()
         # The run's own history row flips to its final status in the same commit.
         finalize()
     ctx.state.count("publish", rows_out=st.membership_changed)

@@ -22,7 +22,7 @@ from app.core.run_record import RunResult, StageResult
 from app.core.settings import Settings, get_settings
 from app.core.vocabulary import RUN_MODES
 from app.pipeline import components, history, publish
-from app.pipeline.context import ProgressFn, RunContext, new_run_id, utcnow
+from app.pipeline.context import Fence, ProgressFn, RunContext, new_run_id, utcnow
 from app.pipeline.dryrun import check_applicable, get_dry_run
 from app.pipeline.fingerprint import config_fingerprint, input_fingerprint
 from app.pipeline.plan import Plan, RunKind, Step
@@ -84,10 +84,11 @@ def run_pipeline(
     run_id: str | None = None,
     apply_of: str | None = None,
     observe: StepObserver | None = None,
+    fence: Fence | None = None,
 ) -> RunResult:
     """Run FULL or INCR (optionally dry). Never raises for a pipeline failure: the
     returned result has status FAILED with the stage and message; production tables are
-    untouched in that case."""
+    untouched in that case. ``fence`` is checked inside the publish transaction."""
     settings = settings or get_settings()
     mode = mode.upper()
     if mode not in RUN_MODES:
@@ -124,6 +125,7 @@ def run_pipeline(
         now=now,
         kind=kind,
         progress=progress,
+        fence=fence or Fence(),
     )
     _read_state(ctx)
     if apply_of:

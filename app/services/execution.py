@@ -10,13 +10,15 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from app.core.errors import IdrError
 from app.core.run_record import RunResult
 from app.core.timefmt import rfc3339
 from app.core.vocabulary import PUBLISHED_STATUSES
 from app.db.models import Run, now_utc
-from app.services import webhooks
+from app.pipeline.context import Fence
+from app.services import runs, webhooks
 from app.services.runs import TERMINAL
 from app.services.runtime import Runtime, get_runtime
 from app.services.warehouse import warehouse
@@ -58,20 +60,80 @@ def run_payload(run: Run) -> dict[str, Any]:
     }
 
 
-def _finish(rt: Runtime, run_id: str, **values: Any) -> None:
-    """Record the outcome, free the target, and queue webhook events (sent after commit)."""
+def _finish(rt: Runtime, run_id: str, generation: int | None, **values: Any) -> bool:
+    """Record the outcome, free the target, and queue webhook events (sent after commit) --
+    only while the run still holds its lease: a run the reaper gave up on stays as the
+    reaper left it, and its subscribers hear of it once."""
+    status = values.pop("status")
     with rt.session() as s:
+        if not runs.transition(s, run_id, frm=("RUNNING",), to=status, generation=generation, **values):
+            log.warning("run %s lost its lease; its outcome %s is not recorded", run_id, status)
+            return False
         run = s.get(Run, run_id)
-        if run is None:
-            return
-        for k, v in values.items():
-            setattr(run, k, v)
-        run.writer_slot = None
-        run.ended_at = run.ended_at or now_utc()
-        run.current_stage = None
         deliveries = [d for e in _events(run) for d in webhooks.create_deliveries(s, e, run_payload(run))]
     for d in deliveries:
         rt.send("idr.deliver_webhook", [d])
+    return True
+
+
+class LeaseLost(IdrError):
+    """This worker's run was given up (reaped) and its lease taken: it stops, writes nothing."""
+
+    status = 409
+
+
+class _Lease(Fence):
+    """The service's fence of a run (app.pipeline.context.Fence): ``check`` renews the lease
+    in a state-DB transaction that stays open until the warehouse's publish transaction
+    ended, so the reaper cannot take the lease between the check and the commit (PostgreSQL
+    holds the row lock; SQLite the write lock)."""
+
+    def __init__(self, rt: Runtime, run_id: str, generation: int) -> None:
+        self.rt, self.run_id, self.generation = rt, run_id, generation
+        self.lost = threading.Event()
+        self._session: Session | None = None
+
+    def holds(self, s: Session, **values: Any) -> bool:
+        """Renew the lease (heartbeat) in ``s``; False once it was taken."""
+        res = s.execute(
+            update(Run)
+            .where(Run.id == self.run_id, Run.status == "RUNNING", Run.lease_generation == self.generation)
+            .values(heartbeat_at=now_utc(), **values)
+            .execution_options(synchronize_session=False)
+        )
+        if res.rowcount != 1:
+            self.lost.set()
+        return not self.lost.is_set()
+
+    def raise_if_lost(self) -> None:
+        if self.lost.is_set():
+            raise LeaseLost(f"run {self.run_id} was given up as lost and its lease taken; it stops without writing")
+
+    def check(self) -> None:
+        s = self.rt.sessions()
+        try:
+            ok = self.holds(s, published_at=now_utc())
+        except BaseException:
+            s.rollback()
+            s.close()
+            raise
+        if not ok:
+            s.rollback()
+            s.close()
+            self.raise_if_lost()
+        self._session = s
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        s, self._session = self._session, None
+        if s is None:
+            return
+        try:
+            if exc_type is None:
+                s.commit()
+            else:
+                s.rollback()
+        finally:
+            s.close()
 
 
 def _result_values(r: RunResult, cancelled: bool) -> dict[str, Any]:
@@ -113,12 +175,13 @@ def _result_values(r: RunResult, cancelled: bool) -> dict[str, Any]:
 
 
 class _Heartbeat:
-    """Records that the worker is alive while a long stage runs (the reaper watches it)."""
+    """Records that the worker is alive while a long stage runs (the reaper watches it), and
+    notices when the lease was taken."""
 
-    def __init__(self, rt: Runtime, run_id: str) -> None:
-        self.rt, self.run_id = rt, run_id
+    def __init__(self, rt: Runtime, lease: _Lease) -> None:
+        self.rt, self.lease = rt, lease
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{run_id}", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{lease.run_id}", daemon=True)
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()
@@ -132,11 +195,10 @@ class _Heartbeat:
         while not self._stop.wait(self.rt.settings.run_heartbeat_seconds):
             try:
                 with self.rt.session() as s:
-                    s.execute(
-                        update(Run).where(Run.id == self.run_id, Run.status == "RUNNING").values(heartbeat_at=now_utc())
-                    )
+                    if not self.lease.holds(s):
+                        return
             except Exception:  # a missed beat is tolerated; the timeout is many beats long
-                log.warning("heartbeat of %s failed", self.run_id, exc_info=True)
+                log.warning("heartbeat of %s failed", self.lease.run_id, exc_info=True)
 
 
 def execute_run(run_id: str) -> str:
@@ -165,8 +227,10 @@ def execute(
         if run.cancel_requested:
             return "CANCELLED", None
         target, mode, dry_run, apply_of = run.target, run.mode, run.dry_run, run.apply_of
-    if not claim(rt, run_id):
+    generation = claim(rt, run_id)
+    if generation is None:
         return "claimed-elsewhere", None
+    lease = _Lease(rt, run_id, generation)
 
     cancelled = False
     delay = rt.settings.run_stage_delay_seconds
@@ -174,11 +238,13 @@ def execute(
 
     def progress(stage: str, event: str) -> None:
         nonlocal cancelled
+        lease.raise_if_lost()
         now = now_utc()
         with rt.session() as s:
             run = s.get(Run, run_id)
-            if run is None:
-                return
+            if run is None or run.status != "RUNNING" or run.lease_generation != generation:
+                lease.lost.set()
+                lease.raise_if_lost()
             if event == "start":
                 stage_log.append({"name": stage, "started_at": rfc3339(now), "ended_at": None})
                 run.current_stage = stage
@@ -199,57 +265,90 @@ def execute(
 
     try:
         with (
-            _Heartbeat(rt, run_id),
+            _Heartbeat(rt, lease),
             warehouse(rt.settings, target, wait=rt.settings.worker_warehouse_wait_seconds) as a,
         ):
-            result = run_pipeline(a, mode, dry_run=dry_run, progress=progress, run_id=run_id, apply_of=apply_of)
+            result = run_pipeline(
+                a, mode, dry_run=dry_run, progress=progress, run_id=run_id, apply_of=apply_of, fence=lease
+            )
     except Exception as e:  # noqa: BLE001 - e.g. schema missing, warehouse unreachable
         log.warning("run %s could not execute", run_id, exc_info=not isinstance(e, IdrError))
         _finish(
             rt,
             run_id,
+            generation,
             status="FAILED",
             error_message=getattr(e, "message", None) or f"{type(e).__name__}: {e}",
             error_stage=getattr(e, "stage", None) or "init",
         )
         return "FAILED", None
     except KeyboardInterrupt:  # Ctrl-C in the CLI: nothing is published unless publish had committed
-        _finish(rt, run_id, status="FAILED", error_message="interrupted", error_stage="interrupted")
+        _finish(rt, run_id, generation, status="FAILED", error_message="interrupted", error_stage="interrupted")
         raise
     values = _result_values(result, cancelled and result.status == "FAILED")
-    _finish(rt, run_id, **values)
+    if not _finish(rt, run_id, generation, **values):
+        return _status(rt, run_id), result
     if result.ok and rt.settings.metrics_push_exporters.strip():
         rt.send("idr.push_metrics", [target, run_id])
     return values["status"], result
 
 
-def reap_stale_runs() -> list[str]:
-    """Fail RUNNING runs whose worker stopped beating (killed, OOM, host lost).
+def _status(rt: Runtime, run_id: str) -> str:
+    with rt.session() as s:
+        return s.scalar(select(Run.status).where(Run.id == run_id)) or "missing"
 
-    Publish is one atomic step, so a dead worker left production tables as they were; the
-    run ends FAILED and a new run can simply be started.
+
+def reap_stale_runs() -> list[str]:
+    """Give up RUNNING runs whose worker stopped beating (killed, OOM, host lost, paused).
+
+    Taking the run's lease (a new generation) fences the old worker: should it wake up, it
+    can neither change the run's status nor publish. A run whose worker died before
+    publish ends FAILED with production untouched; one that died after its publish
+    committed (but before recording the outcome) ends SUCCESS_WITH_WARNINGS.
     """
     rt = get_runtime()
     cutoff = now_utc() - timedelta(seconds=rt.settings.run_stale_after_seconds)
-    reaped: list[tuple[str, str, str | None]] = []
+    reaped: list[str] = []
     with rt.session() as s:
-        stale = list(s.scalars(select(Run).where(Run.status == "RUNNING", Run.heartbeat_at < cutoff)))
-        for run in stale:
-            reaped.append((run.id, run.target, run.current_stage))
-    for rid, target, stage in reaped:
-        # Warehouse first, so whoever sees FAILED in the API sees it in run_history too.
-        _fail_warehouse_history(rt, target, rid)
-        _finish(
-            rt,
-            rid,
-            status="FAILED",
-            error_stage=stage or "unknown",
-            error_message=(
-                f"worker lost during stage {stage or 'unknown'} (no heartbeat for "
-                f"{rt.settings.run_stale_after_seconds:.0f}s); production tables are untouched; start a new run"
-            ),
-        )
-    return [r[0] for r in reaped]
+        # SKIP LOCKED: a run inside its publish commit holds its row (PostgreSQL); not stale.
+        stale = s.execute(
+            select(Run.id, Run.target, Run.current_stage, Run.lease_generation, Run.published_at, Run.warnings)
+            .where(Run.status == "RUNNING", Run.heartbeat_at < cutoff)
+            .with_for_update(skip_locked=True)
+        ).all()
+    for rid, target, stage, generation, published_at, warnings in stale:
+        lost = f"no heartbeat for {rt.settings.run_stale_after_seconds:.0f}s"
+        if published_at is None:
+            # Warehouse first (whoever sees FAILED in the API sees it in run_history too);
+            # it also fences the old worker inside the warehouse: publish refuses a run
+            # whose history row is no longer RUNNING.
+            _fail_warehouse_history(rt, target, rid)
+        still_stale = Run.heartbeat_at < cutoff
+        with rt.session() as s:
+            if published_at is not None:
+                ok = runs.transition(
+                    s, rid, frm=("RUNNING",), to="SUCCESS_WITH_WARNINGS", generation=generation,
+                    where=still_stale, lease_generation=generation + 1,
+                    warnings=[*(warnings or []), f"worker lost after publish ({lost}); counts were not recorded"],
+                )  # fmt: skip
+            else:
+                ok = runs.transition(
+                    s, rid, frm=("RUNNING",), to="FAILED", generation=generation, where=still_stale,
+                    lease_generation=generation + 1,
+                    error_stage=stage or "unknown",
+                    error_message=(
+                        f"worker lost during stage {stage or 'unknown'} ({lost}); production tables are untouched; "
+                        "start a new run"
+                    ),
+                )  # fmt: skip
+            if not ok:
+                continue  # it beat, finished or was reaped meanwhile
+            run = s.get(Run, rid)
+            deliveries = [d for e in _events(run) for d in webhooks.create_deliveries(s, e, run_payload(run))]
+        reaped.append(rid)
+        for d in deliveries:
+            rt.send("idr.deliver_webhook", [d])
+    return reaped
 
 
 def _fail_warehouse_history(rt: Runtime, target: str, run_id: str) -> None:

@@ -174,31 +174,58 @@ def list_runs(
     return rows[:limit], nxt
 
 
+def transition(session: Session, run_id: str, *, frm: tuple[str, ...], to: str,
+               generation: int | None = None, where: Any = None, **values: Any) -> bool:
+    """The one way a run's status changes: a compare-and-set from ``frm`` (never a terminal
+    status: those are final), and, when ``generation`` is given, only while that lease holds.
+    Returns whether this caller made the change."""
+    if set(frm) & set(TERMINAL):
+        raise ValueError(f"terminal statuses are final; cannot move a run out of {sorted(set(frm) & set(TERMINAL))}")
+    q = update(Run).where(Run.id == run_id, Run.status.in_(frm))
+    if generation is not None:
+        q = q.where(Run.lease_generation == generation)
+    if where is not None:
+        q = q.where(where)
+    if to in TERMINAL:
+        values.setdefault("writer_slot", None)
+        values.setdefault("ended_at", now_utc())
+        values.setdefault("current_stage", None)
+    res = session.execute(q.values(status=to, **values).execution_options(synchronize_session=False))
+    return res.rowcount == 1
+
+
 def cancel_run(rt: Runtime, run_id: str) -> Run:
-    """QUEUED: cancelled at once. RUNNING: the worker stops at the next stage boundary,
-    before publish, so production tables stay untouched. Finished: 409."""
+    """QUEUED: cancelled at once. RUNNING: the worker interrupts the running statement and
+    stops before publish, so production tables stay untouched. Finished: 409."""
     with rt.session() as s:
+        cancelled = transition(
+            s, run_id, frm=("QUEUED",), to="CANCELLED", cancel_requested=True,
+            error_message="cancelled before it started",
+        )  # fmt: skip
+        if not cancelled:
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status.in_(ACTIVE))
+                .values(cancel_requested=True)
+                .execution_options(synchronize_session=False)
+            )
         run = s.get(Run, run_id)
         if run is None:
             raise NotFoundError(f"run {run_id!r} not found")
-        if run.status in TERMINAL:
+        s.refresh(run)
+        if run.status in TERMINAL and not cancelled:
             raise ConflictError(f"run {run_id} already finished with status {run.status}")
-        run.cancel_requested = True
-        if run.status == "QUEUED":
-            run.status = "CANCELLED"
-            run.ended_at = now_utc()
-            run.writer_slot = None
-            run.error_message = "cancelled before it started"
         return run
 
 
-def claim(rt: Runtime, run_id: str) -> bool:
-    """QUEUED -> RUNNING, atomically: a duplicate delivery of the task loses the race."""
+def claim(rt: Runtime, run_id: str) -> int | None:
+    """QUEUED -> RUNNING, atomically, taking the run's lease: returns the lease generation,
+    or None when a duplicate delivery of the task lost the race (or the run is no longer QUEUED)."""
     now = now_utc()
     with rt.session() as s:
-        res = s.execute(
-            update(Run)
-            .where(Run.id == run_id, Run.status == "QUEUED")
-            .values(status="RUNNING", started_at=now, heartbeat_at=now, attempts=Run.attempts + 1)
-        )
-        return res.rowcount == 1
+        if not transition(
+            s, run_id, frm=("QUEUED",), to="RUNNING", started_at=now, heartbeat_at=now,
+            attempts=Run.attempts + 1, lease_generation=Run.lease_generation + 1,
+        ):  # fmt: skip
+            return None
+        return s.scalar(select(Run.lease_generation).where(Run.id == run_id))

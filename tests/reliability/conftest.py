@@ -1,0 +1,3 @@
+"""The reliability suite reuses the service fixtures (demo warehouse, apps, receivers)."""
+
+from tests.service.conftest import app_factory, receiver, warehouse_path, warehouse_template  # noqa: F401
