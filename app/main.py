@@ -96,12 +96,35 @@ def _mount_console(app: FastAPI, rt: Runtime) -> None:
         return RedirectResponse("/ui/", status_code=307)
 
 
+def _check_webhook_keys(rt: Runtime) -> None:
+    """Stored webhooks need the key their secrets are encrypted under: refuse to start without it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.core.errors import ConfigError
+    from app.services.secretbox import require_key
+
+    try:
+        with rt.session() as s:
+            require_key(rt.settings, s)
+    except SQLAlchemyError:  # a new state DB (migrated at start-up): no webhooks yet
+        return
+    except ConfigError as e:
+        log.critical("refusing to start: %s", e.message)
+        raise SystemExit(2) from None
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     from app.services.execution import refuse_bad_exporters
 
+    if settings.webhook_secret_keys is not None:
+        from app.services.secretbox import _box
+
+        _box(settings)  # malformed keys: refused before anything starts
+
     refuse_bad_exporters(settings)
     rt: Runtime = build_runtime(settings)
+    _check_webhook_keys(rt)
 
     from app.services.observability import HttpMetrics, MetricsMiddleware, StateCollector
 
@@ -116,6 +139,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from app.db.session import upgrade
 
             upgrade(settings.state_db_url)
+        from app.services.secretbox import encrypt_plaintext
+
+        with rt.session() as s:
+            encrypt_plaintext(settings, s)
         rt.dispatcher = _dispatcher(settings)
         set_runtime(rt)
         keep_open.seconds = settings.duckdb_keep_open_seconds

@@ -55,6 +55,24 @@ def _check_settings(**_: object) -> None:
     from app.services.execution import refuse_bad_exporters
 
     refuse_bad_exporters(get_settings())
+    _refuse_without_webhook_keys()
+
+
+def _refuse_without_webhook_keys() -> None:
+    """Stored webhooks need the key their secrets are encrypted under (app.services.secretbox)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.core.errors import ConfigError
+    from app.services.secretbox import check_at_start
+
+    try:
+        with init_worker_runtime().session() as s:
+            check_at_start(get_settings(), s)
+    except ConfigError as e:
+        log.critical("refusing to start: %s", e.message)
+        raise SystemExit(2) from None
+    except SQLAlchemyError:  # not migrated yet: the API migrates it; no webhooks then
+        log.debug("state DB not ready at worker start", exc_info=True)
 
 _init_lock = threading.Lock()
 

@@ -332,6 +332,7 @@ def _mount() -> None:
     app.add_typer(dry_runs.dry_app, name="dry-runs")
     app.add_typer(api_keys.api_keys_app, name="api-keys")
     app.add_typer(api_keys.db_app, name="db")
+    app.add_typer(api_keys.webhooks_app, name="webhooks")
     app.command()(serve.serve)
     app.command()(load.load)
     try:

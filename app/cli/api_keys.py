@@ -102,3 +102,25 @@ def db_upgrade() -> None:
 
     upgrade(get_settings().state_db_url)
     console.print("state database up to date")
+
+
+webhooks_app = typer.Typer(help="Webhook signing secrets at rest (IDR_WEBHOOK_SECRET_KEYS).", no_args_is_help=True)
+
+
+@webhooks_app.command("new-key")
+def webhooks_new_key() -> None:
+    """Print a new Fernet key for IDR_WEBHOOK_SECRET_KEYS (put it first to rotate)."""
+    from app.services.secretbox import new_key
+
+    typer.echo(new_key())
+
+
+@webhooks_app.command("rotate-secrets")
+def webhooks_rotate_secrets() -> None:
+    """Re-encrypt every webhook secret under the first key of IDR_WEBHOOK_SECRET_KEYS; after
+    this the other keys can be dropped from the list."""
+    from app.services.secretbox import rotate
+
+    with state_session() as s:
+        n = rotate(get_settings(), s)
+    console.print(f"re-encrypted {n} webhook secret(s) under the first key", highlight=False)

@@ -165,6 +165,16 @@ class Settings(BaseSettings):
     worker_warehouse_wait_seconds: float = Field(
         120.0, ge=0, description="Worker: how long a task waits for a warehouse another process holds."
     )
+    webhook_allow_hosts: str = Field(
+        "",
+        description="Webhook hosts that may be non-public addresses (comma-separated names, addresses or networks, "
+        "e.g. '127.0.0.1' for a local receiver). Everything else must resolve to public addresses only.",
+    )
+    webhook_secret_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated Fernet keys that encrypt webhook signing secrets at rest: the first encrypts, "
+        "all decrypt (rotation: README, Webhook secrets). Required once a webhook exists.",
+    )
     webhook_timeout_seconds: float = Field(10.0, gt=0, description="Per-attempt timeout of a webhook delivery.")
     webhook_max_attempts: int = Field(8, ge=1, description="Attempts per delivery (timeouts, 5xx and 429 retry).")
     webhook_backoff_seconds: float = Field(2.0, ge=0, description="First retry delay; doubles each attempt.")

@@ -87,9 +87,9 @@ class Webhook(Base):
     url: Mapped[str] = mapped_column(Text)
     events: Mapped[list[Any]] = mapped_column(JSON)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
-    # The signing secret must be usable to sign, so it cannot be hashed; it is never returned
-    # after creation and never logged.
-    secret: Mapped[str] = mapped_column(String(128))
+    # The signing secret must be usable to sign, so it cannot be hashed: it is stored
+    # encrypted (app.services.secretbox), never returned after creation and never logged.
+    secret: Mapped[str] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=now_utc)
 
@@ -106,6 +106,8 @@ class WebhookDelivery(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=now_utc, index=True)
     completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # A worker sending this delivery holds it until then: two workers never send it at once.
+    claimed_until: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class WebhookAttempt(Base):

@@ -4,7 +4,12 @@ Headers: ``webhook-id`` (stable across retries, so receivers can dedupe),
 ``webhook-timestamp`` (unix seconds) and ``webhook-signature``:
 ``v1,<base64(HMAC-SHA256(secret, f"{id}.{timestamp}.{body}"))>`` where the secret is the
 base64 part after ``whsec_``. Timeouts, connection errors, 5xx and 429 are retried with
-exponential backoff; any other answer is final. Every attempt is recorded.
+exponential backoff; any other answer is final. Every attempt is recorded, its error as a
+category (ERROR_CATEGORIES), never the raw socket message (that goes to the server log).
+
+Destinations are public addresses only (app.services.egress), checked at registration and
+again at every delivery; a delivery is claimed before it is sent, so two workers never send
+the same delivery at once.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core.errors import IdrError, NotFoundError
 from app.core.timefmt import rfc3339
 from app.db.models import Webhook, WebhookAttempt, WebhookDelivery, now_utc
+from app.services import egress, secretbox
 from app.services.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
@@ -45,10 +51,22 @@ def sign(secret: str, msg_id: str, timestamp: int, body: str) -> str:
     return "v1," + base64.b64encode(mac).decode()
 
 
-def _check(url: str, events: list[str]) -> None:
+# What a failed attempt records (the delivery log an admin reads).
+ERROR_CATEGORIES = {
+    "timeout": "the receiver did not answer in time",
+    "dns_failure": "the host name did not resolve",
+    "address_refused": "the host resolved to a non-public address (see IDR_WEBHOOK_ALLOW_HOSTS)",
+    "connection_failed": "no connection could be made",
+    "tls_error": "the TLS handshake or certificate check failed",
+    "protocol_error": "the receiver's answer was not valid HTTP",
+}
+
+
+def _check(url: str, events: list[str], allow: str = "") -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise IdrError("url must be an absolute http(s) URL", field="url")
+    egress.check(url, allow)
     bad = [e for e in events if e not in EVENTS and e != ALL_EVENTS]
     if bad or not events:
         raise IdrError(
@@ -60,7 +78,7 @@ def _check(url: str, events: list[str]) -> None:
 def create_subscription(
     rt: Runtime, url: str, events: list[str], description: str | None = None
 ) -> tuple[Webhook, str]:
-    _check(url, events)
+    _check(url, events, rt.settings.webhook_allow_hosts)
     secret = new_secret()
     with rt.session() as s:
         wh = Webhook(
@@ -68,7 +86,7 @@ def create_subscription(
             url=url,
             events=sorted(set(events)),
             description=description,
-            secret=secret,
+            secret=secretbox.encrypt(rt.settings, secret),
             active=True,
             created_at=now_utc(),
         )
@@ -155,6 +173,49 @@ def backoff(settings, attempt: int) -> float:
     return min(settings.webhook_backoff_seconds * 2 ** (attempt - 1), settings.webhook_backoff_max_seconds)
 
 
+def _claim(rt: Runtime, delivery_id: str) -> bool:
+    """Hold a PENDING delivery for one attempt (compare-and-set): a second worker handed the
+    same delivery (a redispatch beside a countdown, a redelivered task) finds it held."""
+    now = now_utc()
+    hold = timedelta(seconds=rt.settings.webhook_timeout_seconds * 2 + 30)
+    with rt.session() as s:
+        res = s.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id == delivery_id,
+                WebhookDelivery.status == "PENDING",
+                or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
+            )
+            .values(claimed_until=now + hold)
+            .execution_options(synchronize_session=False)
+        )
+        return res.rowcount == 1
+
+
+def _categorise(e: Exception) -> str:
+    if isinstance(e, egress.EgressRefused):
+        return "dns_failure" if "does not resolve" in e.message else "address_refused"
+    if isinstance(e, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(e, httpx.ConnectError):
+        text = str(e).lower()
+        return "tls_error" if "ssl" in text or "certificate" in text or "tls" in text else "connection_failed"
+    return "protocol_error"
+
+
+def _post(dest: egress.Destination, body: bytes, headers: dict[str, str], timeout: float) -> httpx.Response:
+    """POST to the address that was checked (not a fresh lookup), with the URL's host in the
+    Host header and, for https, in SNI and the certificate check."""
+    parts = urlsplit(dest.url)
+    ip = dest.address if ":" not in dest.address else f"[{dest.address}]"
+    pinned = parts._replace(netloc=f"{ip}:{dest.port}").geturl()
+    extensions = {"sni_hostname": dest.host} if parts.scheme == "https" else {}
+    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        return client.post(
+            pinned, content=body, headers={**headers, "host": parts.netloc.rsplit("@", 1)[-1]}, extensions=extensions
+        )
+
+
 def deliver(delivery_id: str) -> str:
     """Task ``idr.deliver_webhook``: one attempt; re-sends itself with a countdown to retry."""
     rt = get_runtime()
@@ -168,7 +229,10 @@ def deliver(delivery_id: str) -> str:
             d.status = "FAILED"
             d.completed_at = now_utc()
             return "FAILED"
-        url, secret, body, attempt = wh.url, wh.secret, d.payload, d.attempts + 1
+        url, stored_secret, body, attempt = wh.url, wh.secret, d.payload, d.attempts + 1
+    secret = secretbox.decrypt(st, stored_secret)
+    if not _claim(rt, delivery_id):
+        return "claimed-elsewhere"
     ts = int(time.time())
     headers = {
         "content-type": "application/json",
@@ -182,18 +246,21 @@ def deliver(delivery_id: str) -> str:
     retry_after: float | None = None
     t0 = time.perf_counter()
     try:
-        resp = httpx.post(url, content=body.encode(), headers=headers, timeout=st.webhook_timeout_seconds)
+        # Checked again now: the name may point elsewhere than at registration (rebinding).
+        dest = egress.check(url, st.webhook_allow_hosts)
+        resp = _post(dest, body.encode(), headers, st.webhook_timeout_seconds)
         code = resp.status_code
         ra = resp.headers.get("retry-after")
         if code == 429 and ra and ra.isdigit():
             retry_after = float(ra)
-    except httpx.TimeoutException as e:
-        error = f"timeout: {type(e).__name__}"
-    except httpx.HTTPError as e:
-        error = f"{type(e).__name__}: {e}"
+    except (httpx.HTTPError, egress.EgressRefused) as e:
+        error = _categorise(e)
+        log.warning("webhook %s attempt %d: %s (%s)", delivery_id, attempt, error, e)
     ms = (time.perf_counter() - t0) * 1000
     if code is not None and 200 <= code < 300:
         outcome = "success"
+    elif error == "address_refused":
+        outcome = "failed"  # the destination is not allowed; retrying would not change that
     elif error is not None or code == 429 or (code is not None and code >= 500):
         outcome = "retry" if attempt < st.webhook_max_attempts else "failed"
     else:
@@ -213,6 +280,7 @@ def deliver(delivery_id: str) -> str:
             )
         )
         d.attempts = attempt
+        d.claimed_until = None
         if outcome == "retry":
             countdown = max(backoff(st, attempt), retry_after or 0.0)
             d.next_attempt_at = now_utc() + timedelta(seconds=countdown)

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from app.core.settings import get_settings
 from app.platforms.duckdb import DuckDBAdapter
-from tests.service.conftest import ADMIN_KEY, Receiver
+from tests.service.conftest import ADMIN_KEY, LOOPBACK, WEBHOOK_KEY, Receiver
 from tests.service.live import clean_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +28,8 @@ def served(cli, monkeypatch, demo_db):
     path, _ = demo_db
     monkeypatch.setenv("IDR_DUCKDB_PATH", str(path))
     monkeypatch.setenv("IDR_BOOTSTRAP_API_KEY", ADMIN_KEY)
+    monkeypatch.setenv("IDR_WEBHOOK_ALLOW_HOSTS", LOOPBACK)
+    monkeypatch.setenv("IDR_WEBHOOK_SECRET_KEYS", WEBHOOK_KEY)
     get_settings.cache_clear()
     with TestClient(create_app(get_settings()), headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
         yield client, path

@@ -27,6 +27,10 @@ from app.platforms.duckdb import DuckDBAdapter
 from app.schema import init_schema
 
 ADMIN_KEY = "idr_test_admin_key_0123456789abcdef"
+# Fernet key encrypting webhook secrets in tests (a fixed one: worker subprocesses share it).
+WEBHOOK_KEY = "bX9O3ZbXvVn5qJcE9r1cT6mFq0yqkqL1n2v5cY7aW3s="
+# Test receivers listen on loopback, which webhooks may reach only when allowed explicitly.
+LOOPBACK = "127.0.0.1"
 RECORDS = 600
 
 
@@ -73,6 +77,8 @@ def make_settings(tmp_path: Path, warehouse_path: Path, **over: Any) -> Settings
         "webhook_backoff_max_seconds": 1.0,
         "webhook_timeout_seconds": 3.0,
         "warehouse_busy_wait_seconds": 5.0,
+        "webhook_allow_hosts": LOOPBACK,
+        "webhook_secret_keys": WEBHOOK_KEY,
     }
     base.update(over)
     return Settings(**base)

@@ -20,6 +20,7 @@ from standardwebhooks.webhooks import Webhook
 from app.platforms.duckdb import DuckDBAdapter
 from tests.browser import chromium, require_chromium, shot
 from tests.metrics.conftest import require_binary
+from tests.service.conftest import LOOPBACK, WEBHOOK_KEY
 from tests.service.live import Live, clean_env, free_port, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,6 +85,9 @@ def test_first_hour(tmp_path, receiver):
         IDR_API_PORT=str(port),
         IDR_DUCKDB_PATH=str(tmp_path / "idr.duckdb"),
         IDR_STATE_DB_URL=f"sqlite:///{tmp_path}/idr_state.db",
+        # The local receiver is on loopback; webhook secrets are encrypted (README: Webhooks).
+        IDR_WEBHOOK_ALLOW_HOSTS=LOOPBACK,
+        IDR_WEBHOOK_SECRET_KEYS=WEBHOOK_KEY,
     )
     # `make run`, as the README says, in the background (its own process group, like a terminal's).
     proc = subprocess.Popen(
