@@ -138,7 +138,8 @@ def test_search_an_entity_and_open_its_graph(browse: Browse):
     # "Why are these two linked?": click two records; the path is highlighted and explained.
     first, last = cluster["members"][0], cluster["members"][-1]
     graph.locator(f'.node[data-key="{first}"]').click()
-    graph.locator(f'.node[data-key="{last}"]').click()
+    graph.locator(f'.node[data-key="{last}"]').focus()  # the second by keyboard: nodes are buttons
+    page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*from=.*to=.*"))
     hops = page.locator("ol.path li")
     with b.console.api() as c:
@@ -340,6 +341,11 @@ def test_cancel_a_running_run_a_read_key_sees_no_cancel(browse: Browse):
         page.wait_for_url(re.compile(r".*/ui/runs/dry_run_.*"))
         run_id = page.url.rsplit("/", 1)[1]
         page.wait_for_selector("#progress progress", timeout=20_000)
+        b.nav("Runs")  # the runs page lists it under "Now", refreshed while it runs
+        live = page.locator("#live[data-poll]")
+        assert live.locator(f'a[href="/ui/runs/{run_id}"]').count() == 1 and live.locator("progress").count() == 1
+        live.get_by_role("link", name=run_id).click()
+        page.wait_for_url(f"**/ui/runs/{run_id}")
         with httpx.Client(base_url=b.console.base, timeout=30) as c:
             token = re.search(r'name="csrf" value="([^"]+)"', c.get("/ui/sign-in").text).group(1)  # type: ignore[union-attr]
             c.post("/ui/sign-in", data={"csrf": token, "api_key": b.console.keys["read"]})

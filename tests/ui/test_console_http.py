@@ -426,3 +426,30 @@ def test_an_opened_merge_pages_its_columns_and_each_columns_records(console: Con
 def _follow_column(c: httpx.Client, html: str, base: str) -> list[str]:
     nxt = re.search(rf'href="({re.escape(base)}\?column=[^"#]*)#side-h" rel="next"', html)
     return _follow(c, nxt.group(1).replace("&amp;", "&"), re.escape(base) + r"\?column=[^\"#]*") if nxt else []
+
+
+def test_configuration_errors_are_the_apis_and_nothing_is_saved(console: Console):
+    import html
+
+    import yaml
+
+    with console.api() as api:
+        doc = {k: v for k, v in api.get("/v1/config").json().items() if k != "version"}
+        bad = {
+            **doc,
+            "rules": [{**doc["rules"][0], "canonicalize": "SHOUTING"}, *doc["rules"][1:]],
+            "identifier_mappings": [{**doc["identifier_mappings"][0], "table_id": "no_such_table"}],
+        }
+        want = api.put("/v1/config", json=bad).json()
+    assert want["status"] == 422 and len(want["errors"]) >= 2, want
+    with _signed_in(console, "admin") as c:
+        token = CSRF.search(c.get("/ui/config").text).group(1)  # type: ignore[union-attr]
+        r = c.post("/ui/config", data={"csrf": token, "document": yaml.safe_dump(bad)})
+        shown = html.unescape(r.text)
+        syntax = c.post("/ui/config", data={"csrf": token, "document": "rules: [\n  - rule_id: x\n"})
+    assert r.status_code == 422 and want["detail"] in shown
+    for e in want["errors"]:
+        assert f"{e['field']}: {e['message']}" in re.sub(r"<[^>]+>", "", shown), e
+    assert syntax.status_code == 400 and "YAML syntax error at line" in syntax.text
+    with console.api() as api:
+        assert {k: v for k, v in api.get("/v1/config").json().items() if k != "version"} == doc
