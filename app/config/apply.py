@@ -85,11 +85,21 @@ def apply_config(
                 "(to apply it anyway: --allow-empty, or allow_empty=true over HTTP)",
                 field=empty[0],
             )
+    # Columns an older warehouse lacks (added by `idr init`) are written only when set.
+    present = {key: {c.lower() for c in adapter.columns("idr_meta", table)} for key, (table, _) in TABLES.items()}
+    for key, (_, model) in TABLES.items():
+        for c in model.model_fields:
+            if present[key] and c not in present[key] and any(
+                getattr(r, c) != model.model_fields[c].default for r in getattr(cfg, key)
+            ):
+                raise ConfigError(
+                    f"{key}[].{c}: this warehouse's idr schema predates it; run `idr init` first", field=f"{key}.{c}"
+                )
     summary = ApplySummary()
     with adapter.transaction():
         cfg = cfg.model_copy(update={"exclusions": _fill_exclusion_audit(adapter, cfg.exclusions, actor)})
         for key, (table, model) in TABLES.items():
-            cols = list(model.model_fields)
+            cols = [c for c in model.model_fields if not present[key] or c in present[key]]
             target = adapter.table("idr_meta", table)
             adapter.execute(f"DELETE FROM {target}")
             rows = getattr(cfg, key)

@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.vocabulary import RECONCILE_PATTERN
+
 
 class Canonicalize(StrEnum):
     NONE = "NONE"
@@ -44,6 +46,12 @@ class SourceTable(_Row):
     watermark_column: str | None = None
     watermark_lookback_minutes: int = Field(0, ge=0)
     is_active: bool = True
+    # A row for which this expression is true is deleted at the source (soft delete):
+    # runs remove its entity. NULL counts as not deleted.
+    deleted_flag_expr: str | None = None
+    # When INCR compares the stored keys of this source with the source's current keys
+    # and removes those gone (hard deletes): never | every_run | an interval (30m, 6h, 7d).
+    reconcile_deletes: str = Field("never", pattern=RECONCILE_PATTERN)
 
 
 class Source(_Row):

@@ -130,6 +130,8 @@ def _pydantic_message(err: Mapping[str, Any]) -> str:
         return "field required"
     if kind == "extra_forbidden":
         return "unknown field"
+    if kind == "string_pattern_mismatch" and err.get("loc", ())[-1:] == ("reconcile_deletes",):
+        return f"{value!r} is not allowed; expected never, every_run or an interval such as 30m, 6h, 7d"
     return str(err.get("msg", "invalid value"))
 
 
@@ -418,6 +420,8 @@ def validate_config(doc: Mapping[str, Any] | IdrConfig, adapter: Adapter | None 
                 # checked again when it is re-activated.
                 errs.add(f"{path}.table_fqn", f"table {src.table_fqn!r} does not exist in the warehouse")
         _check_expr(src.entity_key_expr, cols, f"{path}.entity_key_expr", errs)
+        if src.deleted_flag_expr is not None:
+            _check_expr(src.deleted_flag_expr, cols, f"{path}.deleted_flag_expr", errs)
         if src.watermark_column is not None:
             wm = src.watermark_column.strip().lower()
             if not wm:

@@ -45,6 +45,8 @@ class RunResult:
     # Requests the run sent to the warehouse (app.platforms.base.Adapter.round_trips),
     # up to and including its last run_history write.
     statements: int = 0
+    # Entities removed from the membership, by reason (app.core.vocabulary.REMOVAL_REASONS).
+    entities_removed: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     watermarks: dict[str, str | None] = field(default_factory=dict)
     stages: list[StageResult] = field(default_factory=list)

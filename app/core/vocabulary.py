@@ -58,3 +58,24 @@ def parse_resolved_id(text: str) -> int | None:
     if not text.startswith(RESOLVED_ID_PREFIX) or len(digits) != RESOLVED_ID_DIGITS or not digits.isdigit():
         return None
     return int(digits)
+
+
+# Why a run removes an entity (idr_entities_removed{reason}, run_history, the dry-run diff):
+# its source flags it deleted, an erasure request, or its key is gone from the source
+# (reconcile_deletes, or any FULL run).
+RemovalReason = Literal["soft_delete", "erasure", "reconciliation"]
+REMOVAL_REASONS: tuple[str, ...] = get_args(RemovalReason)
+
+# sources[].reconcile_deletes: never, every_run, or an interval (minutes, hours, days).
+RECONCILE_NEVER = "never"
+RECONCILE_EVERY_RUN = "every_run"
+RECONCILE_PATTERN = r"^(never|every_run|[1-9][0-9]{0,5}[mhd])$"
+
+
+def reconcile_interval_minutes(value: str) -> int | None:
+    """Minutes between reconciliations: 0 = every run, None = never."""
+    if value == RECONCILE_NEVER:
+        return None
+    if value == RECONCILE_EVERY_RUN:
+        return 0
+    return int(value[:-1]) * {"m": 1, "h": 60, "d": 1440}[value[-1]]

@@ -156,6 +156,20 @@ def source_select(
     return f"SELECT {', '.join(cols)} FROM {table_sql(src.table_fqn)} WHERE {' AND '.join(conds)}"
 
 
+def deleted_sql(src: SourceTable) -> str | None:
+    """The source's deletion flag as a boolean SQL condition (NULL = not deleted)."""
+    if not src.deleted_flag_expr:
+        return None
+    flag = expr_sql(src.deleted_flag_expr, f"sources[{src.table_id}].deleted_flag_expr")
+    return f"coalesce(CAST(({flag}) AS BOOLEAN), FALSE)"
+
+
+def live_conditions(ctx: RunContext, src: SourceTable) -> list[str]:
+    """Conditions a source row must meet to be resolved at all: not flagged deleted."""
+    flag = deleted_sql(src)
+    return [f"NOT {flag}"] if flag else []
+
+
 def _srow(ctx: RunContext) -> str:
     """A source scratch table's row number, 0..n-1 (keys are unique in it)."""
     return ctx.adapter.row_index_sql()
@@ -170,7 +184,7 @@ def read_sources(ctx: RunContext) -> None:
     rows_in = 0
     watermarks: dict[str, str | None] = {}
     for i, src in enumerate(active_sources(ctx)):
-        where: list[str] = []
+        where: list[str] = live_conditions(ctx, src)
         since = _since(ctx, src)
         if since is not None and src.watermark_column:
             where.append(f"{a.ident(src.watermark_column)} > {ts_lit(since)}")  # lookback covers late arrivals
@@ -314,3 +328,72 @@ def identifier_rows(ctx: RunContext) -> None:
     ctx.exec(f"CREATE TABLE {ctx.w('ident_raw')} (eid BIGINT, type_no INTEGER, value_norm VARCHAR)")
     if parts:
         ctx.exec(f"INSERT INTO {ctx.w('ident_raw')} WITH {', '.join(ctes)} " + " UNION ALL ".join(parts))
+
+
+# Why a key is in {w.gone}; the smallest number wins when several apply.
+REASON_NO = {"erasure": 0, "soft_delete": 1, "reconciliation": 2}
+
+
+def key_select(ctx: RunContext, src: SourceTable, where: list[str]) -> str:
+    """``entity_key, record_ts`` of the source rows meeting ``where``."""
+    key = expr_sql(src.entity_key_expr, f"sources[{src.table_id}].entity_key_expr")
+    wm = ctx.adapter.ident(src.watermark_column) if src.watermark_column else None
+    ts = f"CAST({wm} AS TIMESTAMP)" if wm else "CAST(NULL AS TIMESTAMP)"
+    conds = " AND ".join([f"({key}) IS NOT NULL", *where])
+    return (
+        f"SELECT {lit(src.table_id + ':')} || CAST(({key}) AS VARCHAR) AS entity_key, {ts} AS record_ts "
+        f"FROM {table_sql(src.table_fqn)} WHERE {conds}"
+    )
+
+
+def reconcile_due(ctx: RunContext, src: SourceTable) -> bool:
+    """INCR compares this source's keys with the stored ones now (reconcile_deletes)."""
+    from app.core.vocabulary import reconcile_interval_minutes
+
+    every = reconcile_interval_minutes(src.reconcile_deletes)
+    if every is None or ctx.full:
+        return False
+    last = ctx.state.reconciled_before.get(src.table_id)
+    return every == 0 or last is None or ctx.now - last >= timedelta(minutes=every)
+
+
+def deletions(ctx: RunContext) -> None:
+    """Step deletions: {w.gone}(entity_key, reason_no), keys this run removes, by reason:
+    rows of the delta the source flags deleted (deleted_flag_expr) and, for the sources
+    whose reconcile_deletes is due (INCR), stored keys the source no longer holds. A key
+    that also has a live row in the delta stays. Flagged rows move the watermark on."""
+    a = ctx.adapter
+    gone = ctx.w("gone")
+    ctx.exec(f"CREATE TABLE {gone} (entity_key VARCHAR, reason_no INTEGER)")
+    st = ctx.state
+    for i, src in enumerate(active_sources(ctx)):
+        live = st.source_tables[i]
+        flag = deleted_sql(src)
+        if flag:
+            where = [flag]
+            since = _since(ctx, src)
+            if since is not None and src.watermark_column:
+                where.append(f"{a.ident(src.watermark_column)} > {ts_lit(since)}")
+            flagged = ctx.w(f"flagged{i}")
+            ctx.exec(f"CREATE TABLE {flagged} AS {key_select(ctx, src, where)}")
+            ctx.exec(
+                f"INSERT INTO {gone} SELECT DISTINCT entity_key, {REASON_NO['soft_delete']} FROM {flagged} "
+                f"WHERE entity_key NOT IN (SELECT entity_key FROM {live})"
+            )
+            newest = a.scalar(f"SELECT max(record_ts) FROM {flagged}")
+            ctx.drop(f"flagged{i}")
+            old = ctx.result.watermarks.get(src.table_id)
+            if newest is not None and (old is None or newest > datetime.fromisoformat(old)):
+                ctx.result.watermarks[src.table_id] = newest.isoformat(sep=" ")
+        if reconcile_due(ctx, src):
+            prefix = src.table_id + ":"
+            current = key_select(ctx, src, live_conditions(ctx, src))
+            ctx.exec(
+                f"INSERT INTO {gone} SELECT e.entity_key, {REASON_NO['reconciliation']} "
+                "FROM idr_state.entities AS e "
+                f"WHERE e.rid IS NOT NULL AND starts_with(e.entity_key, {lit(prefix)}) "
+                f"AND e.entity_key NOT IN (SELECT entity_key FROM ({current}) AS c)"
+            )
+            st.reconciled.append(src.table_id)
+    if ctx.full:  # FULL compares every key anyway
+        st.reconciled = [s.table_id for s in active_sources(ctx)]

@@ -17,6 +17,13 @@ from app.platforms.base import Adapter
 def config_fingerprint(config: IdrConfig) -> str:
     """What the partition depends on: everything but run-time settings."""
     doc = config.model_dump(mode="json", exclude={"settings"})
+    for src in doc.get("sources", []):
+        # When keys are compared does not change the partition (FULL always does); an
+        # unset deletion flag is left out, so configurations written before it existed
+        # keep their fingerprint.
+        src.pop("reconcile_deletes", None)
+        if src.get("deleted_flag_expr") is None:
+            src.pop("deleted_flag_expr", None)
     for x in doc.get("exclusions", []):
         x.pop("created_at", None)
         x.pop("created_by", None)

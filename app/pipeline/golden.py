@@ -34,6 +34,7 @@ from app.pipeline.extract import (
     attribute_names,
     canonical_sql,
     lit,
+    live_conditions,
     source_select,
     type_numbers,
 )
@@ -143,7 +144,7 @@ def scope_rows(ctx: RunContext) -> None:
     names = "".join(f", a{j}" for j in range(len(attribute_names(ctx))))
     parts = [f"SELECT entity_key, table_id, record_ts{names} FROM {ctx.w('entities')}"]
     for src in active_sources(ctx):
-        sel = source_select(ctx, src, identifiers=False, where=[], keys_in=ctx.w("reread_keys"))
+        sel = source_select(ctx, src, identifiers=False, where=live_conditions(ctx, src), keys_in=ctx.w("reread_keys"))
         parts.append(f"SELECT entity_key, {lit(src.table_id)} AS table_id, record_ts{names} FROM ({sel}) AS s")
     rows = ctx.w("attr_rows")
     ctx.exec(f"CREATE TABLE {rows} AS " + " UNION ALL ".join(parts))

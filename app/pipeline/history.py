@@ -111,6 +111,15 @@ def watermarks(adapter: Adapter) -> dict[str, datetime]:
     }
 
 
+def reconciled(adapter: Adapter) -> dict[str, datetime]:
+    """Each source's last key reconciliation (reconcile_deletes, or a FULL run)."""
+    return {
+        t: ts
+        for t, ts in adapter.fetchall("SELECT table_id, last_reconciled_ts FROM idr_meta.run_state")
+        if ts is not None
+    }
+
+
 _TAG = re.compile(r"^(w[0-9a-f]{10})_")
 
 

@@ -110,8 +110,18 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> None:
             ctx.run("publish.counter_delete", {"name": name})
             ctx.run("publish.counter_insert", {"name": name, "next": value})
         for table_id, wm in ctx.result.watermarks.items():
+            rec = ctx.now if table_id in st.reconciled else st.reconciled_before.get(table_id)
             ctx.run("publish.run_state_delete", {"table_id": table_id})
-            ctx.run("publish.run_state_insert", {"table_id": table_id, "wm": wm, "run_id": ctx.run_id, "now": ctx.now})
+            ctx.run(
+                "publish.run_state_insert",
+                {
+                    "table_id": table_id,
+                    "wm": wm,
+                    "run_id": ctx.run_id,
+                    "now": ctx.now,
+                    "reconciled": rec.isoformat(sep=" ") if rec else None,
+                },
+            )
         if ctx.full:
             a.execute("DELETE FROM idr_out.rule_match_audit_current")
         for row in st.audit_rows:

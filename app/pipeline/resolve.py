@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app.core.vocabulary import LARGE_CLUSTER_THRESHOLD
+from app.core.vocabulary import LARGE_CLUSTER_THRESHOLD, REMOVAL_REASONS
 from app.pipeline.context import RunContext
-from app.pipeline.extract import active_rules
+from app.pipeline.extract import REASON_NO, active_rules
 
 STAGE = "resolve_ids"
 
@@ -45,3 +45,12 @@ def resolve_counts(ctx: RunContext) -> None:
     if r.large_clusters:
         r.warnings.append(f"{r.large_clusters} cluster(s) larger than large_cluster_threshold={threshold}")
     ctx.state.count(STAGE, rows_in=ctx.count(ctx.w("proposed")), rows_out=ctx.count(ctx.w("comp_ids")))
+
+
+def removal_counts(ctx: RunContext) -> None:
+    """Step removal_counts: the entities this run removes from the membership, by reason."""
+    names = {no: name for name, no in REASON_NO.items()}
+    counts = dict.fromkeys(REMOVAL_REASONS, 0)
+    for no, n in ctx.adapter.fetchall(f"SELECT reason_no, count(*) FROM {ctx.w('removed')} GROUP BY reason_no"):
+        counts[names[int(no)]] += int(n)
+    ctx.result.entities_removed = counts

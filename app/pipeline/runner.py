@@ -59,6 +59,7 @@ def _read_state(ctx: RunContext) -> None:
     a = ctx.adapter
     st = ctx.state
     st.watermarks_before = history.watermarks(a)
+    st.reconciled_before = history.reconciled(a)
     # Optimistic concurrency: publish re-checks this inside its transaction.
     st.last_published = history.last_published(a)
     counters = _counters(a)

@@ -25,6 +25,8 @@ class RunState:
     # An apply run: the dry run it publishes, and what that dry run was computed from.
     apply_of: str | None = None
     expected_fingerprint: dict[str, Any] | None = None
+    # Each source's last key reconciliation (idr_meta.run_state.last_reconciled_ts).
+    reconciled_before: dict[str, datetime] = field(default_factory=dict)
     next_eid: int = 0
     next_vid: int = 0
     next_rid: int = 1
@@ -42,6 +44,8 @@ class RunState:
     # Identifier type -> its number in the state (extract.type_numbers).
     type_numbers: dict[str, int] | None = None
     new_entities: int = 0
+    # Sources whose keys this run compared with the stored ones (reconcile_deletes; FULL: all).
+    reconciled: list[str] = field(default_factory=list)
     # Groups, edges -------------------------------------------------------------------
     member_rows: int = 0
     new_values: int = 0

@@ -64,6 +64,7 @@ S = Step
 STEPS: tuple[Step, ...] = (
     # ------------------------------------------------------------------ extract_entities
     S("read_sources", "extract_entities", outputs=("sources",), build=extract.read_sources),
+    S("deletions", "extract_entities", ("sources",), ("gone",), build=extract.deletions),
     S(
         "entity_ids",
         "extract_entities",
@@ -167,7 +168,15 @@ STEPS: tuple[Step, ...] = (
         runs_in=INCR,
         sql="graph.incr_new_ident",
     ),
-    S("old_ident", "group_guard", ("ent_ids",), ("old_ident",), runs_in=INCR, sql="graph.incr_old_ident"),
+    S("dropped", "group_guard", ("gone",), ("dropped",), runs_in=INCR, sql="graph.incr_dropped"),
+    S(
+        "old_ident",
+        "group_guard",
+        ("ent_ids", "dropped"),
+        ("old_ident",),
+        runs_in=INCR,
+        sql="graph.incr_old_ident",
+    ),
     S("lost", "group_guard", ("old_ident", "new_ident"), ("lost",), runs_in=INCR, sql="graph.incr_lost"),
     S("gained", "group_guard", ("old_ident", "new_ident"), ("gained",), runs_in=INCR, sql="graph.incr_gained"),
     S("vals", "group_guard", ("lost", "gained"), ("vals",), runs_in=INCR, sql="graph.incr_vals"),
@@ -181,8 +190,22 @@ STEPS: tuple[Step, ...] = (
         runs_in=INCR,
         sql="graph.incr_members",
     ),
-    S("touched", "group_guard", ("members_old", "ent_ids"), ("touched",), runs_in=INCR, sql="graph.incr_touched"),
-    S("scope", "group_guard", ("touched", "ent_ids"), ("scope_keys",), runs_in=INCR, sql="graph.incr_scope"),
+    S(
+        "touched",
+        "group_guard",
+        ("members_old", "ent_ids", "dropped"),
+        ("touched",),
+        runs_in=INCR,
+        sql="graph.incr_touched",
+    ),
+    S(
+        "scope",
+        "group_guard",
+        ("touched", "ent_ids", "dropped"),
+        ("scope_keys",),
+        runs_in=INCR,
+        sql="graph.incr_scope",
+    ),
     S(
         "values",
         "group_guard",
@@ -249,7 +272,7 @@ STEPS: tuple[Step, ...] = (
     S(
         "broken",
         "components",
-        ("touched", "lost", "members_old", "values_old", "values_new"),
+        ("touched", "lost", "members_old", "values_old", "values_new", "dropped"),
         ("broken",),
         runs_in=INCR,
         sql="graph.incr_broken",
@@ -297,8 +320,9 @@ STEPS: tuple[Step, ...] = (
     S("keep", "resolve_ids", ("overlap", "comps"), ("keep",), sql="resolve.keep"),
     S("comp_ids", "resolve_ids", ("comps", "keep"), ("comp_ids",), build=resolve.comp_ids),
     S("membership", "resolve_ids", ("proposed", "comp_ids"), ("membership",), sql="resolve.membership"),
-    S("removed", "resolve_ids", ("ent_ids",), ("removed",), runs_in=FULL, sql="resolve.full_removed"),
-    S("removed", "resolve_ids", outputs=("removed",), runs_in=INCR, sql="resolve.incr_removed"),
+    S("removed", "resolve_ids", ("ent_ids", "gone"), ("removed",), runs_in=FULL, sql="resolve.full_removed"),
+    S("removed", "resolve_ids", ("dropped",), ("removed",), runs_in=INCR, sql="resolve.incr_removed"),
+    S("removal_counts", "resolve_ids", ("removed",), build=resolve.removal_counts),
     S("changed_rids", "resolve_ids", ("membership", "removed"), ("changed_rids",), sql="resolve.changed_rids"),
     S(
         "cluster_links",
@@ -336,7 +360,7 @@ STEPS: tuple[Step, ...] = (
     S(
         "diff_keys",
         "resolve_ids",
-        ("scope_keys",),
+        ("scope_keys", "removed"),
         ("diff_keys",),
         views=("diff_keys",),
         runs_in=both(INCR, _diff_or_apply),
@@ -397,7 +421,7 @@ STEPS: tuple[Step, ...] = (
     S(
         "entity_changes",
         "publish",
-        ("membership", "scope_keys"),
+        ("membership", "scope_keys", "removed"),
         ("entity_changes",),
         runs_in=both(INCR, REAL),
         sql="publish.incr_entity_changes",

@@ -17,7 +17,9 @@ CREATE TABLE IF NOT EXISTS idr_meta.source_table (
     entity_key_expr VARCHAR NOT NULL,
     watermark_column VARCHAR,
     watermark_lookback_minutes INTEGER DEFAULT 0,
-    is_active BOOLEAN DEFAULT TRUE
+    is_active BOOLEAN DEFAULT TRUE,
+    deleted_flag_expr VARCHAR,
+    reconcile_deletes VARCHAR DEFAULT 'never'
 );
 
 CREATE TABLE IF NOT EXISTS idr_meta.source (
@@ -72,7 +74,9 @@ CREATE TABLE IF NOT EXISTS idr_meta.run_state (
     table_id VARCHAR NOT NULL PRIMARY KEY,
     last_watermark_value TIMESTAMP,
     last_run_id VARCHAR,
-    last_run_ts TIMESTAMP
+    last_run_ts TIMESTAMP,
+    -- When INCR last compared this source's keys with the stored ones (reconcile_deletes).
+    last_reconciled_ts TIMESTAMP
 );
 
 CREATE TABLE IF NOT EXISTS idr_meta.config (

@@ -31,7 +31,10 @@ UNION ALL
 SELECT e.eid, e.entity_key FROM idr_state.entities AS e WHERE e.eid IN (SELECT eid FROM {{w.removed}})
 
 -- name: incr_diff_keys
-CREATE VIEW {{w.diff_keys}} AS SELECT eid, entity_key FROM {{w.scope_keys}}
+CREATE VIEW {{w.diff_keys}} AS
+SELECT eid, entity_key FROM {{w.scope_keys}}
+UNION ALL
+SELECT e.eid, e.entity_key FROM idr_state.entities AS e WHERE e.eid IN (SELECT eid FROM {{w.removed}})
 
 -- name: results_build
 -- Built before the diff transaction, so the summary counts read a work table, not rows

@@ -70,6 +70,16 @@ FROM (SELECT DISTINCT type_no, value_norm FROM {{w.identifiers}}) AS d
 LEFT JOIN idr_state.identifier_values AS o
   ON o.type_no = d.type_no AND o.value_norm = d.value_norm
 
+-- name: incr_dropped
+-- Stored members this run removes (the keys in {{w.gone}}), each with its cluster and why
+-- (the smallest reason number: erasure, soft delete, reconciliation). They lose every
+-- stored identifier, their clusters may split, and they leave the membership.
+CREATE TABLE {{w.dropped}} AS
+SELECT e.eid, e.rid AS old_rid, g.reason_no
+FROM (SELECT entity_key, min(reason_no) AS reason_no FROM {{w.gone}} GROUP BY entity_key) AS g
+JOIN idr_state.entities AS e ON e.entity_key = g.entity_key
+WHERE e.rid IS NOT NULL
+
 -- name: incr_new_ident
 CREATE TABLE {{w.new_ident}} AS
 SELECT DISTINCT i.eid, v.vid
@@ -82,11 +92,12 @@ JOIN {{w.delta_values}} AS v ON v.type_no = i.type_no AND v.value_norm = i.value
 CREATE TABLE {{w.old_ident}} AS
 SELECT v.anchor_eid AS eid, v.vid
 FROM idr_state.identifier_values AS v
-WHERE v.holders = 1 AND v.anchor_eid IN (SELECT eid FROM {{w.ent_ids}} WHERE NOT is_new)
+WHERE v.holders = 1
+  AND v.anchor_eid IN (SELECT eid FROM {{w.ent_ids}} WHERE NOT is_new UNION ALL SELECT eid FROM {{w.dropped}})
 UNION ALL
 SELECT h.eid, h.vid
 FROM idr_state.value_holders AS h
-WHERE h.eid IN (SELECT eid FROM {{w.ent_ids}} WHERE NOT is_new)
+WHERE h.eid IN (SELECT eid FROM {{w.ent_ids}} WHERE NOT is_new UNION ALL SELECT eid FROM {{w.dropped}})
 
 -- name: incr_lost
 CREATE TABLE {{w.lost}} AS
@@ -222,16 +233,18 @@ CREATE TABLE {{w.touched}} AS
 SELECT e.eid, e.rid
 FROM idr_state.entities AS e
 WHERE e.rid IS NOT NULL
-  AND e.eid IN (SELECT eid FROM {{w.members_old}} UNION ALL SELECT eid FROM {{w.ent_ids}} WHERE NOT is_new)
+  AND e.eid IN (SELECT eid FROM {{w.members_old}} UNION ALL SELECT eid FROM {{w.ent_ids}} WHERE NOT is_new
+                UNION ALL SELECT eid FROM {{w.dropped}})
 
 -- name: incr_broken
--- Current clusters that may split: a member lost a value, or a linking value's group
--- outgrew max_group_size. Every other impacted cluster only gains links and is
+-- Current clusters that may split: a member lost a value or is removed, or a linking
+-- value's group outgrew max_group_size. Every other impacted cluster only gains links and is
 -- contracted to one node.
 CREATE TABLE {{w.broken}} AS
 SELECT DISTINCT t.rid
 FROM {{w.touched}} AS t
 WHERE t.eid IN (SELECT l.eid FROM {{w.lost}} AS l)
+   OR t.eid IN (SELECT d.eid FROM {{w.dropped}} AS d)
    OR t.eid IN (
         SELECT mo.eid
         FROM {{w.members_old}} AS mo
@@ -239,14 +252,15 @@ WHERE t.eid IN (SELECT l.eid FROM {{w.lost}} AS l)
         JOIN {{w.values_new}} AS vn ON vn.vid = mo.vid AND NOT vn.linked)
 
 -- name: incr_scope
--- Every member of an impacted cluster, plus the delta's entities without a cluster, with
--- its key and rank in entity_key order (one read of the dictionary's keys per run).
+-- Every member of an impacted cluster but those removed, plus the delta's entities
+-- without a cluster, with its key and rank in entity_key order (one read of the
+-- dictionary's keys per run).
 CREATE TABLE {{w.scope_keys}} AS
 SELECT s.eid, s.entity_key, s.old_rid, s.old_ts, row_number() OVER (ORDER BY s.entity_key) AS kr
 FROM (
     SELECT e.eid, e.entity_key, e.rid AS old_rid, e.updated_ts AS old_ts
     FROM idr_state.entities AS e
-    WHERE e.rid IN (SELECT rid FROM {{w.touched}})
+    WHERE e.rid IN (SELECT rid FROM {{w.touched}}) AND e.eid NOT IN (SELECT eid FROM {{w.dropped}})
     UNION ALL
     SELECT i.eid, i.entity_key, CAST(NULL AS BIGINT), i.old_ts
     FROM {{w.ent_ids}} AS i

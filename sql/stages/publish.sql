@@ -16,11 +16,16 @@ FROM idr_state.entities AS e
 WHERE e.eid IN (SELECT eid FROM {{w.removed}})
 
 -- name: incr_entity_changes
+-- A removed key keeps its row (its eid is never reused), without a cluster.
 CREATE TABLE {{w.entity_changes}} AS
 SELECT m.eid, k.entity_key, m.rid, (m.old_rid IS NULL AND m.old_ts IS NULL) AS is_new
 FROM {{w.membership}} AS m
 JOIN {{w.scope_keys}} AS k ON k.eid = m.eid
 WHERE m.old_rid IS DISTINCT FROM m.rid
+UNION ALL
+SELECT e.eid, e.entity_key, CAST(NULL AS BIGINT), FALSE
+FROM idr_state.entities AS e
+WHERE e.eid IN (SELECT eid FROM {{w.removed}})
 
 -- name: entities_delete
 DELETE FROM idr_state.entities
@@ -112,5 +117,5 @@ INSERT INTO idr_state.counters (counter_name, next_value) VALUES ($name, $next)
 DELETE FROM idr_meta.run_state WHERE table_id = $table_id
 
 -- name: run_state_insert
-INSERT INTO idr_meta.run_state (table_id, last_watermark_value, last_run_id, last_run_ts)
-VALUES ($table_id, CAST($wm AS TIMESTAMP), $run_id, $now)
+INSERT INTO idr_meta.run_state (table_id, last_watermark_value, last_run_id, last_run_ts, last_reconciled_ts)
+VALUES ($table_id, CAST($wm AS TIMESTAMP), $run_id, $now, CAST($reconciled AS TIMESTAMP))

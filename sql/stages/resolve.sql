@@ -74,13 +74,18 @@ JOIN {{w.comp_ids}} AS c ON c.comp = p.comp
 
 -- name: full_removed
 -- FULL only: current members no active source holds any more.
+-- Why: a key the run saw flagged or erased ({{w.gone}}), else gone from its source.
 CREATE TABLE {{w.removed}} AS
-SELECT e.eid, e.rid AS old_rid
+SELECT e.eid, e.rid AS old_rid, coalesce(g.reason_no, 2) AS reason_no
 FROM idr_state.entities AS e
+LEFT JOIN (SELECT entity_key, min(reason_no) AS reason_no FROM {{w.gone}} GROUP BY entity_key) AS g
+  ON g.entity_key = e.entity_key
 WHERE e.rid IS NOT NULL AND e.eid NOT IN (SELECT eid FROM {{w.ent_ids}})
 
 -- name: incr_removed
-CREATE TABLE {{w.removed}} (eid BIGINT, old_rid BIGINT)
+-- INCR: the members the run removes (soft deletes, erasures, reconciliation).
+CREATE TABLE {{w.removed}} AS
+SELECT eid, old_rid, reason_no FROM {{w.dropped}}
 
 -- name: changed_rids
 -- Every id whose member set changes: the old and new id of each moved entity, and

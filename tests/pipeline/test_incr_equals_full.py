@@ -47,6 +47,27 @@ def apply_batch(w: World, batch) -> None:
         w.upsert(table, str(i), email=email, phone=phone, name=f"n{i}-{email}")
 
 
+# A change is an upsert, a soft delete (the row stays, flagged) or a hard delete (the row
+# goes; INCR sees it by reconciling keys every run).
+change = st.one_of(
+    st.tuples(st.just("upsert"), record),
+    st.tuples(st.just("soft_delete"), st.tuples(st.sampled_from(["crm", "shop"]), st.integers(0, 11))),
+    st.tuples(st.just("hard_delete"), st.tuples(st.sampled_from(["crm", "shop"]), st.integers(0, 11))),
+)
+change_batches = st.lists(st.lists(change, min_size=1, max_size=6), min_size=2, max_size=4)
+
+
+def apply_changes(w: World, batch) -> None:
+    for op, args in batch:
+        if op == "upsert":
+            table, i, email, phone = args
+            w.upsert(table, str(i), email=email, phone=phone, name=f"n{i}-{email}", deleted=False)
+        elif op == "soft_delete":
+            w.soft_delete(args[0], str(args[1]))
+        else:
+            w.delete(args[0], str(args[1]))
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches)
 def test_incr_equals_full_from_the_same_prior_state(batches):
@@ -59,3 +80,21 @@ def test_incr_equals_full_from_the_same_prior_state(batches):
         r_full = full.run("FULL")
         assert r_incr.ok and r_full.ok, (r_incr.error_message, r_full.error_message)
         assert state(incr) == state(full), f"batch {k}: {batch}"
+
+
+@settings(max_examples=max(10, EXAMPLES // 3), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(change_batches)
+def test_incr_equals_full_with_deletions(batches):
+    """Soft deletes (deleted_flag_expr) and hard deletes (reconcile_deletes: every_run)
+    among the changes: INCR removes what FULL removes, splits what FULL splits, same ids."""
+    cfg = {"tables": ("crm", "shop"), "max_group_size": 4, "soft_delete": True, "reconcile": "every_run"}
+    incr, full = World.create(**cfg), World.create(**cfg)
+    for k, batch in enumerate(batches):
+        apply_changes(incr, batch)
+        apply_changes(full, batch)
+        r_incr = incr.run("FULL" if k == 0 else "INCR")
+        r_full = full.run("FULL")
+        assert r_incr.ok and r_full.ok, (r_incr.error_message, r_full.error_message)
+        assert state(incr) == state(full), f"batch {k}: {batch}"
+        if k:
+            assert r_incr.entities_removed == r_full.entities_removed, f"batch {k}: {batch}"

@@ -37,7 +37,17 @@ def _remove(path: str) -> None:
 T0 = datetime(2024, 1, 1)
 
 
-def base_config(tables: Iterable[str], *, max_group_size: int = 50, exclusions=(), extra: dict | None = None) -> dict:
+def base_config(
+    tables: Iterable[str],
+    *,
+    max_group_size: int = 50,
+    exclusions=(),
+    extra: dict | None = None,
+    soft_delete: bool = False,
+    reconcile: str | None = None,
+) -> dict:
+    """``soft_delete``: the tables' is_deleted column flags deleted rows;
+    ``reconcile``: every source's reconcile_deletes."""
     tables = list(tables)
     doc: dict[str, Any] = {
         "sources": [
@@ -46,6 +56,8 @@ def base_config(tables: Iterable[str], *, max_group_size: int = 50, exclusions=(
                 "table_fqn": f"src.{t}",
                 "entity_key_expr": "id",
                 "watermark_column": "updated_at",
+                **({"deleted_flag_expr": "is_deleted"} if soft_delete else {}),
+                **({"reconcile_deletes": reconcile} if reconcile else {}),
             }
             for t in tables
         ],
@@ -110,7 +122,7 @@ class World:
             for t in tables:
                 a.execute(
                     f'CREATE TABLE src."{t}" (id VARCHAR, email VARCHAR, phone VARCHAR, name VARCHAR, '
-                    "updated_at TIMESTAMP)"
+                    "updated_at TIMESTAMP" + (", is_deleted BOOLEAN)" if cfg.get("soft_delete") else ")")
                 )
             apply_config(a, base_config(tables, **cfg))
             a.execute("CHECKPOINT")
@@ -131,14 +143,29 @@ class World:
         return self.clock
 
     def upsert(
-        self, table: str, id: str, email: str | None = None, phone: str | None = None, name: str | None = None
+        self,
+        table: str,
+        id: str,
+        email: str | None = None,
+        phone: str | None = None,
+        name: str | None = None,
+        deleted: bool | None = None,
     ) -> None:
-        """Insert or replace a source record (new updated_at: seen by the next INCR)."""
+        """Insert or replace a source record (new updated_at: seen by the next INCR);
+        ``deleted`` sets is_deleted (tables made with soft_delete=True)."""
         a = self.adapter
         a.execute(f'DELETE FROM src."{table}" WHERE id = $id', {"id": id})
-        a.execute(
-            f'INSERT INTO src."{table}" VALUES ($id, $e, $p, $n, $ts)',
-            {"id": id, "e": email, "p": phone, "n": name, "ts": self.tick()},
+        cols, vals = "id, email, phone, name, updated_at", "$id, $e, $p, $n, $ts"
+        params = {"id": id, "e": email, "p": phone, "n": name, "ts": self.tick()}
+        if deleted is not None:
+            cols, vals, params = cols + ", is_deleted", vals + ", $d", {**params, "d": deleted}
+        a.execute(f'INSERT INTO src."{table}" ({cols}) VALUES ({vals})', params)
+
+    def soft_delete(self, table: str, id: str) -> None:
+        """Flag a source record deleted (a newer updated_at: seen by the next INCR)."""
+        self.adapter.execute(
+            f'UPDATE src."{table}" SET is_deleted = TRUE, updated_at = $ts WHERE id = $id',
+            {"id": id, "ts": self.tick()},
         )
 
     def delete(self, table: str, id: str) -> None:

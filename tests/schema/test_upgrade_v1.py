@@ -23,7 +23,7 @@ PUBLIC = {
     "idr_out.golden_profile_current": "resolved_id, attribute_name, attribute_value, source_entity_key, "
     "source_table_id, strategy, updated_ts",
     "idr_out.rule_match_audit_current": "*",
-    "idr_meta.run_state": "*",
+    "idr_meta.run_state": "table_id, last_watermark_value, last_run_id, last_run_ts",  # v1 columns
     "idr_meta.resolved_id_sequence": "*",
 }
 
