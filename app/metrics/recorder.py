@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.core.run_record import RunResult
-from app.core.vocabulary import LARGE_CLUSTER_THRESHOLD
+from app.core.vocabulary import LARGE_CLUSTER_THRESHOLD, REMOVAL_REASONS
 from app.metrics.taxonomy import RUN_STATUSES, MetricType
 from app.platforms.base import Adapter
 
@@ -170,6 +170,12 @@ def run_metric_records(
         MetricRecord("idr_lp_iterations", result.lp_iterations, "gauge", base),
         MetricRecord("idr_groups_skipped", result.groups_skipped, "counter", base),
         MetricRecord("idr_values_excluded", result.values_excluded, "counter", base),
+    ]
+    out += [
+        MetricRecord(
+            "idr_entities_removed", result.entities_removed.get(reason, 0), "counter", {**base, "reason": reason}
+        )
+        for reason in REMOVAL_REASONS
     ]
     states = RUN_STATUSES if result.status in RUN_STATUSES else (*RUN_STATUSES, result.status)
     out += [

@@ -95,6 +95,13 @@ SPECS: dict[str, MetricSpec] = {
             RUN_LABELS,
             True,
         ),
+        _spec(
+            "idr_entities_removed",
+            "counter",
+            "Entities the last run removed from the membership, by reason=soft_delete|erasure|reconciliation.",
+            (*RUN_LABELS, "reason"),
+            True,
+        ),
         # ---- per-rule metrics (rule_id series next to an aggregate without rule_id)
         _spec(
             "idr_rule_entities_matched",
@@ -168,6 +175,7 @@ RUN_METRIC_NAMES: tuple[str, ...] = (
     "idr_lp_iterations",
     "idr_groups_skipped",
     "idr_values_excluded",
+    "idr_entities_removed",
 )
 CLUSTER_METRIC_NAMES: tuple[str, ...] = (
     "idr_total_clusters",

@@ -135,3 +135,33 @@ def test_config_validation_of_deletion_settings():
     doc["sources"][0]["deleted_flag_expr"] = "is_deleted OR name = 'gone'"
     doc["sources"][0]["reconcile_deletes"] = "6h"
     assert validate_config(doc, w.adapter).sources[0].reconcile_deletes == "6h"
+
+
+def test_entities_removed_by_reason_in_metrics_export_and_on_metrics():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from app.metrics.collector import make_registry, render
+    from app.platforms.duckdb import DuckDBAdapter
+
+    w = _bridged(reconcile="every_run")
+    w.soft_delete("crm", "2")
+    w.delete("shop", "4")
+    r = w.run("INCR")
+    assert r.ok, r.error_message
+    rows = w.adapter.fetchall(
+        "SELECT json_extract_string(dimensions, '$.reason'), metric_value FROM idr_out.metrics_export "
+        "WHERE run_id = $r AND metric_name = 'idr_entities_removed'",
+        {"r": r.run_id},
+    )
+    assert dict(rows) == {"soft_delete": 1, "erasure": 0, "reconciliation": 1}
+    body, _ = render(make_registry(lambda: DuckDBAdapter(lambda: w.adapter.conn.cursor())))
+    seen = {
+        (s.name, s.labels.get("reason"), s.labels.get("run_mode")): s.value
+        for fam in text_string_to_metric_families(body.decode())
+        for s in fam.samples
+        if s.name.startswith("idr_entities_removed")
+    }
+    assert seen[("idr_entities_removed", "soft_delete", "INCR")] == 1
+    assert seen[("idr_entities_removed", "reconciliation", "INCR")] == 1
+    assert seen[("idr_entities_removed", "erasure", "INCR")] == 0
+    assert seen[("idr_entities_removed_cumulative_total", "reconciliation", "INCR")] == 1
