@@ -277,6 +277,10 @@ def _fresh_offsets(ctx: RunContext) -> list[int]:
     return offsets
 
 
+def _fresh_entity_rows(ctx: RunContext, offset: int, table: str) -> str:
+    return f"SELECT {ctx.state.next_eid + offset} + {_srow(ctx)} AS eid, s.* FROM {table} AS s"
+
+
 def entity_rows(ctx: RunContext) -> None:
     """Step entity_rows: per source ``src<i>e`` = its rows with their eid, and the view
     {w.entities}(eid, entity_key, table_id, record_ts, a0..) over them."""
@@ -287,7 +291,7 @@ def entity_rows(ctx: RunContext) -> None:
     for i, (src, t) in enumerate(zip(active_sources(ctx), st.source_tables, strict=True)):
         out = ctx.w(f"src{i}e")
         if ctx.kind.fresh:  # a view: the eid is the record's place, computed where it is read
-            ctx.exec(f"CREATE VIEW {out} AS SELECT {st.next_eid + offsets[i]} + {_srow(ctx)} AS eid, s.* FROM {t} AS s")
+            ctx.exec(f"CREATE VIEW {out} AS {_fresh_entity_rows(ctx, offsets[i], t)}")
         else:
             ctx.exec(
                 f"CREATE TABLE {out} AS SELECT i.eid, s.* FROM (SELECT {_srow(ctx)} AS srow, * FROM {t}) AS s "
@@ -328,6 +332,7 @@ def identifier_rows(ctx: RunContext) -> None:
     ctx.exec(f"CREATE TABLE {ctx.w('ident_raw')} (eid BIGINT, type_no INTEGER, value_norm VARCHAR)")
     if parts:
         ctx.exec(f"INSERT INTO {ctx.w('ident_raw')} WITH {', '.join(ctes)} " + " UNION ALL ".join(parts))
+    _release_identifier_columns(ctx)
 
 
 # Why a key is in {w.gone}; the smallest number wins when several apply.
@@ -397,3 +402,19 @@ def deletions(ctx: RunContext) -> None:
             st.reconciled.append(src.table_id)
     if ctx.full:  # FULL compares every key anyway
         st.reconciled = [s.table_id for s in active_sources(ctx)]
+
+
+def _release_identifier_columns(ctx: RunContext) -> None:
+    """The raw identifier columns are read once, just above: where dropping them frees
+    their memory (DuckDB), the grouping that follows gets it."""
+    st = ctx.state
+    offsets = _fresh_offsets(ctx) if ctx.kind.fresh else []
+    for i, src in enumerate(active_sources(ctx)):
+        cols = [f"i{j}" for j in range(len(identifier_maps(ctx, src)))]
+        # A first run's entity rows are views over the source copies; otherwise tables.
+        table = st.source_tables[i] if ctx.kind.fresh else st.entity_tables[i]
+        if not cols or not ctx.adapter.release_columns(table, cols):
+            continue
+        if ctx.kind.fresh:  # the view's columns changed: bind it again
+            ctx.adapter.drop_relation(st.entity_tables[i], view=True)
+            ctx.exec(f"CREATE VIEW {st.entity_tables[i]} AS {_fresh_entity_rows(ctx, offsets[i], table)}")

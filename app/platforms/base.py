@@ -220,6 +220,12 @@ class Adapter(ABC):
     def drop_table(self, fqn: str) -> None:
         self.execute(f"DROP TABLE IF EXISTS {fqn}")
 
+    def release_columns(self, fqn: str, columns: Sequence[str]) -> bool:
+        """Drop columns of a scratch table that no later step reads, where that frees their
+        memory at once (views over the table must then be re-created). False: kept, since
+        on a warehouse it is a round trip that frees nothing the run needs."""
+        return False
+
     def drop_relation(self, fqn: str, view: bool = False) -> None:
         """Drop a scratch table or view; ``view`` says which to try first (no catalog
         lookup: a round trip on remote warehouses)."""

@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,14 @@ class DuckDBAdapter(Adapter):
                 self.execute(f"INSERT INTO {fqn} {select} ORDER BY {order_by}")
             finally:
                 self.conn.execute("SET preserve_insertion_order = false")
+
+    def release_columns(self, fqn: str, columns: Sequence[str]) -> bool:
+        # A dropped column's segments are freed at once and the others are shared, not
+        # copied; rowids stay. At 10M records the raw identifier columns are most of the
+        # sources' memory, which the grouping after them otherwise spills around.
+        for c in columns:
+            self.execute(f"ALTER TABLE {fqn} DROP COLUMN {self.ident(c)}")
+        return True
 
     def create_table_ordered(self, fqn: str, select: str, order_by: str) -> None:
         # Connections run with preserve_insertion_order off (faster, less memory); this one
