@@ -18,7 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import CollectorRegistry
 
 from app.api import config as config_api
-from app.api import dry_runs, errors, health, lookups, metrics, runs, webhooks
+from app.api import dry_runs, erasures, errors, health, lookups, metrics, runs, webhooks
 from app.api.media import MediaTypeMiddleware
 from app.core.settings import Settings, get_settings
 from app.services.runtime import Runtime, build_runtime, set_runtime
@@ -189,7 +189,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MediaTypeMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=http_metrics)
     errors.install(app)
-    for r in (runs.router, dry_runs.router, config_api.router, lookups.router, webhooks.router, health.router):
+    for r in (
+        runs.router,
+        dry_runs.router,
+        config_api.router,
+        lookups.router,
+        erasures.router,
+        webhooks.router,
+        health.router,
+    ):
         app.include_router(r)
     app.include_router(metrics.router if settings.metrics_require_auth else metrics.public_router)
     _mount_console(app, rt)

@@ -13,7 +13,9 @@ from app.core.vocabulary import ChangeType as _ChangeType
 from app.core.vocabulary import RunStatus as _RunStatus
 from app.db.models import Run, Webhook, WebhookAttempt, WebhookDelivery
 
-EventName = Literal["run.succeeded", "run.failed", "dry_run.completed", "cluster.large_detected", "*"]
+EventName = Literal[
+    "run.succeeded", "run.failed", "dry_run.completed", "cluster.large_detected", "erasure.completed", "*"
+]
 RunStatus = _RunStatus
 ChangeType = _ChangeType
 
@@ -269,7 +271,8 @@ class WebhookCreate(_Strict):
     )
     events: list[EventName] = Field(
         min_length=1,
-        description="Event kinds: run.succeeded, run.failed, dry_run.completed, cluster.large_detected; "
+        description="Event kinds: run.succeeded, run.failed, dry_run.completed, cluster.large_detected, "
+        "erasure.completed; "
         '["*"] subscribes to every event, including kinds added later.',
         examples=[["run.succeeded", "run.failed"], ["*"]],
     )
@@ -368,3 +371,41 @@ class Ready(BaseModel):
     status: Literal["ready"]
     mode: Literal["embedded", "celery"]
     checks: dict[str, str]
+
+
+# ------------------------------------------------------------------ erasures
+class ErasureIdentifier(_Strict):
+    type: str = Field(min_length=1, max_length=64, description="An identifier type with an active rule, e.g. EMAIL.")
+    value: str = Field(min_length=1, max_length=4096, description="The value as a source holds it.")
+
+
+class ErasureCreate(_Strict):
+    """Entity keys, or one identifier: every record that matches is removed by the next run."""
+
+    entity_keys: list[str] | None = Field(
+        None, min_length=1, max_length=1000, description="Entity keys ('<table_id>:<key>') to erase."
+    )
+    identifier: ErasureIdentifier | None = Field(None, description="Erase every record holding this identifier.")
+    target: str = Field("default", min_length=1, max_length=64, description="Named warehouse target.")
+    run: StrictBool = Field(False, description="Start an INCR run at once, which applies the erasure.")
+
+
+class ErasureRunOut(BaseModel):
+    run_id: str
+    entities_removed: int = Field(description="Records of the identity graph this run removed for the erasure.")
+    rows_suppressed: int = Field(description="Source rows the erasure kept out of this run.")
+    applied_at: Timestamp | None = None
+
+
+class ErasureOut(BaseModel):
+    id: str
+    kind: Literal["KEY", "IDENTIFIER"]
+    identifier_type: str | None = None
+    entries: int = Field(description="Keys (or 1 identifier) on the suppression list, stored as salted hashes.")
+    status: Literal["PENDING", "APPLIED"]
+    requested_at: Timestamp | None = None
+    requested_by: str | None = None
+    took_effect_at: Timestamp | None = None
+    took_effect_in_run: str | None = None
+    runs: list[ErasureRunOut] = Field(default_factory=list, description="Runs that applied it, oldest first.")
+    run_id: str | None = Field(None, description="The run this request started (run: true).")

@@ -327,7 +327,7 @@ def _print_summary(r: RunResult) -> None:
 
 
 def _mount() -> None:
-    from app.cli import api_keys, dry_runs, load, serve
+    from app.cli import api_keys, dry_runs, erase, load, serve
 
     app.add_typer(dry_runs.dry_app, name="dry-runs")
     app.add_typer(api_keys.api_keys_app, name="api-keys")
@@ -335,6 +335,7 @@ def _mount() -> None:
     app.add_typer(api_keys.webhooks_app, name="webhooks")
     app.command()(serve.serve)
     app.command()(load.load)
+    app.command()(erase.erase)
     try:
         from app.metrics.cli import metrics_app
     except ImportError:  # pragma: no cover - metrics extra missing

@@ -47,6 +47,8 @@ class RunResult:
     statements: int = 0
     # Entities removed from the membership, by reason (app.core.vocabulary.REMOVAL_REASONS).
     entities_removed: dict[str, int] = field(default_factory=dict)
+    # Erasure requests this run applied (published): erasure_id -> members it removed.
+    erasures_applied: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     watermarks: dict[str, str | None] = field(default_factory=dict)
     stages: list[StageResult] = field(default_factory=list)

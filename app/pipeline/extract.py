@@ -165,9 +165,12 @@ def deleted_sql(src: SourceTable) -> str | None:
 
 
 def live_conditions(ctx: RunContext, src: SourceTable) -> list[str]:
-    """Conditions a source row must meet to be resolved at all: not flagged deleted."""
+    """Conditions a source row must meet to be resolved at all: not flagged deleted, not
+    on the erasure suppression list."""
+    from app.pipeline import erasure
+
     flag = deleted_sql(src)
-    return [f"NOT {flag}"] if flag else []
+    return ([f"NOT {flag}"] if flag else []) + erasure.live_conditions(ctx, src)
 
 
 def _srow(ctx: RunContext) -> str:
@@ -364,21 +367,26 @@ def reconcile_due(ctx: RunContext, src: SourceTable) -> bool:
 
 def deletions(ctx: RunContext) -> None:
     """Step deletions: {w.gone}(entity_key, reason_no), keys this run removes, by reason:
-    rows of the delta the source flags deleted (deleted_flag_expr) and, for the sources
+    rows the erasure suppression list holds ({w.gone_erasure}: with their erasure; INCR
+    also the stored members of erasures not applied yet), rows of the delta the source
+    flags deleted (deleted_flag_expr) and, for the sources
     whose reconcile_deletes is due (INCR), stored keys the source no longer holds. A key
     that also has a live row in the delta stays. Flagged rows move the watermark on."""
+    from app.pipeline import erasure
+
     a = ctx.adapter
-    gone = ctx.w("gone")
+    gone, erased = ctx.w("gone"), ctx.w("gone_erasure")
     ctx.exec(f"CREATE TABLE {gone} (entity_key VARCHAR, reason_no INTEGER)")
+    ctx.exec(f"CREATE TABLE {erased} (entity_key VARCHAR, erasure_id VARCHAR)")
     st = ctx.state
     for i, src in enumerate(active_sources(ctx)):
         live = st.source_tables[i]
+        since = _since(ctx, src)
+        delta = [f"{a.ident(src.watermark_column)} > {ts_lit(since)}"] if since and src.watermark_column else []
+        erasure.matched_rows(ctx, src, delta, erased)
         flag = deleted_sql(src)
         if flag:
-            where = [flag]
-            since = _since(ctx, src)
-            if since is not None and src.watermark_column:
-                where.append(f"{a.ident(src.watermark_column)} > {ts_lit(since)}")
+            where = [flag, *delta]
             flagged = ctx.w(f"flagged{i}")
             ctx.exec(f"CREATE TABLE {flagged} AS {key_select(ctx, src, where)}")
             ctx.exec(
@@ -400,6 +408,9 @@ def deletions(ctx: RunContext) -> None:
                 f"AND e.entity_key NOT IN (SELECT entity_key FROM ({current}) AS c)"
             )
             st.reconciled.append(src.table_id)
+    if not ctx.full:  # (FULL reads every row: the source scan found them)
+        erasure.stored_matches(ctx, erased)
+    ctx.exec(f"INSERT INTO {gone} SELECT DISTINCT entity_key, {REASON_NO['erasure']} FROM {erased}")
     if ctx.full:  # FULL compares every key anyway
         st.reconciled = [s.table_id for s in active_sources(ctx)]
 

@@ -71,6 +71,29 @@ def _golden_insert(ctx: RunContext) -> str | None:
     )
 
 
+def _erasures(ctx: RunContext) -> None:
+    """Erasures this run applied: the pending ones take effect now (even when nothing
+    matched), and every erasure that removed a member or kept a row out is listed."""
+    st = ctx.state
+    ids = sorted(set(st.suppression.pending) | set(st.erasure_counts))
+    rows = [
+        {"e": i, "r": ctx.run_id, "n": st.erasure_counts.get(i, (0, 0))[0], "k": st.erasure_counts.get(i, (0, 0))[1]}
+        for i in ids
+    ]
+    ctx.adapter.executemany(
+        "INSERT INTO idr_out.erasure_runs (erasure_id, run_id, entities_removed, rows_suppressed, applied_at) "
+        "VALUES ($e, $r, $n, $k, $now)",
+        [{**r, "now": ctx.now} for r in rows],
+    )
+    for i in st.suppression.pending:
+        ctx.adapter.execute(
+            "UPDATE idr_meta.erasure_request SET applied_run_id = $r, applied_at = $now "
+            "WHERE erasure_id = $e AND applied_run_id IS NULL",
+            {"r": ctx.run_id, "now": ctx.now, "e": i},
+        )
+    ctx.result.erasures_applied = {r["e"]: r["n"] for r in rows}
+
+
 def publish(ctx: RunContext, finalize: Callable[[], None]) -> None:
     """Step publish: one transaction."""
     a = ctx.adapter
@@ -122,6 +145,7 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> None:
                     "reconciled": rec.isoformat(sep=" ") if rec else None,
                 },
             )
+        _erasures(ctx)
         if ctx.full:
             a.execute("DELETE FROM idr_out.rule_match_audit_current")
         for row in st.audit_rows:

@@ -54,3 +54,12 @@ def removal_counts(ctx: RunContext) -> None:
     for no, n in ctx.adapter.fetchall(f"SELECT reason_no, count(*) FROM {ctx.w('removed')} GROUP BY reason_no"):
         counts[names[int(no)]] += int(n)
     ctx.result.entities_removed = counts
+    # Per erasure: the members it removes now, and the source rows it keeps out.
+    ctx.state.erasure_counts = {
+        str(eid): (int(removed or 0), int(rows or 0))
+        for eid, removed, rows in ctx.adapter.fetchall(
+            f"SELECT g.erasure_id, count(DISTINCT r.eid), count(*) FROM {ctx.w('gone_erasure')} AS g "
+            "LEFT JOIN idr_state.entities AS e ON e.entity_key = g.entity_key "
+            f"LEFT JOIN {ctx.w('removed')} AS r ON r.eid = e.eid GROUP BY g.erasure_id"
+        )
+    }

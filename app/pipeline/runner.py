@@ -21,7 +21,7 @@ from app.core.errors import ConflictError, IdrError, PipelineError
 from app.core.run_record import RunResult, StageResult
 from app.core.settings import Settings, get_settings
 from app.core.vocabulary import RUN_MODES
-from app.pipeline import components, history, publish
+from app.pipeline import components, erasure, history, publish
 from app.pipeline.context import Fence, ProgressFn, RunContext, new_run_id, utcnow
 from app.pipeline.dryrun import check_applicable, get_dry_run
 from app.pipeline.fingerprint import config_fingerprint, input_fingerprint
@@ -60,6 +60,7 @@ def _read_state(ctx: RunContext) -> None:
     st = ctx.state
     st.watermarks_before = history.watermarks(a)
     st.reconciled_before = history.reconciled(a)
+    st.suppression = erasure.read(a)
     # Optimistic concurrency: publish re-checks this inside its transaction.
     st.last_published = history.last_published(a)
     counters = _counters(a)

@@ -14,6 +14,20 @@ class StageCounts:
 
 
 @dataclass
+class Suppression:
+    """The erasure suppression list as a run sees it (app.pipeline.erasure)."""
+
+    salt: str | None = None
+    keys: bool = False  # it holds entity keys
+    types: set[str] = field(default_factory=set)  # identifier types it holds values of
+    pending: list[str] = field(default_factory=list)  # erasures that have not taken effect
+
+    @property
+    def active(self) -> bool:
+        return self.salt is not None and (self.keys or bool(self.types))
+
+
+@dataclass
 class RunState:
     # Read before the first step -------------------------------------------------------
     # Each source's watermark as the last real run left it.
@@ -27,6 +41,7 @@ class RunState:
     expected_fingerprint: dict[str, Any] | None = None
     # Each source's last key reconciliation (idr_meta.run_state.last_reconciled_ts).
     reconciled_before: dict[str, datetime] = field(default_factory=dict)
+    suppression: Suppression = field(default_factory=Suppression)
     next_eid: int = 0
     next_vid: int = 0
     next_rid: int = 1
@@ -46,6 +61,8 @@ class RunState:
     new_entities: int = 0
     # Sources whose keys this run compared with the stored ones (reconcile_deletes; FULL: all).
     reconciled: list[str] = field(default_factory=list)
+    # Per erasure: (entities this run removes, source rows it kept out).
+    erasure_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Groups, edges -------------------------------------------------------------------
     member_rows: int = 0
     new_values: int = 0

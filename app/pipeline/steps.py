@@ -64,7 +64,7 @@ S = Step
 STEPS: tuple[Step, ...] = (
     # ------------------------------------------------------------------ extract_entities
     S("read_sources", "extract_entities", outputs=("sources",), build=extract.read_sources),
-    S("deletions", "extract_entities", ("sources",), ("gone",), build=extract.deletions),
+    S("deletions", "extract_entities", ("sources",), ("gone", "gone_erasure"), build=extract.deletions),
     S(
         "entity_ids",
         "extract_entities",
@@ -322,7 +322,7 @@ STEPS: tuple[Step, ...] = (
     S("membership", "resolve_ids", ("proposed", "comp_ids"), ("membership",), sql="resolve.membership"),
     S("removed", "resolve_ids", ("ent_ids", "gone"), ("removed",), runs_in=FULL, sql="resolve.full_removed"),
     S("removed", "resolve_ids", ("dropped",), ("removed",), runs_in=INCR, sql="resolve.incr_removed"),
-    S("removal_counts", "resolve_ids", ("removed",), build=resolve.removal_counts),
+    S("removal_counts", "resolve_ids", ("removed", "gone_erasure"), build=resolve.removal_counts),
     S("changed_rids", "resolve_ids", ("membership", "removed"), ("changed_rids",), sql="resolve.changed_rids"),
     S(
         "cluster_links",

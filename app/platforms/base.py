@@ -213,6 +213,10 @@ class Adapter(ABC):
         keeps insertion order (its zone maps then prune lookups); elsewhere a plain insert."""
         self.execute(f"INSERT INTO {fqn} {select}")
 
+    def sha256_hex_sql(self, expr: str) -> str:
+        """Canonical SQL: the lower-case hex SHA-256 of a VARCHAR expression's UTF-8 bytes."""
+        return f"sha256({expr})"
+
     def row_index_sql(self) -> str:
         """0..n-1 over the rows of a freshly created scratch table (in a SELECT from it)."""
         return "(row_number() OVER (ORDER BY entity_key) - 1)"

@@ -69,6 +69,11 @@ _TYPES: list[tuple[type, str]] = [
 
 class BigQueryAdapter(TranspilingAdapter):
     platform = "bigquery"
+
+    def sha256_hex_sql(self, expr: str) -> str:
+        # BigQuery's SHA256 returns BYTES.
+        return f"lower(to_hex(sha256({expr})))"
+
     dialect = "bigquery"
     param_style = "named"
     delete_needs_where = True

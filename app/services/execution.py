@@ -43,6 +43,27 @@ def _events(run: Run) -> list[str]:
     return out
 
 
+# counts["erased:<erasure_id>"] = records the run removed for that erasure request.
+ERASED = "erased:"
+
+
+def event_deliveries(s: Session, run: Run) -> list[str]:
+    """The run's events, and one erasure.completed per erasure request it applied."""
+    out = [d for e in _events(run) for d in webhooks.create_deliveries(s, e, run_payload(run))]
+    if run.status in PUBLISHED_STATUSES and not run.dry_run:
+        applied = {k[len(ERASED) :]: v for k, v in (run.counts or {}).items() if k.startswith(ERASED)}
+        for erasure_id, removed in sorted(applied.items()):
+            data = {
+                "erasure_id": erasure_id,
+                "run_id": run.id,
+                "target": run.target,
+                "entities_removed": int(removed),
+                "took_effect_at": rfc3339(run.ended_at),
+            }
+            out += webhooks.create_deliveries(s, "erasure.completed", data)
+    return out
+
+
 def run_payload(run: Run) -> dict[str, Any]:
     return {
         "run_id": run.id,
@@ -70,7 +91,7 @@ def _finish(rt: Runtime, run_id: str, generation: int | None, **values: Any) -> 
             log.warning("run %s lost its lease; its outcome %s is not recorded", run_id, status)
             return False
         run = s.get(Run, run_id)
-        deliveries = [d for e in _events(run) for d in webhooks.create_deliveries(s, e, run_payload(run))]
+        deliveries = event_deliveries(s, run)
     for d in deliveries:
         rt.send("idr.deliver_webhook", [d])
     return True
@@ -152,6 +173,9 @@ def _result_values(r: RunResult, cancelled: bool) -> dict[str, Any]:
             "large_clusters",
         )
     }
+    # Removed records by reason, and the erasures the run applied (counts stay name -> int).
+    counts.update({f"entities_removed_{k}": int(v) for k, v in r.entities_removed.items()})
+    counts.update({f"{ERASED}{k}": int(v) for k, v in r.erasures_applied.items()})
     return {
         "status": "CANCELLED" if cancelled else r.status,
         "stages": [
@@ -344,7 +368,7 @@ def reap_stale_runs() -> list[str]:
             if not ok:
                 continue  # it beat, finished or was reaped meanwhile
             run = s.get(Run, rid)
-            deliveries = [d for e in _events(run) for d in webhooks.create_deliveries(s, e, run_payload(run))]
+            deliveries = event_deliveries(s, run)
         reaped.append(rid)
         for d in deliveries:
             rt.send("idr.deliver_webhook", [d])

@@ -37,7 +37,7 @@ from app.services.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
 
-EVENTS = ("run.succeeded", "run.failed", "dry_run.completed", "cluster.large_detected")
+EVENTS = ("run.succeeded", "run.failed", "dry_run.completed", "cluster.large_detected", "erasure.completed")
 ALL_EVENTS = "*"  # a subscription to every event, including ones added later
 
 

@@ -94,6 +94,28 @@ CREATE TABLE IF NOT EXISTS idr_meta.resolved_id_sequence (
     next_value BIGINT NOT NULL
 );
 
+-- Erasure requests ("forget this person"): the audit trail of who asked for what kind of
+-- erasure and when it took effect -- never the erased keys or values themselves.
+CREATE TABLE IF NOT EXISTS idr_meta.erasure_request (
+    erasure_id VARCHAR NOT NULL PRIMARY KEY,
+    match_kind VARCHAR NOT NULL,
+    identifier_type VARCHAR,
+    entries INTEGER DEFAULT 0,
+    requested_at TIMESTAMP,
+    requested_by VARCHAR,
+    applied_run_id VARCHAR,
+    applied_at TIMESTAMP
+);
+
+-- The suppression list: a salted SHA-256 of each erased entity key ('KEY') or identifier
+-- ('IDENTIFIER': '<type>:<normalized value>'). Runs keep every matching source row out.
+CREATE TABLE IF NOT EXISTS idr_meta.erasure_suppression (
+    erasure_id VARCHAR NOT NULL,
+    match_kind VARCHAR NOT NULL,
+    identifier_type VARCHAR,
+    value_hash VARCHAR NOT NULL
+);
+
 -- ---------------------------------------------------------------- idr_state (the engine's own state)
 -- Integer-keyed: every entity key and identifier value is stored once, everything else
 -- refers to them by number. The public tables (identity_resolved_membership_current,
@@ -187,6 +209,16 @@ CREATE TABLE IF NOT EXISTS idr_state.counters (
 );
 
 -- ---------------------------------------------------------------- idr_out (production state)
+-- Every real run that applied an erasure: the run that first removed its records, and
+-- later runs that kept re-sent rows out.
+CREATE TABLE IF NOT EXISTS idr_out.erasure_runs (
+    erasure_id VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    entities_removed BIGINT DEFAULT 0,
+    rows_suppressed BIGINT DEFAULT 0,
+    applied_at TIMESTAMP
+);
+
 CREATE TABLE IF NOT EXISTS idr_out.rule_match_audit_current (
     rule_id VARCHAR NOT NULL,
     identifier_type VARCHAR,

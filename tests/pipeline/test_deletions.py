@@ -165,3 +165,76 @@ def test_entities_removed_by_reason_in_metrics_export_and_on_metrics():
     assert seen[("idr_entities_removed", "reconciliation", "INCR")] == 1
     assert seen[("idr_entities_removed", "erasure", "INCR")] == 0
     assert seen[("idr_entities_removed_cumulative_total", "reconciliation", "INCR")] == 1
+
+
+def _erasure_world() -> World:
+    """R1 = crm:1 -email a@x.com- shop:3 -phone- crm:2; crm:5 alone."""
+    w = World.create(**CFG)
+    w.upsert("crm", "1", email="a@x.com", name="one", deleted=False)
+    w.upsert("shop", "3", email="A@x.com ", phone="555", name="three", deleted=False)
+    w.upsert("crm", "2", phone="555", name="two", deleted=False)
+    w.upsert("crm", "5", email="b@x.com", deleted=False)
+    assert w.run("FULL").ok
+    return w
+
+
+@pytest.mark.parametrize("mode", ["INCR", "FULL"])
+def test_erasure_by_email_removes_every_holder_and_keeps_them_out(mode):
+    from app.services import erasures
+
+    w = _erasure_world()
+    er = erasures.request(w.adapter, identifier_type="EMAIL", identifier_value=" A@X.com", requested_by="test")
+    assert er["status"] == "PENDING" and er["runs"] == []
+    # Never the value: only its salted hash.
+    stored = repr(w.adapter.fetchall("SELECT * FROM idr_meta.erasure_suppression"))
+    stored += repr(w.adapter.fetchall("SELECT * FROM idr_meta.erasure_request"))
+    assert "a@x.com" not in stored.lower()
+    before = w.snapshot()
+    dry = w.run(mode, dry_run=True)
+    assert w.snapshot() == before
+    diff = _diff(w, dry.run_id)
+    assert diff["crm:1"][0] == diff["shop:3"][0] == "REMOVED" and diff["crm:2"][0] in ("UNCHANGED", "MOVED")
+    assert erasures.get(w.adapter, er["id"])["status"] == "PENDING"  # a dry run applies nothing
+    r = w.run(mode)
+    assert r.ok, r.error_message
+    assert r.entities_removed["erasure"] == 2
+    assert set(w.membership()) == {"crm:2", "crm:5"}
+    assert not w.adapter.fetchall(
+        "SELECT * FROM idr_out.identity_edges_current WHERE identifier_value_norm = 'a@x.com' "
+        "UNION ALL SELECT entity_key, identifier_type, identifier_value_norm, NULL, NULL, NULL, NULL "
+        "FROM idr_out.identifiers_current WHERE identifier_value_norm = 'a@x.com'"
+    )
+    got = erasures.get(w.adapter, er["id"])
+    assert got["status"] == "APPLIED" and got["took_effect_in_run"] == r.run_id
+    assert got["runs"][0]["run_id"] == r.run_id and got["runs"][0]["entities_removed"] == 2
+    # The source re-sends the row (and a new record holds the email): both stay out.
+    w.upsert("crm", "1", email="a@x.com", name="one again", deleted=False)
+    w.upsert("crm", "7", email="a@x.com", deleted=False)
+    r2 = w.run("INCR")
+    assert r2.ok and set(w.membership()) == {"crm:2", "crm:5"}
+    assert [x["run_id"] for x in erasures.get(w.adapter, er["id"])["runs"]] == [r.run_id, r2.run_id]
+    full = clone(w)
+    assert full.run("FULL").ok
+    assert state(full) == state(w)
+
+
+def test_erasure_by_key_and_bad_requests():
+    from app.core.errors import ConfigError, NotFoundError
+    from app.services import erasures
+
+    w = _erasure_world()
+    er = erasures.request(w.adapter, entity_keys=["crm:5"], requested_by="test")
+    r = w.run("INCR")
+    assert r.entities_removed["erasure"] == 1 and "crm:5" not in w.membership()
+    assert r.erasures_applied == {er["id"]: 1}
+    for kwargs, field in (
+        ({}, "entity_keys"),
+        ({"entity_keys": ["nokeyprefix"]}, "entity_keys[0]"),
+        ({"identifier_type": "SHOE", "identifier_value": "x"}, "identifier.type"),
+        ({"identifier_type": "PHONE", "identifier_value": "--"}, "identifier.value"),
+    ):
+        with pytest.raises(ConfigError) as info:
+            erasures.request(w.adapter, requested_by="t", **kwargs)
+        assert info.value.field == field
+    with pytest.raises(NotFoundError):
+        erasures.get(w.adapter, "er_00000000000000000000")
