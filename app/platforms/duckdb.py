@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import threading
@@ -32,17 +33,21 @@ def duckdb_connector(path: str, settings: Settings | None = None):
             sets.append(f"SET temp_directory = {_lit(tmp)}")
         if settings.duckdb_threads:
             sets.append(f"SET threads = {int(settings.duckdb_threads)}")
+        optional = [_keep_blocks_sql(settings.duckdb_block_memory or limit), _SAFE_OPTIMIZERS]
+        if not settings.duckdb_compact_strings:
+            optional.append(_FAST_STRINGS)
+        if not settings.duckdb_vacuum:
+            optional.append(_NO_VACUUM)
         try:  # one call: the service opens a connection per request
-            conn.execute("; ".join(sets))
+            conn.execute("; ".join(sets + optional))
         except duckdb.Error:
             for s in sets:
                 conn.execute(s)
-        _keep_blocks(conn, settings.duckdb_block_memory or limit)
-        if not settings.duckdb_compact_strings:
-            _fast_strings(conn)
-        if not settings.duckdb_vacuum:
-            _no_vacuum(conn)
-        _safe_optimizers(conn)
+            # An older DuckDB lacks some of these; a database this process already has open
+            # keeps its block memory (it cannot shrink while open): each is then left as is.
+            for s in optional:
+                with contextlib.suppress(duckdb.Error):
+                    conn.execute(s)
         return conn
 
     return connect
@@ -61,6 +66,7 @@ _CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.lim
 DEFAULT_MEMORY_CAP = 3 << 30
 
 
+@functools.cache
 def default_memory_limit(cgroup_files: tuple[str, ...] = _CGROUP_LIMITS) -> str:
     """3 GiB, or 60% of the memory this process may use where that is less (a small
     machine or container, where the process would be killed instead of spilling). The
@@ -72,45 +78,29 @@ def default_memory_limit(cgroup_files: tuple[str, ...] = _CGROUP_LIMITS) -> str:
     return f"{max(min(total * 6 // 10, DEFAULT_MEMORY_CAP) >> 20, 256)}MB"
 
 
-def _keep_blocks(conn: duckdb.DuckDBPyConnection, size: str) -> None:
+def _keep_blocks_sql(size: str) -> str:
     """Keep freed buffer blocks for reuse. A run's steps each build large scratch tables
     and drop them; returned to the OS, that memory is faulted in again by the next step,
     which costs the kernel more than the step's own work on VMs that hand freed guest
     memory back to their host (the benchmark VM: 2.5 s per GiB; a FULL run on 10M records
     spent 10-15 s of system time instead of 13-20 s)."""
-    # Values are checked with the settings. Left as they are: a DuckDB without the setting
-    # (before 1.3), and a database this process already has open with a larger value (the
-    # setting belongs to the database instance and cannot shrink while it is open).
-    with contextlib.suppress(duckdb.CatalogException, duckdb.InvalidInputException):
-        conn.execute("SET block_allocator_memory = $v", {"v": size})
+    return f"SET block_allocator_memory = {_lit(size)}"
 
 
-def _fast_strings(conn: duckdb.DuckDBPyConnection) -> None:
-    """Store strings uncompressed (opt-in). DuckDB 1.3+ writes them as DICT_FSST, whose
-    encoding is most of the cost of writing the production tables; see the setting."""
-    # An older DuckDB has no DICT_FSST (its string codecs are cheap): nothing to disable.
-    with contextlib.suppress(duckdb.Error):
-        conn.execute("SET disabled_compression_methods = 'dict_fsst'")
+# Store strings without DICT_FSST (opt-in, IDR_DUCKDB_COMPACT_STRINGS=false): DuckDB 1.3+
+# writes strings as DICT_FSST, whose encoding is most of the cost of writing the state.
+_FAST_STRINGS = "SET disabled_compression_methods = 'dict_fsst'"
 
+# DuckDB's common-subplan optimizer returns wrong rows on 1.5.1-2.0.1 when two arms of a
+# UNION read different columns of the same join (duckdb#25819), as a query over both ends
+# of identity_edges_current does (tests/platforms/test_duckdb_storage.py).
+_SAFE_OPTIMIZERS = "SET disabled_optimizers = 'common_subplan'"
 
-def _safe_optimizers(conn: duckdb.DuckDBPyConnection) -> None:
-    """Turn off DuckDB's common-subplan optimizer: on 1.5.1-2.0.1 it returns wrong rows
-    when two arms of a UNION read different columns of the same join (duckdb#25819), as a
-    query over both ends of identity_edges_current does (tests/platforms/test_duckdb_storage.py)."""
-    # A DuckDB without that optimizer (before 1.5) has nothing to turn off.
-    with contextlib.suppress(duckdb.Error):
-        conn.execute("SET disabled_optimizers = 'common_subplan'")
-
-
-def _no_vacuum(conn: duckdb.DuckDBPyConnection) -> None:
-    """No vacuum tasks at checkpoints (see the setting). DuckDB otherwise merges row
-    groups holding deleted rows, rewriting them: after a 1% INCR that touches most row
-    groups of every state table, that was up to 1.7 s of a 2.5 s run at 1M records, and
-    after a FULL run it re-merged the partly filled row groups of the parallel insert.
-    Row groups whose rows are all deleted are still dropped, so a FULL run's rewrite
-    reclaims the space."""
-    with contextlib.suppress(duckdb.Error):  # a DuckDB without the setting has no vacuum tasks
-        conn.execute("SET max_vacuum_tasks = 0")
+# No vacuum tasks at checkpoints (see the setting). DuckDB otherwise merges row groups
+# holding deleted rows, rewriting them: after a 1% INCR that touches most row groups of
+# every state table, that was up to 1.7 s of a 2.5 s run at 1M records. Row groups whose
+# rows are all deleted are still dropped, so a FULL run's rewrite reclaims the space.
+_NO_VACUUM = "SET max_vacuum_tasks = 0"
 
 
 # Scratch tables are DuckDB TEMP tables: kept in memory (spilling to temp_directory), never
