@@ -57,5 +57,6 @@ def get_run(run_id: str, rt: Rt, _: Reader) -> RunOut:
 
 @router.post("/{run_id}/cancel", status_code=202, response_model=RunOut, responses=problems(404, 409))
 def cancel_run(run_id: str, rt: Rt, _: Runner) -> RunOut:
-    """A queued run is cancelled at once; a running one stops at its next stage, before publish."""
+    """A queued run is cancelled at once; a running one has its running statement interrupted and
+    stops before publish (production tables stay as they were)."""
     return RunOut.of(runs.cancel_run(rt, run_id))

@@ -23,6 +23,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
+from app.config import functions
 from app.config.model import (
     AttributeMapping,
     IdentifierExclusion,
@@ -173,7 +174,9 @@ def _lambda_params(node: exp.Expression) -> set[str]:
     return names
 
 
-def _expression_problems(text: str, columns: set[str] | None) -> tuple[exp.Expression | None, list[str]]:
+def _expression_problems(
+    text: str, columns: set[str] | None, platform: str | None = None
+) -> tuple[exp.Expression | None, list[str]]:
     if not text or not text.strip():
         return None, ["expression is empty"]
     if _has_semicolon(text):
@@ -213,6 +216,13 @@ def _expression_problems(text: str, columns: set[str] | None) -> tuple[exp.Expre
             denied = sorted(names & _denied_function_names())
             if denied:
                 once(f"function {denied[0]}() is not allowed in a scalar expression")
+            else:
+                shown, answers = functions.names_of(node)
+                if not answers & functions.allowed(platform):
+                    once(
+                        f"function {shown}() is not allowed: expressions may call pure scalar string, numeric, "
+                        f"date and conditional functions only (app/config/functions.py lists them)"
+                    )
         if isinstance(node, exp.Column):
             if node.table or node.args.get("db") or node.args.get("catalog"):
                 once(
@@ -382,6 +392,7 @@ def validate_config(doc: Mapping[str, Any] | IdrConfig, adapter: Adapter | None 
     columns reference are checked against the warehouse.
     """
     errs = _Errors()
+    platform = adapter.platform if adapter is not None else None  # whose function allow-list
     if isinstance(doc, IdrConfig):
         doc = doc.model_dump()
     if not isinstance(doc, Mapping):
@@ -419,9 +430,9 @@ def validate_config(doc: Mapping[str, Any] | IdrConfig, adapter: Adapter | None 
                 # An inactive source is never read, so its table may be gone; it is
                 # checked again when it is re-activated.
                 errs.add(f"{path}.table_fqn", f"table {src.table_fqn!r} does not exist in the warehouse")
-        _check_expr(src.entity_key_expr, cols, f"{path}.entity_key_expr", errs)
+        _check_expr(src.entity_key_expr, cols, f"{path}.entity_key_expr", errs, platform)
         if src.deleted_flag_expr is not None:
-            _check_expr(src.deleted_flag_expr, cols, f"{path}.deleted_flag_expr", errs)
+            _check_expr(src.deleted_flag_expr, cols, f"{path}.deleted_flag_expr", errs, platform)
         if src.watermark_column is not None:
             wm = src.watermark_column.strip().lower()
             if not wm:
@@ -467,7 +478,7 @@ def validate_config(doc: Mapping[str, Any] | IdrConfig, adapter: Adapter | None 
         known = ref_table("identifier_mappings", i, m.table_id)
         ref_type("identifier_mappings", i, m.identifier_type)
         cols = columns.get(m.table_id) if known else None
-        _check_expr(m.identifier_value_expr, cols, f"identifier_mappings[{i}].identifier_value_expr", errs)
+        _check_expr(m.identifier_value_expr, cols, f"identifier_mappings[{i}].identifier_value_expr", errs, platform)
 
     exclusions: list[tuple[int, IdentifierExclusion]] = rows["exclusions"]  # type: ignore[assignment]
     for i, x in exclusions:
@@ -485,7 +496,7 @@ def validate_config(doc: Mapping[str, Any] | IdrConfig, adapter: Adapter | None 
     for i, a in attrs:
         known = ref_table("attribute_mappings", i, a.table_id)
         cols = columns.get(a.table_id) if known else None
-        _check_expr(a.attribute_expr, cols, f"attribute_mappings[{i}].attribute_expr", errs)
+        _check_expr(a.attribute_expr, cols, f"attribute_mappings[{i}].attribute_expr", errs, platform)
     attribute_names = {a.attribute_name for _, a in attrs} | _raw_values(
         doc, "attribute_mappings", "attribute_name"
     )
@@ -524,7 +535,7 @@ def validate_config(doc: Mapping[str, Any] | IdrConfig, adapter: Adapter | None 
     )
 
 
-def _check_expr(text: str, cols: set[str] | None, path: str, errs: _Errors) -> None:
-    _, problems = _expression_problems(text, cols)
+def _check_expr(text: str, cols: set[str] | None, path: str, errs: _Errors, platform: str | None = None) -> None:
+    _, problems = _expression_problems(text, cols, platform)
     for msg in problems:
         errs.add(path, msg)

@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     )
     metrics_require_auth: bool = Field(True, description="/metrics needs an API key with scope read.")
     run_heartbeat_seconds: float = Field(5.0, gt=0, description="How often a running task records it is alive.")
+    run_timeout_seconds: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="A run still going after this long is stopped like a cancel (its running statement "
+        "interrupted) and ends FAILED; production tables stay as they were.",
+    )
     run_stale_after_seconds: float = Field(
         60.0, gt=0, description="A RUNNING run without a heartbeat this long is marked FAILED (worker lost)."
     )

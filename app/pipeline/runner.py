@@ -170,10 +170,13 @@ def run_pipeline(
             result.ended_at = utcnow()
             ctx.count_statements()
             stmts = ", statements = $n" if has_statements else ""
-            adapter.execute(
-                f"UPDATE idr_out.run_history SET duration_seconds = $d, ended_at = $e{stmts} WHERE run_id = $id",
-                {"d": result.duration_seconds, "e": result.ended_at, "n": result.statements, "id": result.run_id},
-            )
+            try:
+                adapter.execute(
+                    f"UPDATE idr_out.run_history SET duration_seconds = $d, ended_at = $e{stmts} WHERE run_id = $id",
+                    {"d": result.duration_seconds, "e": result.ended_at, "n": result.statements, "id": result.run_id},
+                )
+            except Exception:  # noqa: BLE001 - published: the figures are cosmetic, the outcome is not
+                log.warning("run %s published; its final duration was not recorded", result.run_id, exc_info=True)
     except Exception as e:  # noqa: BLE001 - every failure ends as a FAILED run
         stage = getattr(e, "stage", None) or ctx.state.current_stage or stage
         result.status = "FAILED"
@@ -183,7 +186,10 @@ def run_pipeline(
         result.duration_seconds = time.perf_counter() - t0
         log.warning("run %s failed in %s: %s", result.run_id, result.error_stage, result.error_message)
         ctx.count_statements()
-        history.finish(adapter, result, has_statements)
+        try:
+            history.finish(adapter, result, has_statements)
+        except Exception:  # noqa: BLE001 - e.g. the interrupt that stopped the run (cancel) came late
+            history.finish(adapter, result, has_statements)
     finally:
         try:
             ctx.drop_work_tables()

@@ -84,6 +84,12 @@ class Adapter(ABC):
             self._conn.close()
             self._conn = None
 
+    def interrupt(self) -> bool:
+        """Stop the statement this adapter is running, from another thread (cancel, run
+        timeout). The statement fails; an open transaction rolls back. False where the
+        platform offers no way (the run then stops at its next stage boundary)."""
+        return False
+
     def __enter__(self) -> Adapter:
         return self
 

@@ -107,11 +107,26 @@ class BigQueryAdapter(TranspilingAdapter):
         config = bigquery.QueryJobConfig(query_parameters=self._query_parameters(stmt.params))
         self.count_round_trip()
         job = self.conn.query(stmt.sql, job_config=config)
-        result = job.result()
+        self._job = job
+        try:
+            result = job.result()
+        finally:
+            self._job = None
         if not fetch:
             return [], []
         cols = [f.name for f in (result.schema or [])]
         return cols, [tuple(r.values()) for r in result]
+
+    def interrupt(self) -> bool:
+        """Cancel the running query job (jobs.cancel)."""
+        job = getattr(self, "_job", None)
+        if job is None:
+            return False
+        try:
+            job.cancel()
+        except Exception:  # noqa: BLE001 - e.g. the job just finished; the stage boundary still stops the run
+            return False
+        return True
 
     def execute(self, sql: str, params: Params = None) -> None:
         if self._script is None:

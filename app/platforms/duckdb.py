@@ -196,6 +196,13 @@ class DuckDBAdapter(Adapter):
         )
         return sorted(r[0][len(tag) + 1 :] for r in rows)
 
+    def interrupt(self) -> bool:
+        conn = self._conn  # never connect here, and never wait for the statement's lock
+        if conn is None:
+            return False
+        conn.interrupt()
+        return True
+
     def execute(self, sql: str, params: Params = None) -> None:
         sql = _temp_ddl(sql)
         with self._lock:

@@ -61,6 +61,7 @@ class SnowflakeAdapter(TranspilingAdapter):
         if self._tx_depth and stmt.kind == "ddl":
             raise RuntimeError("DDL inside a Snowflake transaction would commit it implicitly")
         cur = self.conn.cursor()
+        self._running = cur
         try:
             self.count_round_trip()
             cur.execute(stmt.sql, stmt.params)
@@ -69,7 +70,20 @@ class SnowflakeAdapter(TranspilingAdapter):
             cols = [d[0] for d in cur.description] if cur.description else []
             return cols, cur.fetchall()
         finally:
+            self._running = None
             cur.close()
+
+    def interrupt(self) -> bool:
+        """Abort the running query (SYSTEM$CANCEL_QUERY on its query id, from a second cursor)."""
+        cur = getattr(self, "_running", None)
+        qid = getattr(cur, "sfqid", None) if cur is not None else None
+        if not qid or self._conn is None:
+            return False
+        try:
+            self._conn.cursor().execute("SELECT SYSTEM$CANCEL_QUERY(%(q)s)", {"q": qid})
+        except Exception:  # noqa: BLE001 - e.g. the query just ended; the stage boundary still stops the run
+            return False
+        return True
 
     def transaction(self):
         # One cursor for the whole transaction, as Snowflake sessions expect.

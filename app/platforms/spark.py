@@ -251,10 +251,30 @@ class SparkSessionAdapter(SparkSQLAdapter):
 
     def _run(self, stmt: Bound, fetch: bool) -> tuple[list[str], list[tuple]]:
         self.count_round_trip()
-        df = self.conn.sql(stmt.sql, args=stmt.params or None)
+        spark = self.conn
+        # Every job this adapter starts is in its own job group, so interrupt() cancels
+        # exactly them (other runs share the SparkContext).
+        spark.sparkContext.setJobGroup(self._job_group, "idr run", interruptOnCancel=True)
+        df = spark.sql(stmt.sql, args=stmt.params or None)
         if not fetch:
             return [], []
         return list(df.columns), [tuple(r) for r in df.collect()]
+
+    @property
+    def _job_group(self) -> str:
+        group = getattr(self, "_group", None)
+        if group is None:
+            import secrets
+
+            group = self._group = f"idr-{secrets.token_hex(6)}"
+        return group
+
+    def interrupt(self) -> bool:
+        """Cancel the Spark jobs of the running statement (its job group)."""
+        if self._conn is None:
+            return False
+        self._conn.sparkContext.cancelJobGroup(self._job_group)
+        return True
 
     def close(self) -> None:
         self._conn = None  # the session belongs to whoever built the factory

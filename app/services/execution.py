@@ -30,6 +30,17 @@ class RunCancelled(Exception):
     """Raised from the progress callback: the runner aborts before publish."""
 
 
+class RunTimedOut(IdrError):
+    """The run ran past IDR_RUN_TIMEOUT_SECONDS: stopped like a cancel, ends FAILED."""
+
+
+def _timeout_message(rt: Runtime) -> str:
+    return (
+        f"the run exceeded IDR_RUN_TIMEOUT_SECONDS ({rt.settings.run_timeout_seconds:g} s) and was stopped; "
+        "production tables untouched"
+    )
+
+
 def _events(run: Run) -> list[str]:
     out = []
     if run.status == "DRY_RUN_COMPLETE":
@@ -112,6 +123,7 @@ class _Lease(Fence):
     def __init__(self, rt: Runtime, run_id: str, generation: int) -> None:
         self.rt, self.run_id, self.generation = rt, run_id, generation
         self.lost = threading.Event()
+        self.published = threading.Event()  # the publish transaction committed
         self._session: Session | None = None
 
     def holds(self, s: Session, **values: Any) -> bool:
@@ -151,6 +163,7 @@ class _Lease(Fence):
         try:
             if exc_type is None:
                 s.commit()
+                self.published.set()
             else:
                 s.rollback()
         finally:
@@ -193,17 +206,25 @@ def _result_values(r: RunResult, cancelled: bool) -> dict[str, Any]:
         "stages_done": len(r.stages),
         "warnings": list(r.warnings),
         "counts": counts,
-        "error_message": "cancelled at a stage boundary; production tables untouched" if cancelled else r.error_message,
+        "error_message": "cancelled; production tables untouched" if cancelled else r.error_message,
         "error_stage": r.error_stage,
     }
 
 
 class _Heartbeat:
-    """Records that the worker is alive while a long stage runs (the reaper watches it), and
-    notices when the lease was taken."""
+    """While a run executes: records that the worker is alive (the reaper watches it), and
+    interrupts the running statement (``Adapter.interrupt``) as soon as the run is
+    cancelled, runs past IDR_RUN_TIMEOUT_SECONDS or loses its lease -- a slow stage is
+    stopped where it is, not at its end. An interrupted statement fails the run before
+    publish, or rolls the publish transaction back: production stays as it was."""
 
     def __init__(self, rt: Runtime, lease: _Lease) -> None:
         self.rt, self.lease = rt, lease
+        self.adapter: Any = None  # set once the warehouse is open
+        self.deadline = time.monotonic() + rt.settings.run_timeout_seconds
+        self.cancelled = threading.Event()
+        self.timed_out = threading.Event()
+        self._interrupted = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{lease.run_id}", daemon=True)
 
@@ -215,14 +236,40 @@ class _Heartbeat:
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def stop_reason(self) -> str | None:
+        if self.lease.lost.is_set():
+            return "lease"
+        if self.cancelled.is_set():
+            return "cancel"
+        if self.timed_out.is_set():
+            return "timeout"
+        return None
+
+    def _interrupt(self) -> None:
+        if self._interrupted or self.adapter is None or self.lease.published.is_set():
+            return  # after publish there is nothing left to stop
+        self._interrupted = True  # once: the run's own cleanup statements must still run
+        try:
+            if not self.adapter.interrupt():
+                log.info("run %s: no interrupt on this platform; it stops at a stage boundary", self.lease.run_id)
+        except Exception:  # noqa: BLE001 - the stage boundary still stops the run
+            log.warning("could not interrupt run %s", self.lease.run_id, exc_info=True)
+
     def _loop(self) -> None:
-        while not self._stop.wait(self.rt.settings.run_heartbeat_seconds):
+        st = self.rt.settings
+        while not self._stop.wait(min(st.run_heartbeat_seconds, 1.0)):
             try:
                 with self.rt.session() as s:
-                    if not self.lease.holds(s):
-                        return
+                    if self.lease.holds(s) and s.scalar(
+                        select(Run.cancel_requested).where(Run.id == self.lease.run_id)
+                    ):
+                        self.cancelled.set()
             except Exception:  # a missed beat is tolerated; the timeout is many beats long
                 log.warning("heartbeat of %s failed", self.lease.run_id, exc_info=True)
+            if time.monotonic() > self.deadline:
+                self.timed_out.set()
+            if self.stop_reason() is not None:
+                self._interrupt()
 
 
 def execute_run(run_id: str) -> str:
@@ -259,10 +306,13 @@ def execute(
     cancelled = False
     delay = rt.settings.run_stage_delay_seconds
     stage_log: list[dict[str, Any]] = []
+    beat = _Heartbeat(rt, lease)
 
     def progress(stage: str, event: str) -> None:
         nonlocal cancelled
         lease.raise_if_lost()
+        if beat.timed_out.is_set() and event == "start":
+            raise RunTimedOut(_timeout_message(rt))
         now = now_utc()
         with rt.session() as s:
             run = s.get(Run, run_id)
@@ -289,9 +339,10 @@ def execute(
 
     try:
         with (
-            _Heartbeat(rt, lease),
+            beat,
             warehouse(rt.settings, target, wait=rt.settings.worker_warehouse_wait_seconds) as a,
         ):
+            beat.adapter = a
             result = run_pipeline(
                 a, mode, dry_run=dry_run, progress=progress, run_id=run_id, apply_of=apply_of, fence=lease
             )
@@ -309,7 +360,10 @@ def execute(
     except KeyboardInterrupt:  # Ctrl-C in the CLI: nothing is published unless publish had committed
         _finish(rt, run_id, generation, status="FAILED", error_message="interrupted", error_stage="interrupted")
         raise
-    values = _result_values(result, cancelled and result.status == "FAILED")
+    stopped = result.status == "FAILED"
+    values = _result_values(result, stopped and (cancelled or beat.stop_reason() == "cancel"))
+    if stopped and beat.stop_reason() == "timeout":
+        values["error_message"] = _timeout_message(rt)
     if not _finish(rt, run_id, generation, **values):
         return _status(rt, run_id), result
     if result.ok and rt.settings.metrics_push_exporters.strip():
