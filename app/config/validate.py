@@ -216,7 +216,7 @@ def _expression_problems(
             denied = sorted(names & _denied_function_names())
             if denied:
                 once(f"function {denied[0]}() is not allowed in a scalar expression")
-            else:
+            elif not isinstance(node, exp.Binary | exp.Unary):  # operators (AND, OR, ||) are not calls
                 shown, answers = functions.names_of(node)
                 if not answers & functions.allowed(platform):
                     once(

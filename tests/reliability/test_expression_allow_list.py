@@ -32,6 +32,10 @@ def test_functions_outside_the_allow_list_are_named(expr, name):
     assert f"function {name}()" in info.value.message, info.value.message
 
 
+def test_operators_are_not_function_calls():
+    assert validate_expression("NOT (email IS NULL OR phone = '') AND customer_id > 0 OR -1 < 2 % 3", COLS)
+
+
 def test_allow_list_is_per_platform():
     # DuckDB's strip_accents has no counterpart sqlglot writes for Snowflake.
     assert "strip_accents" in functions.allowed("duckdb")
