@@ -31,6 +31,7 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,
         task_default_queue=settings.celery_queue,
         broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout_seconds},
         enable_utc=True,
         timezone="UTC",
         beat_schedule={

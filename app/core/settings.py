@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         None, description="Celery broker (redis://...). Unset: embedded mode, tasks run on threads in the API."
     )
     celery_queue: str = Field("idr", description="Celery queue the API sends to and workers consume.")
+    celery_visibility_timeout_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Redis broker: a task a worker took but did not acknowledge (paused, killed) is handed to "
+        "another worker after this long. Redelivery is safe: a run that is no longer QUEUED is not run again.",
+    )
     embedded_workers: int = Field(2, ge=1, description="Worker threads in embedded mode (a dry run beside a run).")
     api_host: str = Field("127.0.0.1", description="`idr serve` bind address.")
     api_port: int = Field(8000, description="`idr serve` port.")
