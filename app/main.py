@@ -17,8 +17,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CollectorRegistry
 
+from app.api import audit, dry_runs, erasures, errors, health, lookups, metrics, runs, webhooks
 from app.api import config as config_api
-from app.api import dry_runs, erasures, errors, health, lookups, metrics, runs, webhooks
 from app.api.media import MediaTypeMiddleware
 from app.core.settings import Settings, get_settings
 from app.services.runtime import Runtime, build_runtime, set_runtime
@@ -96,6 +96,14 @@ def _mount_console(app: FastAPI, rt: Runtime) -> None:
         return RedirectResponse("/ui/", status_code=307)
 
 
+def _prune_audit(rt: Runtime) -> int:
+    """Audit events older than IDR_AUDIT_RETENTION_DAYS go (every API process may do it)."""
+    from app.services.audit import prune
+
+    with rt.session() as s:
+        return prune(s, rt.settings.audit_retention_days)
+
+
 def _check_webhook_keys(rt: Runtime) -> None:
     """Stored webhooks need the key their secrets are encrypted under: refuse to start without it."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -154,7 +162,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from app.services import webhooks
         from app.services.execution import reap_stale_runs, recover_on_start
 
-        jobs: list[tuple[float, Callable[[], Any]]] = [(settings.reaper_interval_seconds, reap_stale_runs)]
+        jobs: list[tuple[float, Callable[[], Any]]] = [
+            (settings.reaper_interval_seconds, reap_stale_runs),
+            (3600.0, lambda: _prune_audit(rt)),
+        ]
         if rt.dispatcher.kind == "embedded":
             # No connection is held between requests and runs: the DuckDB file stays free for
             # the user's own tools and the CLI (app.services.warehouse).
@@ -196,6 +207,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lookups.router,
         erasures.router,
         webhooks.router,
+        audit.router,
         health.router,
     ):
         app.include_router(r)

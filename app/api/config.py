@@ -111,7 +111,9 @@ async def put_config(
     except (ValueError, yaml.YAMLError) as e:
         raise IdrError(f"the body is not valid {ctype}: {e}", field="") from None
     return ConfigApplied(
-        **svc.put_document(rt, check_target(rt.settings, target), doc, principal.name, allow_empty=allow_empty)
+        **svc.put_document(
+            rt, check_target(rt.settings, target), doc, principal.name, allow_empty=allow_empty, key_id=principal.key_id
+        )
     )
 
 
@@ -143,7 +145,7 @@ def _register(sec: svc.Section) -> None:
         response: Response,
         target: Target = DEFAULT_TARGET,
     ):
-        item = svc.create_item(rt, check_target(rt.settings, target), sec.slug, body, principal.name)
+        item = svc.create_item(rt, check_target(rt.settings, target), sec.slug, body, principal.name, principal.key_id)
         response.headers["Location"] = f"/v1/config/{sec.slug}/{item['id']}"
         return item
 
@@ -157,10 +159,12 @@ def _register(sec: svc.Section) -> None:
         body: Annotated[dict[str, Any], Body()],
         target: Target = DEFAULT_TARGET,
     ):
-        return svc.replace_item(rt, check_target(rt.settings, target), sec.slug, item_id, body, principal.name)
+        return svc.replace_item(
+            rt, check_target(rt.settings, target), sec.slug, item_id, body, principal.name, principal.key_id
+        )
 
     def delete_item(item_id: item_id_param, rt: Rt, principal: Admin, target: Target = DEFAULT_TARGET):  # type: ignore[valid-type]
-        svc.delete_item(rt, check_target(rt.settings, target), sec.slug, item_id, principal.name)
+        svc.delete_item(rt, check_target(rt.settings, target), sec.slug, item_id, principal.name, principal.key_id)
         return Response(status_code=204)
 
     name = sec.slug.replace("-", "_")
@@ -225,4 +229,5 @@ def get_setting(key: ItemId, rt: Rt, _: Reader, target: Target = DEFAULT_TARGET)
 
 @router.put("/settings/{key}", response_model=SettingOut, tags=["config: settings"], responses=problems(404))
 def put_setting(key: ItemId, body: SettingIn, rt: Rt, principal: Admin, target: Target = DEFAULT_TARGET) -> SettingOut:
-    return SettingOut(**svc.put_setting(rt, check_target(rt.settings, target), key, body.value, principal.name))
+    tgt = check_target(rt.settings, target)
+    return SettingOut(**svc.put_setting(rt, tgt, key, body.value, principal.name, principal.key_id))

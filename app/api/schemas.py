@@ -409,3 +409,23 @@ class ErasureOut(BaseModel):
     took_effect_in_run: str | None = None
     runs: list[ErasureRunOut] = Field(default_factory=list, description="Runs that applied it, oldest first.")
     run_id: str | None = Field(None, description="The run this request started (run: true).")
+
+
+AuditKind = Literal["config", "dry_run_apply", "api_key", "webhook"]  # app.services.audit.KINDS
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: Timestamp
+    kind: AuditKind
+    action: str = Field(description="What was done, e.g. config.replace, rules.create, dry_run.apply, webhook.delete.")
+    actor: str = Field(description="Name of the API key (or cli:<user>) that made the change.")
+    key_id: str | None = Field(description="Id of that API key, when one was used.")
+    target: str | None
+    subject: str | None = Field(description="The item, dry run, key or webhook changed.")
+    diff: dict[str, Any] = Field(description="What changed: added/removed/changed items, settings before/after.")
+
+
+class AuditPage(BaseModel):
+    items: list[AuditOut]
+    next_cursor: str | None

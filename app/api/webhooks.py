@@ -16,9 +16,9 @@ WebhookId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 @router.post("", status_code=201, response_model=WebhookCreated)
-def create(body: WebhookCreate, rt: Rt, _: Admin, response: Response) -> WebhookCreated:
+def create(body: WebhookCreate, rt: Rt, principal: Admin, response: Response) -> WebhookCreated:
     """Subscribe a URL to events. The signing secret is in this response only."""
-    wh, secret = webhooks.create_subscription(rt, body.url, list(body.events), body.description)
+    wh, secret = webhooks.create_subscription(rt, body.url, list(body.events), body.description, principal)
     response.headers["Location"] = f"/v1/webhooks/{wh.id}"
     return WebhookCreated(**WebhookOut.of(wh).model_dump(), secret=secret)
 
@@ -34,8 +34,8 @@ def get(webhook_id: WebhookId, rt: Rt, _: Admin) -> WebhookOut:
 
 
 @router.delete("/{webhook_id}", status_code=204, responses=problems(404), response_class=Response)
-def delete(webhook_id: WebhookId, rt: Rt, _: Admin) -> Response:
-    webhooks.delete_subscription(rt, webhook_id)
+def delete(webhook_id: WebhookId, rt: Rt, principal: Admin) -> Response:
+    webhooks.delete_subscription(rt, webhook_id, principal)
     return Response(status_code=204)
 
 

@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     dry_run_cleanup_interval_seconds: float = Field(
         3600.0, gt=0, description="Beat schedule of dry-run retention cleanup."
     )
+    audit_retention_days: float = Field(
+        400.0, gt=0, description="Audit events (GET /v1/audit) older than this are deleted (hourly)."
+    )
     metrics_push_exporters: str = Field(
         "", description="Comma-separated push exporters (webhook, datadog, pushgateway) fed after each run."
     )

@@ -145,3 +145,20 @@ class MetricsSnapshot(Base):
     target: Mapped[str] = mapped_column(String(64), primary_key=True)
     body: Mapped[str] = mapped_column(Text)
     read_at: Mapped[datetime] = mapped_column()
+
+
+class AuditEvent(Base):
+    """Who changed what, when, from which key: configuration, dry-run applies, API keys,
+    webhooks (GET /v1/audit). Kept for IDR_AUDIT_RETENTION_DAYS."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=now_utc, index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)  # app.services.audit.KINDS
+    action: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    target: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    diff: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

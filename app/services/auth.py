@@ -48,8 +48,11 @@ def parse_scopes(scopes: str | list[str]) -> list[str]:
     return sorted(wanted, key=_RANK.__getitem__)
 
 
-def create_key(session: Session, name: str, scopes: str | list[str], key: str | None = None) -> tuple[ApiKey, str]:
-    """Store a new key; returns the row and the plain key (shown once, never stored)."""
+def create_key(
+    session: Session, name: str, scopes: str | list[str], key: str | None = None, actor: str | None = None
+) -> tuple[ApiKey, str]:
+    """Store a new key; returns the row and the plain key (shown once, never stored). The
+    audit trail names ``actor`` (default: the local user of the process)."""
     plain = key or KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(
         id=secrets.token_hex(8),
@@ -60,20 +63,32 @@ def create_key(session: Session, name: str, scopes: str | list[str], key: str | 
     )
     session.add(row)
     session.flush()
+    from app.services import audit
+
+    audit.record(
+        session, kind="api_key", action="api_key.create", actor=actor or audit.local_actor(), subject=row.id,
+        diff={"name": name, "scopes": row.scopes, "prefix": row.prefix},
+    )  # fmt: skip
     return row, plain
 
 
 def ensure_key(session: Session, name: str, key: str, scopes: str = "admin") -> None:
     """Create ``key`` unless a key with its hash exists (bootstrap key from settings)."""
     if session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key))) is None:
-        create_key(session, name, scopes, key=key)
+        create_key(session, name, scopes, key=key, actor="settings:IDR_BOOTSTRAP_API_KEY")
 
 
-def revoke_key(session: Session, key_id: str) -> bool:
+def revoke_key(session: Session, key_id: str, actor: str | None = None) -> bool:
     row = session.get(ApiKey, key_id)
     if row is None or row.revoked_at is not None:
         return False
     row.revoked_at = now_utc()
+    from app.services import audit
+
+    audit.record(
+        session, kind="api_key", action="api_key.revoke", actor=actor or audit.local_actor(), subject=key_id,
+        diff={"name": row.name, "scopes": row.scopes},
+    )  # fmt: skip
     return True
 
 

@@ -129,15 +129,37 @@ def _remap(e: ConfigError, section: Section, index: int | None) -> ConfigError:
     return ConfigError(f"invalid {section.slug} item: {head}{more}", field=first["field"] or None, errors=errors)
 
 
-def _write(rt: Runtime, target: str, doc: dict[str, Any], actor: str, section: Section | None, index: int | None):
+def _audited_apply(
+    rt: Runtime, target: str, a: Any, doc: Any, actor: str, key_id: str | None, action: str, subject: str | None,
+    **kw: Any,
+):
+    """apply_config, then the audit event with what changed (app.services.audit)."""
+    from app.services import audit
+
+    before = show_config(a).model_dump(mode="json")
+    summary = apply_config(a, doc, actor=actor, **kw)
+    diff = audit.config_diff(before, show_config(a).model_dump(mode="json"))
+    with rt.session() as s:
+        audit.record(
+            s, kind="config", action=action, actor=actor, key_id=key_id, target=target, subject=subject, diff=diff
+        )
+    return summary
+
+
+def _write(
+    rt: Runtime, target: str, doc: dict[str, Any], actor: str, section: Section | None, index: int | None,
+    key_id: str | None = None, action: str = "config.item", subject: str | None = None,
+):  # fmt: skip
     with warehouse(rt.settings, target) as a:
         try:
-            return apply_config(a, doc, actor=actor)
+            return _audited_apply(rt, target, a, doc, actor, key_id, action, subject)
         except ConfigError as e:
             raise _remap(e, section, index) if section is not None else e from None
 
 
-def create_item(rt: Runtime, target: str, slug: str, body: dict[str, Any], actor: str) -> dict[str, Any]:
+def create_item(
+    rt: Runtime, target: str, slug: str, body: dict[str, Any], actor: str, key_id: str | None = None
+) -> dict[str, Any]:
     sec = SECTIONS[slug]
     with rt.config_lock:
         doc = _doc(rt, target)
@@ -147,11 +169,13 @@ def create_item(rt: Runtime, target: str, slug: str, body: dict[str, Any], actor
             key = ", ".join(f"{k}={body.get(k)!r}" for k in sec.key)
             raise ConflictError(f"{slug} item with {key} already exists (id {new_id})", field=sec.key[0])
         rows.append(body)
-        summary = _write(rt, target, doc, actor, sec, len(rows) - 1)
+        summary = _write(rt, target, doc, actor, sec, len(rows) - 1, key_id, f"{slug}.create", new_id)
     return _with_id(sec, getattr(summary.config, sec.name)[-1].model_dump(mode="json"))
 
 
-def replace_item(rt: Runtime, target: str, slug: str, item_id: str, body: dict[str, Any], actor: str) -> dict[str, Any]:
+def replace_item(
+    rt: Runtime, target: str, slug: str, item_id: str, body: dict[str, Any], actor: str, key_id: str | None = None
+) -> dict[str, Any]:
     sec = SECTIONS[slug]
     if sec.natural:
         key = sec.key[0]
@@ -165,11 +189,11 @@ def replace_item(rt: Runtime, target: str, slug: str, item_id: str, body: dict[s
         if idx is None:
             raise NotFoundError(f"{slug} item {item_id!r} not found", field="id")
         rows[idx] = body
-        summary = _write(rt, target, doc, actor, sec, idx)
+        summary = _write(rt, target, doc, actor, sec, idx, key_id, f"{slug}.replace", item_id)
     return _with_id(sec, getattr(summary.config, sec.name)[idx].model_dump(mode="json"))
 
 
-def delete_item(rt: Runtime, target: str, slug: str, item_id: str, actor: str) -> None:
+def delete_item(rt: Runtime, target: str, slug: str, item_id: str, actor: str, key_id: str | None = None) -> None:
     sec = SECTIONS[slug]
     with rt.config_lock:
         doc = _doc(rt, target)
@@ -179,7 +203,7 @@ def delete_item(rt: Runtime, target: str, slug: str, item_id: str, actor: str) -
             raise NotFoundError(f"{slug} item {item_id!r} not found", field="id")
         del rows[idx]
         try:
-            _write(rt, target, doc, actor, None, None)
+            _write(rt, target, doc, actor, None, None, key_id, f"{slug}.delete", item_id)
         except ConfigError as e:
             # Other items still refer to this one: a conflict with the current state.
             err = ConflictError(
@@ -193,9 +217,11 @@ def get_document(rt: Runtime, target: str) -> dict[str, Any]:
     return _doc(rt, target)
 
 
-def put_document(rt: Runtime, target: str, doc: Any, actor: str, allow_empty: bool = False) -> dict[str, Any]:
+def put_document(
+    rt: Runtime, target: str, doc: Any, actor: str, allow_empty: bool = False, key_id: str | None = None
+) -> dict[str, Any]:
     with rt.config_lock, warehouse(rt.settings, target) as a:
-        summary = apply_config(a, doc, actor=actor, allow_empty=allow_empty)
+        summary = _audited_apply(rt, target, a, doc, actor, key_id, "config.replace", None, allow_empty=allow_empty)
     return {
         "counts": summary.counts,
         "settings_changed": summary.settings_changed,
@@ -214,13 +240,15 @@ def get_setting(rt: Runtime, target: str, key: str) -> dict[str, str]:
     return {"key": key, "value": settings[key]}
 
 
-def put_setting(rt: Runtime, target: str, key: str, value: Any, actor: str) -> dict[str, str]:
+def put_setting(
+    rt: Runtime, target: str, key: str, value: Any, actor: str, key_id: str | None = None
+) -> dict[str, str]:
     with rt.config_lock:
         doc = _doc(rt, target)
         doc["settings"] = {**doc["settings"], key: value}
         try:
             with warehouse(rt.settings, target) as a:
-                apply_config(a, doc, actor=actor)
+                _audited_apply(rt, target, a, doc, actor, key_id, "settings.update", key)
         except ConfigError as e:
             errors = [
                 {

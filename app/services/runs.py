@@ -104,6 +104,15 @@ def create_run(
                     )
                 )
                 s.flush()
+            if apply_of is not None:
+                from app.services import audit
+
+                audit.record(
+                    s, kind="dry_run_apply", action="dry_run.apply", actor=principal.name,
+                    key_id=None if principal.key_id == "cli" else principal.key_id, target=target, subject=apply_of,
+                    diff={"dry_run_id": apply_of, "run_id": run.id, "mode": mode},
+                )  # fmt: skip
+                s.flush()
         except IntegrityError:
             s.rollback()
             # Either the same Idempotency-Key won a race, or a writing run holds the target.

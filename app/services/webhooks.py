@@ -76,7 +76,7 @@ def _check(url: str, events: list[str], allow: str = "") -> None:
 
 
 def create_subscription(
-    rt: Runtime, url: str, events: list[str], description: str | None = None
+    rt: Runtime, url: str, events: list[str], description: str | None = None, principal: Any = None
 ) -> tuple[Webhook, str]:
     _check(url, events, rt.settings.webhook_allow_hosts)
     secret = new_secret()
@@ -91,7 +91,17 @@ def create_subscription(
             created_at=now_utc(),
         )
         s.add(wh)
+        _audit(s, principal, "webhook.create", wh.id, {"url": url, "events": wh.events, "description": description})
     return wh, secret
+
+
+def _audit(s: Session, principal: Any, action: str, webhook_id: str, diff: dict[str, Any]) -> None:
+    from app.services import audit
+
+    audit.record(
+        s, kind="webhook", action=action, actor=principal.name if principal else audit.local_actor(),
+        key_id=principal.key_id if principal else None, subject=webhook_id, diff=diff,
+    )  # fmt: skip
 
 
 def list_subscriptions(rt: Runtime) -> list[Webhook]:
@@ -107,13 +117,14 @@ def get_subscription(rt: Runtime, webhook_id: str) -> Webhook:
         return wh
 
 
-def delete_subscription(rt: Runtime, webhook_id: str) -> None:
+def delete_subscription(rt: Runtime, webhook_id: str, principal: Any = None) -> None:
     with rt.session() as s:
         wh = s.get(Webhook, webhook_id)
         if wh is None or not wh.active:
             raise NotFoundError(f"webhook {webhook_id!r} not found")
         # Soft delete: the delivery history stays readable for audit; no new deliveries.
         wh.active = False
+        _audit(s, principal, "webhook.delete", webhook_id, {"url": wh.url, "events": wh.events})
 
 
 def list_deliveries(

@@ -79,7 +79,7 @@ def save_config(request: Request, p: Viewer, form: Form) -> Response:
         problem = getattr(e, "problem", None) or "invalid YAML"
         return _page(request, _document(request), text, message=f"YAML syntax error{where}: {problem}", status=400)
     try:
-        out = svc.put_document(rt_of(request), DEFAULT_TARGET, doc, p.name, allow_empty=allow_empty)
+        out = svc.put_document(rt_of(request), DEFAULT_TARGET, doc, p.name, allow_empty=allow_empty, key_id=p.key_id)
     except ConfigError as e:
         return _page(request, _document(request), text, errors=e.errors, message=e.message, status=422)
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in out["counts"].items())
