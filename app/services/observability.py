@@ -91,6 +91,9 @@ class StateSnapshotStore:
             return row.body.encode(), at.timestamp()
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class HttpMetrics:
     """Request counts and latency by route template (never by raw path: ids would explode series)."""
 
@@ -127,7 +130,9 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
+            # Labels come from closed sets only: a client must not create series at will.
             method = scope.get("method", "GET")
+            method = method if method in KNOWN_METHODS else "other"
             self.metrics.requests.labels(method, path, str(status["code"])).inc()
             self.metrics.latency.labels(method, path).observe(time.perf_counter() - t0)
 
