@@ -8,6 +8,7 @@ values enter SQL only as literals built by sqlglot.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlglot import exp
@@ -288,10 +289,9 @@ def entity_rows(ctx: RunContext) -> None:
     """Step entity_rows: per source ``src<i>e`` = its rows with their eid, and the view
     {w.entities}(eid, entity_key, table_id, record_ts, a0..) over them."""
     st = ctx.state
-    attrs = "".join(f", s.a{j}" for j in range(len(attribute_names(ctx))))
-    parts, tables = [], []
+    tables = []
     offsets = _fresh_offsets(ctx) if ctx.kind.fresh else []
-    for i, (src, t) in enumerate(zip(active_sources(ctx), st.source_tables, strict=True)):
+    for i, t in enumerate(st.source_tables):
         out = ctx.w(f"src{i}e")
         if ctx.kind.fresh:  # a view: the eid is the record's place, computed where it is read
             ctx.exec(f"CREATE VIEW {out} AS {_fresh_entity_rows(ctx, offsets[i], t)}")
@@ -301,12 +301,22 @@ def entity_rows(ctx: RunContext) -> None:
                 f"JOIN {ctx.w('ent_ids')} AS i ON i.sno = {i} AND i.srow = s.srow"
             )
         tables.append(out)
-        parts.append(f"SELECT s.eid, s.entity_key, {lit(src.table_id)} AS table_id, s.record_ts{attrs} FROM {out} AS s")
     st.entity_tables = tables
+    _entities_view(ctx, attributes=True)
+
+
+def _entities_view(ctx: RunContext, *, attributes: bool) -> None:
+    """{w.entities}: the union of the sources' entity rows (with their attributes or not)."""
+    attrs = "".join(f", s.a{j}" for j in range(len(attribute_names(ctx)))) if attributes else ""
+    parts = [
+        f"SELECT s.eid, s.entity_key, {lit(src.table_id)} AS table_id, s.record_ts{attrs} FROM {t} AS s"
+        for src, t in zip(active_sources(ctx), ctx.state.entity_tables, strict=True)
+    ]
     if parts:
         ctx.exec(f"CREATE VIEW {ctx.w('entities')} AS " + " UNION ALL ".join(parts))
     else:
-        cols = "".join(f", CAST(NULL AS VARCHAR) AS a{j}" for j in range(len(attribute_names(ctx))))
+        n = len(attribute_names(ctx)) if attributes else 0
+        cols = "".join(f", CAST(NULL AS VARCHAR) AS a{j}" for j in range(n))
         ctx.exec(
             f"CREATE VIEW {ctx.w('entities')} AS SELECT CAST(NULL AS BIGINT) AS eid, "
             "CAST(NULL AS VARCHAR) AS entity_key, "
@@ -418,14 +428,32 @@ def deletions(ctx: RunContext) -> None:
 def _release_identifier_columns(ctx: RunContext) -> None:
     """The raw identifier columns are read once, just above: where dropping them frees
     their memory (DuckDB), the grouping that follows gets it."""
+    release_source_columns(ctx, lambda src: [f"i{j}" for j in range(len(identifier_maps(ctx, src)))])
+
+
+def release_attribute_columns(ctx: RunContext) -> None:
+    """Once the golden profile has copied the attributes, drop them from the sources'
+    copies where that frees their memory; {w.entities} loses them."""
+    names = attribute_names(ctx)
+    if names and release_source_columns(ctx, lambda src: [f"a{j}" for j in range(len(names))]):
+        ctx.adapter.drop_relation(ctx.w("entities"), view=True)
+        _entities_view(ctx, attributes=False)
+
+
+def release_source_columns(ctx: RunContext, columns: Callable[[SourceTable], list[str]]) -> bool:
+    """Drop ``columns(source)`` from each source's entity rows where the platform frees
+    them at once; True when it did."""
     st = ctx.state
     offsets = _fresh_offsets(ctx) if ctx.kind.fresh else []
+    released = False
     for i, src in enumerate(active_sources(ctx)):
-        cols = [f"i{j}" for j in range(len(identifier_maps(ctx, src)))]
+        cols = columns(src)
         # A first run's entity rows are views over the source copies; otherwise tables.
         table = st.source_tables[i] if ctx.kind.fresh else st.entity_tables[i]
         if not cols or not ctx.adapter.release_columns(table, cols):
             continue
+        released = True
         if ctx.kind.fresh:  # the view's columns changed: bind it again
             ctx.adapter.drop_relation(st.entity_tables[i], view=True)
             ctx.exec(f"CREATE VIEW {st.entity_tables[i]} AS {_fresh_entity_rows(ctx, offsets[i], table)}")
+    return released

@@ -35,6 +35,7 @@ from app.pipeline.extract import (
     canonical_sql,
     lit,
     live_conditions,
+    release_attribute_columns,
     source_select,
     type_numbers,
 )
@@ -136,6 +137,7 @@ def scope_rows(ctx: RunContext) -> None:
             f"CREATE TABLE {ctx.w('gsrc')} AS SELECT p.comp, p.kr, e.eid, e.table_id, e.record_ts{cols} "
             f"FROM {ctx.w('entities')} AS e JOIN {ctx.w('proposed')} AS p ON p.eid = e.eid"
         )
+        release_attribute_columns(ctx)  # copied: the profile's steps get the memory
         return
     ctx.exec(
         f"CREATE TABLE {ctx.w('reread_keys')} AS SELECT s.entity_key FROM {ctx.w('scope_keys')} AS s "
