@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from app.api import audit, dry_runs, erasures, errors, health, lookups, metrics, runs, webhooks
 from app.api import config as config_api
-from app.api.media import MediaTypeMiddleware
+from app.api.media import BodyLimitMiddleware, MediaTypeMiddleware
 from app.core.settings import Settings, get_settings
 from app.services.runtime import Runtime, build_runtime, set_runtime
 from app.services.warehouse import keep_open
@@ -199,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = rt
     app.add_middleware(MediaTypeMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=http_metrics)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.api_max_body_bytes)
     errors.install(app)
     for r in (
         runs.router,

@@ -108,13 +108,35 @@ async def put_config(
             doc = json.loads(raw) if raw else None
         else:
             raise _unsupported(ctype)
+    except RecursionError:
+        raise IdrError(f"the body is nested too deeply (more than {MAX_DEPTH} levels)", field="") from None
     except (ValueError, yaml.YAMLError) as e:
         raise IdrError(f"the body is not valid {ctype}: {e}", field="") from None
+    if _depth(doc) > MAX_DEPTH:
+        raise IdrError(f"the body is nested too deeply (more than {MAX_DEPTH} levels)", field="")
     return ConfigApplied(
         **svc.put_document(
             rt, check_target(rt.settings, target), doc, principal.name, allow_empty=allow_empty, key_id=principal.key_id
         )
     )
+
+
+# A configuration document is 3 levels deep (section, list, row); anything far deeper is not one.
+MAX_DEPTH = 32
+
+
+def _depth(value: Any, limit: int = MAX_DEPTH + 1) -> int:
+    """Nesting depth, counted only up to ``limit`` (iterative: no recursion to exhaust)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict | list):
+            deepest = max(deepest, d)
+            if d >= limit:
+                return d
+            stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 
 def _unsupported(ctype: str) -> Exception:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from app.core.timefmt import as_utc
 from app.core.vocabulary import ACTIVE_STATUSES, SUCCESS_STATUSES
@@ -359,7 +359,8 @@ class SettingOut(BaseModel):
 
 
 class SettingIn(_Strict):
-    value: str | int
+    # Strict: true is not 1; a number is an integer.
+    value: StrictStr | StrictInt = Field(description="The setting's value (an integer, or true/false for flags).")
 
 
 # ------------------------------------------------------------------ health

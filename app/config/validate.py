@@ -47,6 +47,15 @@ READ_DIALECT = "duckdb"
 SECTIONS: dict[str, type[BaseModel]] = {key: model for key, (_, model) in TABLES.items()}
 
 # Known settings and the smallest value each accepts.
+# Every integer in the configuration fits a 32-bit INTEGER column on every platform.
+INT_MAX = 2**31 - 1
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 SETTINGS_MIN: dict[str, int] = {
     "large_cluster_threshold": 1,
     "dry_run_retention_days": 0,
@@ -354,9 +363,13 @@ def _settings(raw: Any, errs: _Errors) -> dict[str, str]:
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
         elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
-            number = int(value.strip())
+            digits = value.strip().lstrip("+-").lstrip("0")
+            # int() of thousands of digits is refused by Python itself: the bound says it first.
+            number = int(value.strip()) if len(digits) <= 12 else (INT_MAX + 1) * (-1 if "-" in value else 1)
         if number is None:
-            errs.add(path, f"must be an integer, got {value!r}")
+            errs.add(path, f"must be an integer, got {_short_repr(value)}")
+        elif number > INT_MAX:
+            errs.add(path, f"must be <= {INT_MAX}")
         elif number < SETTINGS_MIN[key]:
             errs.add(path, f"must be >= {SETTINGS_MIN[key]}, got {number}")
         else:

@@ -135,6 +135,9 @@ class Settings(BaseSettings):
         "another worker after this long. Redelivery is safe: a run that is no longer QUEUED is not run again.",
     )
     embedded_workers: int = Field(2, ge=1, description="Worker threads in embedded mode (a dry run beside a run).")
+    api_max_body_bytes: int = Field(
+        1 << 20, ge=1024, description="Largest request body the API reads (413 above it)."
+    )
     api_host: str = Field("127.0.0.1", description="`idr serve` bind address.")
     api_port: int = Field(8000, description="`idr serve` port.")
     bootstrap_api_key: SecretStr | None = Field(
