@@ -25,15 +25,30 @@ def _round_key(round_no: int) -> tuple[int, int]:
 
 
 def sql_components(ctx: RunContext, max_rounds: int) -> int:
-    """Returns the number of contraction rounds."""
+    """Returns the number of contraction rounds.
+
+    A round is hook, jump, one read (edges left, pointers still moving), contract and two
+    drops; each round's tables have their own names, so nothing is renamed, and the
+    round's read is the only one (held statements travel with it where the platform
+    batches them: one round trip per round)."""
     a = ctx.adapter
     ctx.run("components.init")
-    cur = "cc_e0"
-    maps: list[str] = []
+
+    def round_tables(r: int, cur: str) -> dict[str, str]:
+        return {"cc_cur": cur, "cc_par": f"cc_par{r}", "cc_map": f"cc_map{r}", "cc_next": f"cc_e{r}"}
+
+    def start(r: int, cur: str) -> dict[str, str]:
+        t = round_tables(r, cur)
+        ka, kb = _round_key(r)
+        ctx.run("components.hook", {"a": ka, "b": kb, "p": P}, t)
+        ctx.run("components.jump", tables=t)
+        return t
+
     rounds = 0
+    t = start(1, "cc_e0")
     while True:
-        n_edges = ctx.count(ctx.w(cur))
-        if n_edges == 0:
+        n_edges, moving = a.fetchone(ctx.stmt("components.progress", t)) or (0, 0)
+        if int(n_edges or 0) == 0:
             break
         if rounds >= max_rounds:
             raise ComponentCapExceeded(
@@ -42,52 +57,41 @@ def sql_components(ctx: RunContext, max_rounds: int) -> int:
                 stage=STAGE,
             )
         rounds += 1
-        ka, kb = _round_key(rounds)
-        a.execute(f"DROP TABLE IF EXISTS {ctx.w('cc_cur')}")
-        a.execute(f"ALTER TABLE {ctx.w(cur)} RENAME TO {a.ident(f'{ctx.tag}_cc_cur')}")
-        ctx.run("components.hook", {"a": ka, "b": kb, "p": P})
-        # Pointer jumping: hook trees are shallow (random keys), a few passes suffice.
-        while int(a.scalar(ctx.stmt("components.moving")) or 0) > 0:
-            ctx.run("components.jump")
-            a.drop_table(ctx.w("cc_par"))
-            a.execute(f"ALTER TABLE {ctx.w('cc_par2')} RENAME TO {a.ident(f'{ctx.tag}_cc_par')}")
-        map_name = f"cc_map{rounds}"
-        ctx.exec(f"CREATE TABLE {ctx.w(map_name)} AS SELECT node, p FROM {ctx.w('cc_par')}")
-        maps.append(map_name)
-        a.execute(f"DROP TABLE IF EXISTS {ctx.w('cc_map')}")
-        ctx.exec(f"CREATE VIEW {ctx.w('cc_map')} AS SELECT node, p FROM {ctx.w(map_name)}")
-        a.drop_table(ctx.w("cc_next"))
-        ctx.run("components.contract")
-        a.execute(f"DROP VIEW IF EXISTS {ctx.w('cc_map')}")
-        a.drop_table(ctx.w("cc_par"))
-        a.drop_table(ctx.w("cc_cur"))
-        cur = "cc_next"
-    # Compose the round maps from the last round back to the first: a node's final
-    # label is where its supernode ended up when its component stopped contracting.
-    # Keys restart every round, so a label is (round it settled in, key): unique.
-    final = None
-    for r, map_name in reversed(list(enumerate(maps, start=1))):
-        out = f"{map_name}_f"
-        if final is None:
-            ctx.exec(
-                f"CREATE TABLE {ctx.w(out)} AS SELECT node, CAST({r} AS BIGINT) * {P} + p AS label "
-                f"FROM {ctx.w(map_name)}"
-            )
-        else:
-            ctx.exec(
-                f"CREATE TABLE {ctx.w(out)} AS SELECT m.node, "
-                f"coalesce(f.label, CAST({r} AS BIGINT) * {P} + m.p) AS label "
-                f"FROM {ctx.w(map_name)} AS m LEFT JOIN {ctx.w(final)} AS f ON f.node = m.p"
-            )
-            a.drop_table(ctx.w(final))
-        a.drop_table(ctx.w(map_name))
-        final = out
+        while int(moving or 0) > 0:
+            more = {**t, "cc_map2": f"cc_map{rounds}_more"}
+            ctx.run("components.jump_more", tables=more)
+            a.drop_table(ctx.w(t["cc_map"]))
+            renamed = a.ident(f"{ctx.tag}_{t['cc_map']}")
+            a.execute(f"ALTER TABLE {ctx.w(more['cc_map2'])} RENAME TO {renamed}")
+            moving = a.scalar(ctx.stmt("components.moving", t))
+        ctx.run("components.contract", tables=t)
+        a.drop_table(ctx.w(t["cc_par"]))
+        a.drop_table(ctx.w(t["cc_cur"]))
+        t = start(rounds + 1, t["cc_next"])
+    # The last round found no edges: its tables are empty.
+    for name in (t["cc_par"], t["cc_map"], t["cc_cur"]):
+        a.drop_table(ctx.w(name))
+    # A node's final label is where its supernode ended up when its component stopped
+    # contracting: follow the round maps from the first round on; the deepest round the
+    # chain reaches names it. Keys restart every round, so a label is (round, key): unique.
     a.drop_table(ctx.w("cc_labels"))
-    if final is None:
+    if rounds == 0:
         ctx.exec(f"CREATE TABLE {ctx.w('cc_labels')} (node BIGINT, label BIGINT)")
     else:
-        a.execute(f"ALTER TABLE {ctx.w(final)} RENAME TO {a.ident(f'{ctx.tag}_cc_labels')}")
-    a.drop_table(ctx.w(cur))
+        joins = "".join(
+            f" LEFT JOIN {ctx.w(f'cc_map{r}')} AS m{r} ON m{r}.node = m{r - 1}.p" for r in range(2, rounds + 1)
+        )
+        label = " ".join(
+            f"WHEN m{r}.node IS NOT NULL THEN CAST({r} AS BIGINT) * {P} + m{r}.p" for r in range(rounds, 1, -1)
+        )
+        first = f"CAST(1 AS BIGINT) * {P} + m1.p"
+        label = f"CASE {label} ELSE {first} END" if rounds > 1 else first
+        ctx.exec(
+            f"CREATE TABLE {ctx.w('cc_labels')} AS SELECT m1.node, {label} AS label "
+            f"FROM {ctx.w('cc_map1')} AS m1{joins}"
+        )
+    for r in range(1, rounds + 1):
+        a.drop_table(ctx.w(f"cc_map{r}"))
     a.drop_table(ctx.w("cc_e0"))
     return rounds
 

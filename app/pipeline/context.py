@@ -75,14 +75,18 @@ class RunContext:
         return self.adapter.work_table(self.tag, name)
 
     # SQL helpers -------------------------------------------------------
-    def stmt(self, ref: str) -> str:
-        """Canonical text of ``file.statement`` (sql/stages/<file>.sql)."""
+    def stmt(self, ref: str, tables: dict[str, str] | None = None) -> str:
+        """Canonical text of ``file.statement`` (sql/stages/<file>.sql); ``tables`` renames
+        the statement's scratch tables (a loop's per-round tables)."""
         file, name = ref.split(".", 1)
-        return sqltext.render(sqltext.load(self.settings.sql_dir, file)[name], self.w)
+        renamed = tables or {}
+        return sqltext.render(
+            sqltext.load(self.settings.sql_dir, file)[name], lambda t: self.w(renamed.get(t, t))
+        )
 
-    def run(self, ref: str, params: Params = None) -> None:
+    def run(self, ref: str, params: Params = None, tables: dict[str, str] | None = None) -> None:
         # Canonical SQL: the adapter translates (and caches) for its platform.
-        self.adapter.execute(self.stmt(ref), params)
+        self.adapter.execute(self.stmt(ref, tables), params)
 
     def exec(self, sql: str, params: Params = None) -> None:
         self.adapter.execute(sql, params)
@@ -92,6 +96,12 @@ class RunContext:
 
     def count(self, table_fqn: str) -> int:
         return self.scalar(f"SELECT count(*) FROM {table_fqn}")
+
+    def scalars(self, queries: dict[str, str], params: Params = None) -> dict[str, int]:
+        """Several scalar queries in one read (one round trip): name -> value (0 for NULL)."""
+        cols = ", ".join(f"({q}) AS {self.adapter.ident(n)}" for n, q in queries.items())
+        row = self.adapter.fetchone(f"SELECT {cols}", params) or ()
+        return {n: int(v or 0) for n, v in zip(queries, row, strict=False)}
 
     def drop(self, *names: str) -> None:
         for name in names:

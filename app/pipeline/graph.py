@@ -18,33 +18,30 @@ def exclusions(ctx: RunContext) -> None:
     from {w.ident_raw} in place; {w.excl_exact} keeps the EXACT values (the golden profile
     reads them too) and {w.identifiers} is what is left, made distinct only when two
     mappings of one source can yield the same (entity, type, value)."""
-    a = ctx.adapter
     raw = ctx.w("ident_raw")
     n_raw = ctx.count(raw)
     rules = active_rules(ctx)
     numbers = type_numbers(ctx)
     # Exclusions of types no active rule links cannot match anything.
     exclusions = [x for x in ctx.config.exclusions if x.identifier_type in rules]
-    ctx.exec(f"CREATE TABLE {ctx.w('excl_raw')} (type_no INTEGER, pattern VARCHAR, match_type VARCHAR)")
-    a.executemany(
-        f"INSERT INTO {ctx.w('excl_raw')} VALUES ($t, $p, $m)",
-        [
-            {"t": numbers[x.identifier_type], "p": x.identifier_value_pattern, "m": str(x.match_type)}
-            for x in exclusions
-        ],
-    )
-    # EXACT patterns are canonicalized like the values they are compared with.
+    # EXACT patterns are canonicalized like the values they are compared with; one
+    # statement over the bound patterns (a statement is a round trip on a warehouse).
     cases = " ".join(
         f"WHEN {numbers[t]} THEN {canonical_sql('pattern', r.canonicalize)}"
         for t, r in rules.items()
         if r.canonicalize != Canonicalize.NONE
     )
     v = f"CASE type_no {cases} ELSE pattern END" if cases else "pattern"
-    ctx.exec(
-        f"CREATE TABLE {ctx.w('excl_norm')} AS SELECT type_no, pattern, match_type, {v} AS v FROM {ctx.w('excl_raw')}"
+    exact = sorted(
+        {(numbers[x.identifier_type], x.identifier_value_pattern) for x in exclusions if x.match_type == "EXACT"}
     )
-    ctx.run("graph.exclusions_exact")
-    ctx.drop("excl_raw", "excl_norm")
+    params = {f"p{i}": pat for i, (_, pat) in enumerate(exact)}
+    rows = " UNION ALL ".join(
+        f"SELECT CAST({t} AS INTEGER) AS type_no, CAST($p{i} AS VARCHAR) AS pattern" for i, (t, _) in enumerate(exact)
+    )
+    if not rows:
+        rows = "SELECT CAST(NULL AS INTEGER) AS type_no, CAST(NULL AS VARCHAR) AS pattern WHERE FALSE"
+    ctx.exec(f"CREATE TABLE {ctx.w('excl_exact')} AS SELECT DISTINCT type_no, {v} AS v FROM ({rows}) AS x", params)
     n_kept = n_raw
     if exclusions:
         # LIKE patterns become literal predicates: vectorized, where a correlated EXISTS
@@ -160,15 +157,21 @@ def group_rows(ctx: RunContext) -> None:
 def group_counts(ctx: RunContext) -> None:
     """Step group_counts: skipped groups (warning), the stage's counts."""
     r = ctx.result
-    r.groups_skipped = ctx.count(ctx.w("skipped"))
+    n = ctx.scalars(
+        {
+            "skipped": f"SELECT count(*) FROM {ctx.w('skipped')}",
+            "holders": f"SELECT coalesce(sum(holders), 0) FROM {ctx.w('values_new')}",
+            "values": f"SELECT count(*) FROM {ctx.w('values_new')}",
+        }
+    )
+    r.groups_skipped = n["skipped"]
     if r.groups_skipped:
         r.warnings.append(
             f"{r.groups_skipped} identifier group(s) exceeded max_group_size and were skipped "
             "(see idr_out.skipped_identifier_groups)"
         )
-    holders = ctx.scalar(f"SELECT coalesce(sum(holders), 0) FROM {ctx.w('values_new')}")
-    ctx.state.member_rows = holders
-    ctx.state.count("group_guard", rows_in=holders, rows_out=ctx.count(ctx.w("values_new")))
+    ctx.state.member_rows = n["holders"]
+    ctx.state.count("group_guard", rows_in=n["holders"], rows_out=n["values"])
 
 
 def _empty_stats() -> dict[str, int]:

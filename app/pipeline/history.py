@@ -126,8 +126,9 @@ _TAG = re.compile(r"^(w[0-9a-f]{10})_")
 def sweep_orphan_work_tables(adapter: Adapter) -> list[str]:
     """Drop scratch tables left by runs that died (killed worker, lost machine): any
     tag whose run is not RUNNING. Returns the tags swept."""
-    views = adapter.list_tables("idr_work", views=True)
-    tables = adapter.list_tables("idr_work")
+    found = adapter.list_relations("idr_work")
+    views = [n for n, is_view in found if is_view]
+    tables = [n for n, is_view in found if not is_view]
     tags = {m.group(1) for n in views + tables if (m := _TAG.match(n))}
     if not tags:
         return []

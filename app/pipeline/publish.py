@@ -94,6 +94,18 @@ def _erasures(ctx: RunContext) -> None:
     ctx.result.erasures_applied = {r["e"]: r["n"] for r in rows}
 
 
+def _delete_keys(ctx: RunContext, table: str, column: str, keys: list) -> None:
+    """One DELETE for every key (bound values)."""
+    if keys:
+        names = {f"k{i}": k for i, k in enumerate(keys)}
+        ctx.exec(f"DELETE FROM {table} WHERE {column} IN ({', '.join('$' + n for n in names)})", names)
+
+
+def _replace_rows(ctx: RunContext, table: str, column: str, rows: list[dict], insert: str) -> None:
+    _delete_keys(ctx, table, column, [r[column] for r in rows])
+    ctx.adapter.executemany(insert, rows)
+
+
 def publish(ctx: RunContext, finalize: Callable[[], None]) -> None:
     """Step publish: one transaction."""
     a = ctx.adapter
@@ -129,29 +141,35 @@ def publish(ctx: RunContext, finalize: Callable[[], None]) -> None:
             a.execute(golden_sql, p)
         ctx.run("publish.skipped_insert", {"run_id": ctx.run_id, "now": ctx.now})
         ctx.run("publish.sequence_update", {"next": st.next_rid + st.new_ids})
-        for name, value in (("eid", st.next_eid + st.new_entities), ("vid", next_vid)):
-            ctx.run("publish.counter_delete", {"name": name})
-            ctx.run("publish.counter_insert", {"name": name, "next": value})
+        ctx.run("publish.counters_delete")
+        ctx.run("publish.counters_insert", {"eid": st.next_eid + st.new_entities, "vid": next_vid})
+        # One statement per table, whatever the number of sources and rules (round trips).
+        rows = []
         for table_id, wm in ctx.result.watermarks.items():
             rec = ctx.now if table_id in st.reconciled else st.reconciled_before.get(table_id)
-            ctx.run("publish.run_state_delete", {"table_id": table_id})
-            ctx.run(
-                "publish.run_state_insert",
+            rows.append(
                 {
                     "table_id": table_id,
                     "wm": wm,
                     "run_id": ctx.run_id,
                     "now": ctx.now,
                     "reconciled": rec.isoformat(sep=" ") if rec else None,
-                },
+                }
             )
+        _replace_rows(
+            ctx,
+            "idr_meta.run_state",
+            "table_id",
+            rows,
+            "INSERT INTO idr_meta.run_state (table_id, last_watermark_value, last_run_id, last_run_ts, "
+            "last_reconciled_ts) VALUES ($table_id, CAST($wm AS TIMESTAMP), $run_id, $now, "
+            "CAST($reconciled AS TIMESTAMP))",
+        )
         _erasures(ctx)
         if ctx.full:
             a.execute("DELETE FROM idr_out.rule_match_audit_current")
-        for row in st.audit_rows:
-            a.execute(
-                "DELETE FROM idr_out.rule_match_audit_current WHERE rule_id = $rule_id", {"rule_id": row["rule_id"]}
-            )
+        else:
+            _delete_keys(ctx, "idr_out.rule_match_audit_current", "rule_id", [r["rule_id"] for r in st.audit_rows])
         a.executemany(
             "INSERT INTO idr_out.rule_match_audit_current (rule_id, identifier_type, edges, entities_matched, "
             "groups_matched, groups_skipped, last_run_id, updated_ts) VALUES "

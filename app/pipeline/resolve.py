@@ -28,7 +28,6 @@ def large_cluster_threshold(ctx: RunContext) -> int:
 def resolve_counts(ctx: RunContext) -> None:
     """Step resolve_counts: impacted and large clusters (warning), the stage's counts."""
     r = ctx.result
-    r.clusters_impacted = ctx.count(ctx.w("changed_rids"))
     threshold = large_cluster_threshold(ctx)
     # Large clusters after this run: proposed ones in scope + untouched current ones
     # (FULL: none is untouched, every current id is inherited or retired).
@@ -39,12 +38,20 @@ def resolve_counts(ctx: RunContext) -> None:
         f"AND c.rid NOT IN (SELECT rid FROM {ctx.w('comp_ids')}) "
         f"AND c.rid NOT IN (SELECT rid FROM {ctx.w('changed_rids')}))"
     )
-    r.large_clusters = ctx.scalar(
-        f"SELECT (SELECT count(*) FROM {ctx.w('comp_ids')} WHERE size > $t) + {untouched}", {"t": threshold}
+    n = ctx.scalars(
+        {
+            "impacted": f"SELECT count(*) FROM {ctx.w('changed_rids')}",
+            "large": f"SELECT (SELECT count(*) FROM {ctx.w('comp_ids')} WHERE size > $t) + {untouched}",
+            "proposed": f"SELECT count(*) FROM {ctx.w('proposed')}",
+            "comps": f"SELECT count(*) FROM {ctx.w('comp_ids')}",
+        },
+        {"t": threshold},
     )
+    r.clusters_impacted = n["impacted"]
+    r.large_clusters = n["large"]
     if r.large_clusters:
         r.warnings.append(f"{r.large_clusters} cluster(s) larger than large_cluster_threshold={threshold}")
-    ctx.state.count(STAGE, rows_in=ctx.count(ctx.w("proposed")), rows_out=ctx.count(ctx.w("comp_ids")))
+    ctx.state.count(STAGE, rows_in=n["proposed"], rows_out=n["comps"])
 
 
 def removal_counts(ctx: RunContext) -> None:

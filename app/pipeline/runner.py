@@ -90,7 +90,31 @@ def run_pipeline(
 ) -> RunResult:
     """Run FULL or INCR (optionally dry). Never raises for a pipeline failure: the
     returned result has status FAILED with the stage and message; production tables are
-    untouched in that case. ``fence`` is checked inside the publish transaction."""
+    untouched in that case. ``fence`` is checked inside the publish transaction.
+
+    Statements whose results the run does not read travel together with the next read
+    where the platform can send several at once (``Adapter.batched``): a remote run's
+    cost is its round trips."""
+    with adapter.batched():
+        result = _run_pipeline(adapter, mode, dry_run, progress, settings, run_id, apply_of, observe, fence)
+        try:
+            adapter.flush()  # the run's last writes (history, scratch drops, metrics)
+        except Exception:  # noqa: BLE001 - the outcome is decided; cleanup must not mask it
+            log.exception("could not send the last statements of %s", result.run_id)
+    return result
+
+
+def _run_pipeline(
+    adapter: Adapter,
+    mode: str,
+    dry_run: bool,
+    progress: ProgressFn | None,
+    settings: Settings | None,
+    run_id: str | None,
+    apply_of: str | None,
+    observe: StepObserver | None,
+    fence: Fence | None,
+) -> RunResult:
     settings = settings or get_settings()
     mode = mode.upper()
     if mode not in RUN_MODES:
@@ -158,6 +182,7 @@ def run_pipeline(
             raise PipelineError("no active rules are configured", stage="init")
         the_plan = plan_for(kind, lambda c: _publish(c, t0))
         _execute(ctx, the_plan, t0, observe)
+        adapter.flush()  # a held statement's error fails the run here, not after it
         if dry_run:
             result.status = "DRY_RUN_COMPLETE"
             result.ended_at = utcnow()

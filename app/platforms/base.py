@@ -70,7 +70,23 @@ class Adapter(ABC):
         self.round_trips = 0
 
     def count_round_trip(self, n: int = 1) -> None:
+        """Called once per request sent (the latency bench adds its delay here)."""
         self.round_trips += n
+
+    # Several statements can travel as one request (a script / compound statement).
+    batch_statements: ClassVar[bool] = False
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Inside, statements whose results nobody reads may be held and sent together with
+        the next read (or when the block ends) as one request, where the platform can send
+        several statements at once; elsewhere (in-process DuckDB, or a driver that takes one
+        statement per call) each is sent as it comes. Order is kept; an error in a held
+        statement surfaces at the read (or block end) that sends it."""
+        yield
+
+    def flush(self) -> None:  # noqa: B027 - nothing is held unless an adapter batches
+        """Send held statements now (see ``batched``)."""
 
     # ------------------------------------------------------------ connection
     @property
@@ -245,14 +261,21 @@ class Adapter(ABC):
         except Exception:  # noqa: BLE001 - the other kind of relation under that name
             self.execute(f"DROP {kinds[1]} IF EXISTS {fqn}")
 
+    def list_relations(self, schema: str, prefix: str = "") -> list[tuple[str, bool]]:
+        """(name, is_view) of the tables and views in ``schema`` whose name starts with
+        ``prefix``; adapters whose catalog answers both in one request override this."""
+        return [(n, False) for n in self.list_tables(schema, prefix)] + [
+            (n, True) for n in self.list_tables(schema, prefix, views=True)
+        ]
+
     def list_work_tables(self, tag: str) -> list[str]:
         """Names (without the tag) of one run's scratch tables and views that exist now."""
-        names = self.list_tables("idr_work", f"{tag}_") + self.list_tables("idr_work", f"{tag}_", views=True)
-        return sorted(n[len(tag) + 1 :] for n in names)
+        return sorted(n[len(tag) + 1 :] for n, _ in self.list_relations("idr_work", f"{tag}_"))
 
     def drop_work_tables(self, tag: str) -> None:
         """Drop every scratch table and view of one run (views first: they read tables)."""
-        for name in self.list_tables("idr_work", f"{tag}_", views=True):
+        found = self.list_relations("idr_work", f"{tag}_")
+        for name, _ in (r for r in found if r[1]):
             self.execute(f"DROP VIEW IF EXISTS {self.table('idr_work', name)}")
-        for name in self.list_tables("idr_work", f"{tag}_"):
+        for name, _ in (r for r in found if not r[1]):
             self.drop_table(self.table("idr_work", name))

@@ -79,6 +79,8 @@ class BigQueryAdapter(TranspilingAdapter):
     delete_needs_where = True
     timestamp_now = "DATETIME"
     keep_primary_keys = False
+    # A multi-statement query (script) is one job; its result is the last statement's.
+    batch_statements = True
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         super().__init__(connect)
@@ -86,6 +88,12 @@ class BigQueryAdapter(TranspilingAdapter):
         self._written: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------ execution
+    def _join_script(self, texts: list[str]) -> str:
+        return ";\n".join(texts)
+
+    def _holding(self) -> bool:
+        return super()._holding() and self._script is None
+
     def convert_param(self, value: Any) -> Any:
         return value  # typed when the job is built (_query_parameters)
 
@@ -170,6 +178,7 @@ class BigQueryAdapter(TranspilingAdapter):
             if self._script is not None:  # nested: part of the outer script
                 yield
                 return
+            self.flush()  # held statements come first (the transaction reads their results)
             self._script, self._written = [], set()
             try:
                 yield
@@ -193,6 +202,7 @@ class BigQueryAdapter(TranspilingAdapter):
     def columns(self, schema: str, table: str) -> list[str]:
         from google.api_core.exceptions import NotFound
 
+        self.flush()  # the catalog answers after held statements ran
         self.count_round_trip()
         try:
             t = self.conn.get_table(self._ref(schema, table))
@@ -201,17 +211,21 @@ class BigQueryAdapter(TranspilingAdapter):
         return [f.name.lower() for f in t.schema]
 
     def list_tables(self, schema: str, prefix: str = "", views: bool = False) -> list[str]:
+        return [n for n, is_view in self.list_relations(schema, prefix) if is_view == views]
+
+    def list_relations(self, schema: str, prefix: str = "") -> list[tuple[str, bool]]:
         from google.api_core.exceptions import NotFound
 
+        self.flush()
         self.count_round_trip()
         try:
             tables = list(self.conn.list_tables(self._ref(schema)))
         except NotFound:
             return []
         return sorted(
-            t.table_id.lower()
+            (t.table_id.lower(), t.table_type == "VIEW")
             for t in tables
-            if (t.table_type == "VIEW") == views and t.table_id.lower().startswith(prefix.lower())
+            if t.table_id.lower().startswith(prefix.lower())
         )
 
     def fingerprint_aggregate(self, cols: list[str]) -> str:

@@ -99,11 +99,17 @@ class SnowflakeAdapter(TranspilingAdapter):
         return [str(r[0]).lower() for r in rows]
 
     def list_tables(self, schema: str, prefix: str = "", views: bool = False) -> list[str]:
+        return [n for n, is_view in self.list_relations(schema, prefix) if is_view == views]
+
+    def list_relations(self, schema: str, prefix: str = "") -> list[tuple[str, bool]]:
         rows = self.fetchall(
             "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = $s "
             "ORDER BY table_name",
             {"s": schema.upper()},
         )
-        want_view = "VIEW" if views else "BASE TABLE"
-        names = [str(n).lower() for n, kind in rows if str(kind).upper() == want_view]
-        return [n for n in names if n.startswith(prefix.lower())]
+        kinds = {"VIEW": True, "BASE TABLE": False}
+        return [
+            (str(n).lower(), kinds[str(k).upper()])
+            for n, k in rows
+            if str(k).upper() in kinds and str(n).lower().startswith(prefix.lower())
+        ]

@@ -43,6 +43,9 @@ class SparkSQLAdapter(TranspilingAdapter):
     sort_ordered_aggregates = True
     window_needs_order = True
     native_dml: ClassVar[bool] = True  # DELETE / UPDATE on the platform's tables
+    # SQL scripting (Spark 4 / Databricks): BEGIN ... END is one statement; its result is
+    # the last statement's.
+    batch_statements = True
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         super().__init__(connect)
@@ -113,14 +116,10 @@ class SparkSQLAdapter(TranspilingAdapter):
 
     # ------------------------------------------------------------ execution
     def _send(self, e: exp.Expression, params: Mapping[str, Any], fetch: bool = False):
-        used = {p.name for p in e.find_all(exp.Placeholder) if p.name}
-        missing = used - params.keys()
-        if missing:
-            raise KeyError(f"missing SQL parameter(s): {', '.join(sorted(missing))}")
-        nulls = frozenset(n for n in used if params[n] is None)
-        text, order = self._render(e, nulls, cache=False)
-        values = {n: self.convert_param(params[n]) for n in used if n not in nulls}
-        return self._run(Bound(text, self._pack(values, order), "other", None), fetch)
+        return self._dispatch(e, params, fetch)
+
+    def _join_script(self, texts: list[str]) -> str:
+        return "BEGIN\n" + ";\n".join(texts) + ";\nEND"
 
     def execute(self, sql: str, params: Params = None) -> None:
         with self._lock:
@@ -165,6 +164,7 @@ class SparkSQLAdapter(TranspilingAdapter):
             self._shadow_tag = f"tx{secrets.token_hex(5)}"
             try:
                 yield
+                self.flush()  # every staged write has succeeded before any table is replaced
             except BaseException:
                 shadows, self._shadows = self._shadows, None
                 self._drop_all(shadows.values())
@@ -280,6 +280,7 @@ class SparkSessionAdapter(SparkSQLAdapter):
         self._conn = None  # the session belongs to whoever built the factory
 
     def columns(self, schema: str, table: str) -> list[str]:
+        self.flush()  # the catalog answers after held statements ran
         spark = self.conn
         name = f"`{schema.replace('`', '``')}`.`{table.replace('`', '``')}`"
         # Catalog calls: statements on a remote Spark Connect / SQL warehouse session.
@@ -293,18 +294,20 @@ class SparkSessionAdapter(SparkSQLAdapter):
         return [c.name.lower() for c in spark.catalog.listColumns(name)]
 
     def list_tables(self, schema: str, prefix: str = "", views: bool = False) -> list[str]:
+        return [n for n, is_view in self.list_relations(schema, prefix) if is_view == views]
+
+    def list_relations(self, schema: str, prefix: str = "") -> list[tuple[str, bool]]:
+        self.flush()
         spark = self.conn
         self.count_round_trip()
         if not spark.catalog.databaseExists(schema):
             return []
         self.count_round_trip()
-        out = []
-        for t in spark.catalog.listTables(schema):
-            if t.isTemporary or (t.tableType == "VIEW") != views:
-                continue
-            if t.name.lower().startswith(prefix.lower()):
-                out.append(t.name.lower())
-        return sorted(out)
+        return sorted(
+            (t.name.lower(), t.tableType == "VIEW")
+            for t in spark.catalog.listTables(schema)
+            if not t.isTemporary and t.name.lower().startswith(prefix.lower())
+        )
 
 
 # ---------------------------------------------------------------------------- SQL warehouse

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -76,6 +77,8 @@ class TranspilingAdapter(Adapter):
         self._lock = threading.RLock()
         self._parsed: dict[str, tuple[exp.Expression, ...]] = {}
         self._rendered: dict[tuple[int, frozenset[str]], tuple[str, tuple[str, ...]]] = {}
+        self._pending: list[str] = []  # platform text of held statements (values inlined)
+        self._batch_depth = 0
 
     # ------------------------------------------------------------ translation
     def statements(self, sql: str) -> tuple[exp.Expression, ...]:
@@ -230,13 +233,81 @@ class TranspilingAdapter(Adapter):
         """Send one statement; return (column names, rows) when ``fetch``."""
         raise NotImplementedError
 
+    def _join_script(self, texts: list[str]) -> str:
+        """Several platform statements as one request whose result is the last one's."""
+        raise NotImplementedError
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        if not self.batch_statements:
+            yield
+            return
+        with self._lock:
+            self._batch_depth += 1
+            try:
+                yield
+            finally:
+                self._batch_depth -= 1
+                if not self._batch_depth:
+                    self.flush()
+
+    def _holding(self) -> bool:
+        """Whether a statement sent now may be held (a subclass's transaction says no)."""
+        return self._batch_depth > 0
+
+    def inline(self, e: exp.Expression, params: Mapping[str, Any]) -> str:
+        """Platform text of ``e`` with its values as literals built by sqlglot (a script
+        carries no bound parameters on every platform: the BigQuery emulator binds none)."""
+
+        def lit(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Placeholder) and node.name:
+                if node.name not in params:
+                    raise KeyError(f"missing SQL parameter: {node.name}")
+                return self.literal(params[node.name])
+            return node
+
+        return e.transform(lit, copy=True).sql(dialect=self.dialect)
+
+    def _dispatch(self, e: exp.Expression, params: Mapping[str, Any], fetch: bool) -> tuple[list[str], list[tuple]]:
+        """Hold ``e`` (batched, result unread), send it with the held ones, or alone."""
+        if not fetch and self._holding():
+            self._pending.append(self.inline(e, params))
+            return [], []
+        if self._pending:
+            texts, self._pending = [*self._pending, self.inline(e, params)], []
+            return self._run(Bound(self._join_script(texts), None, "other"), fetch)
+        used = {p.name for p in e.find_all(exp.Placeholder) if p.name}
+        missing = used - params.keys()
+        if missing:
+            raise KeyError(f"missing SQL parameter(s): {', '.join(sorted(missing))}")
+        nulls = frozenset(n for n in used if params[n] is None)
+        text, order = self._render(e, nulls, cache=False)
+        values = {n: self.convert_param(params[n]) for n in used if n not in nulls}
+        return self._run(Bound(text, self._pack(values, order), _kind(e), dml_target(e)), fetch)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                texts, self._pending = self._pending, []
+                self._run(Bound(self._join_script(texts) if len(texts) > 1 else texts[0], None, "other"), False)
+
     def execute(self, sql: str, params: Params = None) -> None:
         with self._lock:
+            if self._holding() or self._pending:
+                for e in self.statements(sql):
+                    self._dispatch(e, dict(params or {}), False)
+                return
             for stmt in self.bind(sql, params):
                 self._run(stmt, False)
 
     def fetch_with_columns(self, sql: str, params: Params = None) -> tuple[list[str], list[tuple]]:
         with self._lock:
+            if self._pending:
+                stmts_ = self.statements(sql)
+                for e in stmts_[:-1]:
+                    self._dispatch(e, dict(params or {}), False)
+                cols, rows = self._dispatch(stmts_[-1], dict(params or {}), True)
+                return [c.lower() for c in cols], [tuple(r) for r in rows]
             stmts = self.bind(sql, params)
             for stmt in stmts[:-1]:
                 self._run(stmt, False)
@@ -276,6 +347,10 @@ class TranspilingAdapter(Adapter):
 
     def _execute_ast(self, e: exp.Expression, params: Mapping[str, Any]) -> None:
         """Execute an already rewritten AST (not cached: one-off shapes)."""
+        if self._holding() or self._pending:
+            with self._lock:
+                self._dispatch(e, params, False)
+            return
         used = {p.name for p in e.find_all(exp.Placeholder) if p.name}
         nulls = frozenset(n for n in used if params.get(n) is None)
         text, order = self._render(e, nulls, cache=False)

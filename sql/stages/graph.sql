@@ -3,10 +3,6 @@
 -- eid: entity id (idr_state.entities); vid: identifier value id (idr_state.identifier_values);
 -- kr: an entity's rank in entity_key order (stands in for the key: "smallest key").
 
--- name: exclusions_exact
-CREATE TABLE {{w.excl_exact}} AS
-SELECT DISTINCT type_no, v FROM {{w.excl_norm}} WHERE match_type = 'EXACT' AND type_no IS NOT NULL
-
 -- name: identifiers_distinct
 -- Two mappings of one source with the same type can yield the same (entity, type, value).
 CREATE TABLE {{w.identifiers}} AS

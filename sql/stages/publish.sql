@@ -107,15 +107,8 @@ FROM {{w.skipped}}
 -- name: sequence_update
 UPDATE idr_meta.resolved_id_sequence SET next_value = $next WHERE sequence_name = 'resolved_id'
 
--- name: counter_delete
-DELETE FROM idr_state.counters WHERE counter_name = $name
+-- name: counters_delete
+DELETE FROM idr_state.counters WHERE counter_name IN ('eid', 'vid')
 
--- name: counter_insert
-INSERT INTO idr_state.counters (counter_name, next_value) VALUES ($name, $next)
-
--- name: run_state_delete
-DELETE FROM idr_meta.run_state WHERE table_id = $table_id
-
--- name: run_state_insert
-INSERT INTO idr_meta.run_state (table_id, last_watermark_value, last_run_id, last_run_ts, last_reconciled_ts)
-VALUES ($table_id, CAST($wm AS TIMESTAMP), $run_id, $now, CAST($reconciled AS TIMESTAMP))
+-- name: counters_insert
+INSERT INTO idr_state.counters (counter_name, next_value) VALUES ('eid', $eid), ('vid', $vid)

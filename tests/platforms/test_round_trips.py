@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from app.pipeline.runner import run_pipeline
 from tests.platforms.story import Warehouse, base_rows
 
@@ -86,3 +88,26 @@ def test_history_without_the_column_still_runs_until_init_adds_it(make_adapter):
     r = run_pipeline(a, "INCR")
     assert r.ok
     assert a.scalar("SELECT statements FROM idr_out.run_history WHERE run_id = $r", {"r": r.run_id}) == r.statements
+
+
+def test_bigquery_sends_held_statements_with_the_next_read(make_adapter):
+    """Inside ``batched``, statements nobody reads travel with the next read as one script
+    job; values are inlined as literals (quotes stay data); an error surfaces at the read."""
+    a = make_adapter("bigquery")
+    a.execute("CREATE SCHEMA IF NOT EXISTS w")
+    before = a.round_trips
+    with a.batched():
+        a.execute("CREATE TABLE w.t (k VARCHAR, n BIGINT)")
+        a.execute("INSERT INTO w.t VALUES ($k, $n)", {"k": "o'brien; DROP TABLE w.t; --", "n": 2})
+        a.executemany("INSERT INTO w.t VALUES ($k, $n)", [{"k": "a", "n": 3}, {"k": None, "n": 4}])
+        assert a.round_trips == before  # nothing sent yet
+        rows = a.fetchall("SELECT k, n FROM w.t ORDER BY n")
+        assert rows == [("o'brien; DROP TABLE w.t; --", 2), ("a", 3), (None, 4)]
+        assert a.round_trips == before + 1
+        a.execute("INSERT INTO w.t VALUES ('b', 5)")
+    assert a.round_trips == before + 2  # the block's end sends what is held
+    assert a.scalar("SELECT count(*) FROM w.t") == 4
+    with a.batched():
+        a.execute("INSERT INTO w.missing VALUES (1)")
+        with pytest.raises(Exception, match="(?i)missing|not found"):
+            a.scalar("SELECT count(*) FROM w.t")
