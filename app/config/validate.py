@@ -21,7 +21,6 @@ import sqlglot
 from pydantic import BaseModel, ValidationError
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import TokenType
 
 from app.config import functions
 from app.config.model import (
@@ -39,9 +38,12 @@ from app.config.store import TABLES
 from app.core.errors import ConfigError
 from app.core.vocabulary import GOLDEN_ALLOW_EXCLUDED_VALUES
 from app.platforms.base import Adapter
+from app.platforms.names import has_semicolon as _has_semicolon
+from app.platforms.names import parse_table_fqn
+from app.platforms.names import short_error as _short
 from app.schema import DEFAULT_CONFIG
 
-READ_DIALECT = "duckdb"
+READ_DIALECT = "duckdb"  # the same as app.platforms.names.READ_DIALECT
 
 # Document key -> row model. ``settings`` is a mapping and is checked separately.
 SECTIONS: dict[str, type[BaseModel]] = {key: model for key, (_, model) in TABLES.items()}
@@ -164,14 +166,6 @@ def _denied_function_names() -> frozenset[str]:
     return frozenset(denied | _DENIED_SCALARS)
 
 
-def _has_semicolon(text: str) -> bool:
-    try:
-        tokens = sqlglot.Dialect.get_or_raise(READ_DIALECT).tokenize(text)
-    except TokenError:
-        return False  # the parser reports the real problem
-    return any(t.token_type == TokenType.SEMICOLON for t in tokens)
-
-
 def _lambda_params(node: exp.Expression) -> set[str]:
     """Names bound by enclosing lambdas (``x -> lower(x)``); they are not columns."""
     names: set[str] = set()
@@ -260,10 +254,6 @@ def _expression_problems(
     return tree, []
 
 
-def _short(e: Exception) -> str:
-    return str(e).strip().splitlines()[0][:200]
-
-
 def validate_expression(expr: str, columns: set[str] | None, *, field: str = "expression") -> exp.Expression:
     """Parse ``expr`` (DuckDB dialect) and return it if it is one safe scalar expression.
 
@@ -276,27 +266,6 @@ def validate_expression(expr: str, columns: set[str] | None, *, field: str = "ex
         errors = [{"field": field, "message": m} for m in problems]
         raise ConfigError(f"{field}: {'; '.join(problems)}", field=field, errors=errors)
     return tree
-
-
-def parse_table_fqn(fqn: str) -> exp.Table:
-    """Parse ``[catalog.][schema.]table`` into a plain table reference, or raise ConfigError."""
-    msg = "must be a plain table name: table, schema.table or db.schema.table"
-    if not fqn or not fqn.strip() or _has_semicolon(fqn):
-        raise ConfigError(msg, field="table_fqn")
-    try:
-        table = sqlglot.parse_one(fqn, into=exp.Table, read=READ_DIALECT)
-    except (ParseError, TokenError) as e:
-        raise ConfigError(f"{msg} ({_short(e)})", field="table_fqn") from e
-    if not isinstance(table, exp.Table):
-        raise ConfigError(msg, field="table_fqn")
-    # Only the name parts may be set: no alias, sample, joins, function call, ...
-    extra = [k for k, v in table.args.items() if v and k not in ("this", "db", "catalog")]
-    parts = [table.args.get(k) for k in ("this", "db", "catalog")]
-    if extra or not all(p is None or isinstance(p, exp.Identifier) for p in parts):
-        raise ConfigError(msg, field="table_fqn")
-    for node in table.walk():
-        node.comments = None
-    return table
 
 
 def _source_columns(adapter: Adapter, table: exp.Table) -> set[str]:

@@ -251,7 +251,7 @@ class DuckDBAdapter(Adapter):
         return self._session_transaction(self.conn.execute, "BEGIN TRANSACTION")
 
     def table_fingerprint(self, table_fqn: str) -> str:
-        from app.config.validate import parse_table_fqn
+        from app.platforms.names import parse_table_fqn
 
         fqn = parse_table_fqn(table_fqn).sql(dialect="duckdb", identify=True)
         n, h = self.fetchone(f"SELECT count(*), sum(hash(t)) FROM {fqn} AS t") or (0, 0)

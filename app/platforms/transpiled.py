@@ -360,7 +360,7 @@ class TranspilingAdapter(Adapter):
 
     # ------------------------------------------------------------ catalog
     def table_fingerprint(self, table_fqn: str) -> str:
-        from app.config.validate import parse_table_fqn
+        from app.platforms.names import parse_table_fqn
 
         t = parse_table_fqn(table_fqn)
         cols = [self.ident(c) for c in self.columns(t.db, t.name)]
