@@ -120,6 +120,12 @@ def reconciled(adapter: Adapter) -> dict[str, datetime]:
     }
 
 
+def run_state(adapter: Adapter) -> tuple[dict[str, datetime], dict[str, datetime]]:
+    """``watermarks`` and ``reconciled`` in one read."""
+    rows = adapter.fetchall("SELECT table_id, last_watermark_value, last_reconciled_ts FROM idr_meta.run_state")
+    return {t: wm for t, wm, _ in rows if wm is not None}, {t: ts for t, _, ts in rows if ts is not None}
+
+
 _TAG = re.compile(r"^(w[0-9a-f]{10})_")
 
 

@@ -43,32 +43,47 @@ def stages_total(dry_run: bool, apply: bool = False) -> int:
     return len(plan_for(RunKind(full=False, dry_run=dry_run, apply=apply)).stages)
 
 
+_MISSING = "the idr schema is missing or out of date: run `idr init` first"
+
+
 def _require_schema(adapter: Adapter) -> set[str]:
     """run_history's columns (an older install may lack the newest until `idr init`)."""
     history_cols = set(adapter.columns("idr_out", "run_history"))
-    if not history_cols or not adapter.table_exists("idr_state", "entities"):
-        raise PipelineError("the idr schema is missing or out of date: run `idr init` first", stage="init")
+    if not history_cols:
+        raise PipelineError(_MISSING, stage="init")
     return history_cols
 
 
-def _counters(adapter: Adapter) -> dict[str, int]:
-    return {str(k): int(v) for k, v in adapter.fetchall("SELECT counter_name, next_value FROM idr_state.counters")}
+# Everything a run reads from the stored state before it starts, in one read (a round
+# trip each on a warehouse): the last published run and its configuration fingerprint,
+# whether any entity is stored, the id sequence and counters.
+_STATE_SQL = f"""SELECT
+    ({history.LAST_PUBLISHED_SQL}) AS last_published,
+    (SELECT config_fingerprint FROM idr_out.run_history WHERE run_id = ({history.LAST_PUBLISHED_SQL})) AS fingerprint,
+    (SELECT count(*) FROM (SELECT 1 FROM idr_state.entities LIMIT 1) AS t) AS has_entities,
+    (SELECT next_value FROM idr_meta.resolved_id_sequence WHERE sequence_name = 'resolved_id') AS next_rid,
+    (SELECT next_value FROM idr_state.counters WHERE counter_name = 'eid') AS next_eid,
+    (SELECT next_value FROM idr_state.counters WHERE counter_name = 'vid') AS next_vid"""
 
 
-def _read_state(ctx: RunContext) -> None:
-    a = ctx.adapter
+def _stored_state(adapter: Adapter) -> dict[str, object]:
+    try:
+        cols, rows = adapter.fetch_with_columns(_STATE_SQL)
+    except Exception as e:  # a table of the state is missing
+        raise PipelineError(f"{_MISSING} ({type(e).__name__})", stage="init") from e
+    return dict(zip(cols, rows[0], strict=True))
+
+
+def _read_state(ctx: RunContext, stored: dict[str, object]) -> None:
     st = ctx.state
-    st.watermarks_before = history.watermarks(a)
-    st.reconciled_before = history.reconciled(a)
+    a = ctx.adapter
+    st.watermarks_before, st.reconciled_before = history.run_state(a)
     st.suppression = erasure.read(a)
     # Optimistic concurrency: publish re-checks this inside its transaction.
-    st.last_published = history.last_published(a)
-    counters = _counters(a)
-    st.next_rid = int(
-        a.scalar("SELECT next_value FROM idr_meta.resolved_id_sequence WHERE sequence_name = 'resolved_id'") or 1
-    )
-    st.next_eid = counters.get("eid", 0)
-    st.next_vid = counters.get("vid", 0)
+    st.last_published = stored["last_published"]  # type: ignore[assignment]
+    st.next_rid = int(stored["next_rid"] or 1)  # type: ignore[call-overload]
+    st.next_eid = int(stored["next_eid"] or 0)  # type: ignore[call-overload]
+    st.next_vid = int(stored["next_vid"] or 0)  # type: ignore[call-overload]
 
 
 def plan(mode: str, dry_run: bool = False, apply: bool = False, fresh: bool = False) -> Plan:
@@ -121,6 +136,7 @@ def _run_pipeline(
         raise PipelineError(f"mode must be FULL or INCR, not {mode!r}", stage="init")
     rt0 = adapter.round_trips
     has_statements = "statements" in _require_schema(adapter)
+    stored = _stored_state(adapter)
     now = utcnow()
     result = RunResult(
         run_id=run_id or new_run_id(dry_run, now),
@@ -133,12 +149,12 @@ def _run_pipeline(
     fingerprint = config_fingerprint(config)
     full = mode == "FULL"
     if not full:
-        last = history.last_published_fingerprint(adapter)
+        last = stored["fingerprint"]
         if last is not None and last != fingerprint:
             # INCR == FULL must hold: a changed rule/mapping/exclusion affects old records too.
             full = True
             result.warnings.append("configuration changed since the last run: INCR ran as FULL")
-    fresh = full and not adapter.scalar("SELECT count(*) FROM (SELECT 1 FROM idr_state.entities LIMIT 1) AS t")
+    fresh = full and not stored["has_entities"]
     kind = RunKind(full=full, dry_run=dry_run, apply=apply_of is not None, fresh=bool(fresh))
     ctx = RunContext(
         round_trips_at_start=rt0,
@@ -153,7 +169,7 @@ def _run_pipeline(
         progress=progress,
         fence=fence or Fence(),
     )
-    _read_state(ctx)
+    _read_state(ctx, stored)
     if apply_of:
         ctx.state.apply_of = apply_of
         ctx.state.expected_fingerprint = get_dry_run(adapter, apply_of).fingerprint

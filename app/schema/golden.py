@@ -127,9 +127,8 @@ def sync_golden(adapter: Adapter, config: IdrConfig, force: bool = False) -> boo
     long, wide = view_sql(adapter, config, columns)
     digest = hashlib.sha256((long + wide).encode()).hexdigest()
     current = adapter.scalar("SELECT info_value FROM idr_state.schema_info WHERE info_key = $k", {"k": _INFO_KEY})
-    views_exist = adapter.table_exists("idr_out", "golden_profile_current") and adapter.table_exists(
-        "idr_out", "golden_profile_wide"
-    )
+    views = {n for n, is_view in adapter.list_relations("idr_out", "golden_profile_") if is_view}
+    views_exist = {"golden_profile_current", "golden_profile_wide"} <= views
     if current == digest and views_exist and not added and not force:
         return False
     adapter.execute(long)

@@ -111,3 +111,17 @@ def test_bigquery_sends_held_statements_with_the_next_read(make_adapter):
         a.execute("INSERT INTO w.missing VALUES (1)")
         with pytest.raises(Exception, match="(?i)missing|not found"):
             a.scalar("SELECT count(*) FROM w.t")
+
+
+@pytest.mark.parametrize("platform", ["duckdb", "snowflake", "bigquery"])
+def test_config_in_one_read_equals_the_per_table_read(platform, make_adapter):
+    """read_config's single UNION ALL (text columns) gives exactly the per-table read."""
+    from app.config import store
+
+    a = make_adapter(platform)
+    Warehouse(a).setup()
+    before = a.round_trips
+    one = store.read_config(a)
+    assert a.round_trips - before == 1
+    assert one == store._read_per_table(a)
+    assert one.exclusions and one.survivorship_rules[1].source_priority_list == "shop,crm"
