@@ -43,6 +43,12 @@ def test_reference_story_on_duckdb_shows_each_scenario(make_adapter):
     assert set(changes.values()) == {"REMOVED", "UNCHANGED"}, "FULL after INCR changes nothing else"
 
 
+# Round trips per run of the story (FULL, dry INCR, INCR, dry FULL), as measured with the
+# batching of decision 0007, plus headroom: a change that adds requests fails here. The
+# issue's target is 40; Snowflake's stand-in takes one statement per request (README).
+ROUND_TRIP_BUDGET = {"snowflake": 230, "bigquery": 60, "spark": 80}
+
+
 @pytest.mark.parametrize("platform", [p for p in PLATFORMS if p != "duckdb"])
 def test_story_matches_duckdb(platform, make_adapter):
     ref = reference(make_adapter)
@@ -54,4 +60,4 @@ def test_story_matches_duckdb(platform, make_adapter):
             assert obs[key] == want[key], f"{platform}: step {name!r}, {key} differs from DuckDB"
     trips = ", ".join(f"{r.mode}{' dry' if r.dry_run else ''} {r.statements}" for r in wh.runs)
     print(f"{platform}: story of {len(got)} runs in {wh.seconds:.1f}s; round trips per run: {trips}")
-    assert all(r.statements > 0 for r in wh.runs)
+    assert all(0 < r.statements <= ROUND_TRIP_BUDGET[platform] for r in wh.runs), trips
