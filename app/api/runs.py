@@ -29,13 +29,13 @@ def create_run(
         rt, principal, target=body.target, mode=body.mode, dry_run=body.dry_run, idempotency_key=idempotency_key
     )
     response.headers["Location"] = f"/v1/runs/{run.id}"
-    return RunOut.of(run)
+    return RunOut.of(run, redact=not principal.allows("admin"))
 
 
 @router.get("", response_model=RunPage)
 def list_runs(
     rt: Rt,
-    _: Reader,
+    principal: Reader,
     status: RunStatus | None = None,
     mode: Annotated[str | None, Query(pattern="^(FULL|INCR)$")] = None,
     dry_run: bool | None = None,
@@ -46,17 +46,19 @@ def list_runs(
     items, nxt = runs.list_runs(
         rt, status=status, mode=mode, dry_run=dry_run, target=target, cursor=cursor, limit=limit
     )
-    return RunPage(items=[RunOut.of(r) for r in items], next_cursor=nxt)
+    redact = not principal.allows("admin")
+    return RunPage(items=[RunOut.of(r, redact) for r in items], next_cursor=nxt)
 
 
 @router.get("/{run_id}", response_model=RunOut, responses=problems(404))
-def get_run(run_id: str, rt: Rt, _: Reader) -> RunOut:
-    """Status, current stage and progress, per-stage timings, warnings, error."""
-    return RunOut.of(runs.get_run(rt, run_id))
+def get_run(run_id: str, rt: Rt, principal: Reader) -> RunOut:
+    """Status, current stage and progress, per-stage timings, warnings, error (without the values
+    it quotes unless the key has scope admin)."""
+    return RunOut.of(runs.get_run(rt, run_id), redact=not principal.allows("admin"))
 
 
 @router.post("/{run_id}/cancel", status_code=202, response_model=RunOut, responses=problems(404, 409))
-def cancel_run(run_id: str, rt: Rt, _: Runner) -> RunOut:
+def cancel_run(run_id: str, rt: Rt, principal: Runner) -> RunOut:
     """A queued run is cancelled at once; a running one has its running statement interrupted and
     stops before publish (production tables stay as they were)."""
-    return RunOut.of(runs.cancel_run(rt, run_id))
+    return RunOut.of(runs.cancel_run(rt, run_id), redact=not principal.allows("admin"))

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from app.core.redact import redact_values
 from app.core.timefmt import as_utc
 from app.core.vocabulary import ACTIVE_STATUSES, SUCCESS_STATUSES
 from app.core.vocabulary import ChangeType as _ChangeType
@@ -97,7 +98,8 @@ class RunOut(BaseModel):
     heartbeat_at: Timestamp | None
 
     @classmethod
-    def of(cls, r: Run) -> RunOut:
+    def of(cls, r: Run, redact: bool = False) -> RunOut:
+        """``redact``: the error message without the values it quotes (keys below admin)."""
         total = max(int(r.stages_total or 0), 1)
         done = int(r.stages_done or 0)
         if r.status in SUCCESS_STATUSES:
@@ -118,7 +120,10 @@ class RunOut(BaseModel):
             stages=[_stage(s) for s in (r.stages or [])],
             warnings=list(r.warnings or []),
             counts={k: int(v) for k, v in (r.counts or {}).items() if v is not None},
-            error=RunError(message=r.error_message, stage=r.error_stage) if r.error_message else None,
+            error=RunError(message=(redact_values(r.error_message) if redact else r.error_message) or "",
+                           stage=r.error_stage)
+            if r.error_message
+            else None,
             requested_by=r.requested_by,
             created_at=utc(r.created_at),  # type: ignore[arg-type]
             started_at=utc(r.started_at),

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.errors import IdrError
+from app.core.redact import redact_values
 from app.core.run_record import RunResult
 from app.core.timefmt import rfc3339
 from app.core.vocabulary import PUBLISHED_STATUSES
@@ -85,7 +86,7 @@ def run_payload(run: Run) -> dict[str, Any]:
         "status": run.status,
         "started_at": rfc3339(run.started_at),
         "ended_at": rfc3339(run.ended_at),
-        "error_message": run.error_message,
+        "error_message": redact_values(run.error_message),  # receivers are outside: no data values
         "error_stage": run.error_stage,
         "warnings": run.warnings or [],
         "counts": run.counts or {},

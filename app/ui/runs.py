@@ -39,9 +39,10 @@ def runs_page(
     dry = {"dry": True, "real": False}.get(kind or "")
     items, nxt = svc.list_runs(rt, status=status, mode=mode, dry_run=dry, cursor=cursor, limit=PAGE_SIZE)
     recent, _ = svc.list_runs(rt, limit=TREND_RUNS)
-    views = [_view(RunOut.of(r)) for r in items]
-    trend = [_view(RunOut.of(r)) for r in reversed(recent)]
-    active = [v for v in (_view(RunOut.of(r)) for r in recent) if v["run"].status in ACTIVE_STATUSES]
+    redact = not p.allows("admin")  # error messages without the data values they quote
+    views = [_view(RunOut.of(r, redact)) for r in items]
+    trend = [_view(RunOut.of(r, redact)) for r in reversed(recent)]
+    active = [v for v in (_view(RunOut.of(r, redact)) for r in recent) if v["run"].status in ACTIVE_STATUSES]
     return render(
         request,
         "runs.html",
@@ -62,7 +63,7 @@ def runs_page(
 def live_fragment(request: Request, p: Viewer) -> Response:
     """The active runs panel, polled by console.js while runs are active."""
     recent, _ = svc.list_runs(rt_of(request), limit=TREND_RUNS)
-    active = [_view(RunOut.of(r)) for r in recent if r.status in ACTIVE_STATUSES]
+    active = [_view(RunOut.of(r, not p.allows("admin"))) for r in recent if r.status in ACTIVE_STATUSES]
     resp = render(request, "_active_runs.html", {"active": active})
     if not active:
         resp.headers["X-Idr-Done"] = "1"
@@ -85,8 +86,8 @@ def start_run(request: Request, p: Viewer, form: Form) -> Response:
     return RedirectResponse(f"/ui/runs/{run.id}", status_code=303)
 
 
-def _run_context(request: Request, run_id: str) -> dict:
-    r = RunOut.of(svc.get_run(rt_of(request), run_id))
+def _run_context(request: Request, run_id: str, redact: bool = True) -> dict:
+    r = RunOut.of(svc.get_run(rt_of(request), run_id), redact)
     stages = [s for s in r.stages if s.seconds is not None]
     return {
         **_view(r),
@@ -98,7 +99,7 @@ def _run_context(request: Request, run_id: str) -> dict:
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: str, p: Viewer) -> Response:
-    ctx = _run_context(request, run_id)
+    ctx = _run_context(request, run_id, not p.allows("admin"))
     r = ctx["run"]
     ctx["applied_by"] = applied_by(rt_of(request), r.id) if r.dry_run else []
     return render(request, "run.html", ctx)
@@ -107,7 +108,7 @@ def run_page(request: Request, run_id: str, p: Viewer) -> Response:
 @router.get("/runs/{run_id}/progress", response_class=HTMLResponse)
 def run_progress(request: Request, run_id: str, p: Viewer) -> Response:
     """The live part of a run's page, polled by console.js until the run ends."""
-    ctx = _run_context(request, run_id)
+    ctx = _run_context(request, run_id, not p.allows("admin"))
     resp = render(request, "_run_progress.html", ctx)
     if not ctx["active"]:
         resp.headers["X-Idr-Done"] = "1"
