@@ -92,8 +92,8 @@ def request(
         kind, itype, texts = IDENTIFIER, identifier_type, [f"{identifier_type}:{norm}"]
     erasure_id = "er_" + secrets.token_hex(10)
     now = datetime.now(UTC).replace(tzinfo=None)
+    salt = _salt(a)  # before the transaction: a BigQuery script cannot read what it wrote
     with a.transaction():
-        salt = _salt(a)
         a.execute(
             "INSERT INTO idr_meta.erasure_request (erasure_id, match_kind, identifier_type, entries, requested_at, "
             "requested_by) VALUES ($id, $kind, $t, $n, $now, $by)",

@@ -4,7 +4,9 @@ The story packs the engine scenarios into one warehouse (disjoint identifiers, s
 scenarios cannot touch each other): long chains across two sources, phone/email
 canonicalization, a junk value over max_group_size, EXACT and LIKE exclusions, quotes and
 injection-looking strings, then an INCR delta that bridges two chains (merge), breaks a
-cluster (split), adds, updates and deletes records — with a dry run of each real run.
+cluster (split), adds, updates and deletes records; then deletes INCR runs see: a
+soft-deleted bridge (the merge splits again), a hard delete found by key reconciliation,
+an erasure by email that keeps a re-sent row out — with a dry run of each real run.
 ``observe`` reads every production and dry-run table in a platform-neutral form (no
 timestamps set from the wall clock, no run ids), so observations compare with ``==``.
 """
@@ -36,7 +38,14 @@ def config() -> dict[str, Any]:
     ]
     return {
         "sources": [
-            {"table_id": t, "table_fqn": f"src.{t}", "entity_key_expr": "id", "watermark_column": "updated_at"}
+            {
+                "table_id": t,
+                "table_fqn": f"src.{t}",
+                "entity_key_expr": "id",
+                "watermark_column": "updated_at",
+                "deleted_flag_expr": "is_deleted",
+                "reconcile_deletes": "every_run" if t == "crm" else "never",
+            }
             for t in TABLES
         ],
         "source_trust": [{"table_id": t, "trust_rank": i + 1} for i, t in enumerate(TABLES)],
@@ -77,7 +86,7 @@ class Warehouse:
         for t in TABLES:
             a.execute(
                 f"CREATE TABLE IF NOT EXISTS {a.table('src', t)} (id VARCHAR, email VARCHAR, phone VARCHAR, "
-                "name VARCHAR, updated_at TIMESTAMP)"
+                "name VARCHAR, updated_at TIMESTAMP, is_deleted BOOLEAN)"
             )
         apply_config(a, config())
 
@@ -85,8 +94,11 @@ class Warehouse:
         self.clock += timedelta(minutes=1)
         return self.clock
 
-    def upsert_many(self, rows: list[tuple[str, str, str | None, str | None, str | None]]) -> None:
-        """(table, id, email, phone, name): replace each record, newest timestamp wins."""
+    def upsert_many(
+        self, rows: list[tuple[str, str, str | None, str | None, str | None]], deleted: bool = False
+    ) -> None:
+        """(table, id, email, phone, name): replace each record, newest timestamp wins;
+        ``deleted`` flags them deleted (is_deleted, the sources' deleted_flag_expr)."""
         a = self.adapter
         for table in TABLES:
             mine = [r for r in rows if r[0] == table]
@@ -98,8 +110,8 @@ class Warehouse:
             ids = {f"i{i}": r[1] for i, r in enumerate(mine)}
             a.execute(f"DELETE FROM {t} WHERE id IN ({', '.join('$' + k for k in ids)})", ids)
             a.executemany(
-                f"INSERT INTO {t} (id, email, phone, name, updated_at) VALUES ($id, $e, $p, $n, $ts)",
-                [{"id": r[1], "e": r[2], "p": r[3], "n": r[4], "ts": self.tick()} for r in mine],
+                f"INSERT INTO {t} (id, email, phone, name, updated_at, is_deleted) VALUES ($id, $e, $p, $n, $ts, $d)",
+                [{"id": r[1], "e": r[2], "p": r[3], "n": r[4], "ts": self.tick(), "d": deleted} for r in mine],
             )
 
     def delete(self, table: str, id_: str) -> None:
@@ -121,8 +133,13 @@ def base_rows() -> list[tuple[str, str, str | None, str | None, str | None]]:
     # Chain A (12 records, alternating email/phone links, across both sources).
     for i in range(12):
         rows.append(
-            ("crm" if i % 3 else "shop", f"a{i:02d}", f"A{(i + 1) // 2}@chain.example", f"+1 (555) 100-{i // 2:04d}",
-             f"Ann {i}")
+            (
+                "crm" if i % 3 else "shop",
+                f"a{i:02d}",
+                f"A{(i + 1) // 2}@chain.example",
+                f"+1 (555) 100-{i // 2:04d}",
+                f"Ann {i}",
+            )
         )
     # Chain B (10 records).
     for i in range(10):
@@ -146,7 +163,7 @@ def base_rows() -> list[tuple[str, str, str | None, str | None, str | None]]:
     # Quotes, injection and placeholder look-alikes are data, in keys, values and names.
     rows += [
         ("crm", EVIL, "o'brien@x.example", None, "O'Brien"),
-        ("shop", "q2", "O'Brien@x.example", None, "O'Brien \"Junior\""),
+        ("shop", "q2", "O'Brien@x.example", None, 'O\'Brien "Junior"'),
     ]
     for i, v in enumerate(ODD):
         rows.append(("crm", f"odd{i}:{v}", f"odd{i // 2}{v}@odd.example", None, v))
@@ -183,6 +200,22 @@ def story_steps(wh: Warehouse) -> list[tuple[str, dict[str, Any]]]:
     out.append(("INCR", observe(wh.adapter, wh.run("INCR"))))
     wh.delete("crm", "s1")
     out.append(("dry FULL with a delete", observe(wh.adapter, wh.run("FULL", dry_run=True))))
+    # Deletes INCR sees: the bridge flagged deleted (chains A and B split apart again), and
+    # crm:s1's hard delete found by reconciling crm's keys.
+    wh.upsert_many([r for r in delta_rows() if r[1] == "bridge"], deleted=True)
+    before = production(wh.adapter)
+    out.append(("dry INCR with deletes", observe(wh.adapter, wh.run("INCR", dry_run=True))))
+    assert production(wh.adapter) == before, "a dry run changed production tables"
+    out.append(("INCR with deletes", observe(wh.adapter, wh.run("INCR"))))
+    # An erasure by email: both records holding it (any case) go, and stay out when the
+    # source re-sends one of them.
+    from app.services import erasures
+
+    erasures.request(wh.adapter, identifier_type="EMAIL", identifier_value="O'BRIEN@x.example", requested_by="story")
+    out.append(("dry INCR with an erasure", observe(wh.adapter, wh.run("INCR", dry_run=True))))
+    out.append(("INCR with an erasure", observe(wh.adapter, wh.run("INCR"))))
+    wh.upsert_many([("shop", "q2", "o'brien@x.example", None, "O'Brien re-sent")])
+    out.append(("INCR with a re-sent erased row", observe(wh.adapter, wh.run("INCR"))))
     return out
 
 
@@ -231,8 +264,19 @@ def observe(a: Adapter, r: RunResult) -> dict[str, Any]:
     p = {"r": r.run_id}
     obs: dict[str, Any] = {
         "result": (
-            r.status, r.mode, r.entities_processed, r.edges_created, r.edges_updated, r.clusters_impacted,
-            r.groups_skipped, r.values_excluded, r.large_clusters, r.source_tables_processed, sorted(r.warnings),
+            r.status,
+            r.mode,
+            r.entities_processed,
+            r.edges_created,
+            r.edges_updated,
+            r.clusters_impacted,
+            r.groups_skipped,
+            r.values_excluded,
+            r.large_clusters,
+            r.source_tables_processed,
+            sorted(r.warnings),
+            sorted(r.entities_removed.items()),
+            sorted(r.erasures_applied.values()),
         ),
         "history": _rows(
             a,

@@ -41,6 +41,21 @@ def test_reference_story_on_duckdb_shows_each_scenario(make_adapter):
     changes = {k: t for k, _c, _p, t, _a, _b in steps["dry FULL with a delete"]["dry_run_results"]}
     assert changes["crm:s1"] == "REMOVED"
     assert set(changes.values()) == {"REMOVED", "UNCHANGED"}, "FULL after INCR changes nothing else"
+    # Deletes INCR sees: the soft-deleted bridge splits the merged chains again (A keeps its
+    # id: most members, B gets a new one); reconciliation removes the hard-deleted crm:s1.
+    kinds = {k: (t, cur, new) for k, cur, new, t, _cs, _ps in steps["dry INCR with deletes"]["dry_run_results"]}
+    assert kinds["shop:bridge"][0] == "REMOVED" and kinds["crm:s1"][0] == "REMOVED"
+    assert kinds["crm:b00"][0] == kinds["shop:a00"][0] == "SPLIT"
+    after = dict(steps["INCR with deletes"]["production"]["membership"])
+    assert "shop:bridge" not in after and "crm:s1" not in after
+    assert after["shop:a00"] == incr["shop:a00"] and after["crm:b00"] not in (incr["crm:b00"], m["crm:b00"])
+    assert steps["INCR with deletes"]["result"][-2] == [("erasure", 0), ("reconciliation", 1), ("soft_delete", 1)]
+    erased = {k: t for k, _c, _p, t, _a, _b in steps["dry INCR with an erasure"]["dry_run_results"]}
+    assert erased[f"crm:{EVIL}"] == erased["shop:q2"] == "REMOVED"
+    for step in ("INCR with an erasure", "INCR with a re-sent erased row"):
+        gone = dict(steps[step]["production"]["membership"])
+        assert f"crm:{EVIL}" not in gone and "shop:q2" not in gone, step
+    assert steps["INCR with an erasure"]["result"][-1] == [2]
 
 
 # Round trips per run of the story (FULL, dry INCR, INCR, dry FULL), as measured with the
