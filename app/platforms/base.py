@@ -191,7 +191,10 @@ class Adapter(ABC):
             except BaseException:
                 self._tx_depth = 0
                 self.count_round_trip()
-                run("ROLLBACK")
+                try:
+                    run("ROLLBACK")
+                except Exception:  # noqa: BLE001 - a late interrupt (cancel, lost lease) may hit the rollback itself
+                    run("ROLLBACK")
                 raise
             self._tx_depth = 0
             self.count_round_trip()
