@@ -1,7 +1,8 @@
 """Connected components of an integer edge list, exact, in O(log n) rounds.
 
-``sql_components`` runs in the warehouse (every platform); ``unionfind_components``
-is the embedded fast path (DuckDB hands the edges to scipy as numpy arrays). Both write
+Two strategies, chosen by ``solver_for``: ``SQLRounds``, the portable default, runs in
+the warehouse (every platform); ``UnionFind`` is the override for an adapter that is an
+``ArrowExchange`` (DuckDB hands the edges to scipy as numpy arrays). Both write
 ``{w.cc_labels}(node, label)`` for every node that has an edge; the partition they give
 is identical (tests check), labels are arbitrary.
 """
@@ -9,11 +10,13 @@ is identical (tests check), labels are arbitrary.
 from __future__ import annotations
 
 import random
+from typing import Protocol
 
 import numpy as np
 
-from app.core.errors import ComponentCapExceeded
+from app.core.errors import ComponentCapExceeded, PipelineError
 from app.pipeline.context import RunContext
+from app.platforms.base import Adapter, ArrowExchange
 
 P = 2_147_483_647  # prime (2^31 - 1); node ids stay below it
 STAGE = "components"
@@ -107,15 +110,54 @@ def preload() -> None:
     threading.Thread(target=load, name="idr-preload-scipy", daemon=True).start()
 
 
-def unionfind_components(ctx: RunContext) -> int:
+class ComponentsSolver(Protocol):
+    name: str
+
+    def solve(self, ctx: RunContext, max_rounds: int) -> int:
+        """Write {w.cc_labels}; return the rounds it took."""
+        ...
+
+
+class SQLRounds:
+    """Portable default: contraction rounds in the warehouse's SQL."""
+
+    name = "sql"
+
+    def solve(self, ctx: RunContext, max_rounds: int) -> int:
+        return sql_components(ctx, max_rounds)
+
+
+class UnionFind:
+    """In-process override: union-find over the edge list as numpy arrays."""
+
+    name = "unionfind"
+
+    def __init__(self, exchange: ArrowExchange) -> None:
+        self.exchange = exchange
+
+    def solve(self, ctx: RunContext, max_rounds: int) -> int:
+        return unionfind_components(ctx, self.exchange)
+
+
+def solver_for(adapter: Adapter, engine: str = "auto") -> ComponentsSolver:
+    """``engine`` (setting cc_engine): auto = the adapter's best, sql, or unionfind."""
+    if engine == "sql":
+        return SQLRounds()
+    if isinstance(adapter, ArrowExchange):
+        return UnionFind(adapter)
+    if engine == "unionfind":
+        raise PipelineError(f"cc_engine=unionfind needs an in-process warehouse, not {adapter.platform}")
+    return SQLRounds()
+
+
+def unionfind_components(ctx: RunContext, exchange: ArrowExchange) -> int:
     """Embedded fast path: the integer edge list goes to scipy as numpy arrays (no
     Python objects per edge) and the labels come back through Arrow. Exact; returns 1
     "round"."""
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
 
-    a = ctx.adapter
-    edges = a.numpy(f"SELECT u, v FROM {ctx.w('cc_edges')}")  # type: ignore[attr-defined]
+    edges = exchange.numpy(f"SELECT u, v FROM {ctx.w('cc_edges')}")
     u, v = edges["u"].astype(np.int64, copy=False), edges["v"].astype(np.int64, copy=False)
     if len(u) == 0:
         ctx.exec(f"CREATE TABLE {ctx.w('cc_labels')} (node BIGINT, label BIGINT)")
@@ -137,9 +179,9 @@ def unionfind_components(ctx: RunContext) -> int:
     # (pyarrow looks for it), most of a second of a small run.
     table = {"node": nodes.astype(np.int64, copy=False), "label": labels.astype(np.int64)}
     name = f"{ctx.tag}_cc_arrow"
-    a.register_arrow(name, table)  # type: ignore[attr-defined]
+    exchange.register_arrow(name, table)
     try:
-        ctx.exec(f"CREATE TABLE {ctx.w('cc_labels')} AS SELECT node, label FROM {a.ident(name)}")
+        ctx.exec(f"CREATE TABLE {ctx.w('cc_labels')} AS SELECT node, label FROM {ctx.adapter.ident(name)}")
     finally:
-        a.unregister(name)  # type: ignore[attr-defined]
+        exchange.unregister(name)
     return 1

@@ -7,7 +7,6 @@ import os
 from itertools import pairwise
 
 from app.config.model import Canonicalize
-from app.core.errors import PipelineError
 from app.pipeline import components
 from app.pipeline.context import RunContext
 from app.pipeline.extract import active_rules, canonical_sql, lit, type_numbers
@@ -248,15 +247,8 @@ def connected_components(ctx: RunContext) -> None:
     """Step components: {w.cc_labels}(node, label) over {w.cc_edges}, exact."""
     n_edges = ctx.count(ctx.w("cc_edges"))
     max_rounds = int(ctx.config.settings.get("max_cc_rounds", ctx.settings.max_cc_rounds))
-    engine = ctx.settings.cc_engine
-    if engine == "auto":
-        engine = "unionfind" if ctx.adapter.supports_arrow else "sql"
-    if engine == "unionfind":
-        if not ctx.adapter.supports_arrow:
-            raise PipelineError(f"cc_engine=unionfind needs an in-process warehouse, not {ctx.adapter.platform}")
-        ctx.result.lp_iterations = components.unionfind_components(ctx)
-    else:
-        ctx.result.lp_iterations = components.sql_components(ctx, max_rounds)
+    solver = components.solver_for(ctx.adapter, ctx.settings.cc_engine)
+    ctx.result.lp_iterations = solver.solve(ctx, max_rounds)
     # Components = those among nodes with an edge + every node without one.
     if ctx.state.linked is not None:
         linked_nodes, linked_comps = ctx.state.linked

@@ -187,7 +187,7 @@ def _run_pipeline(
             "UPDATE idr_out.run_history SET input_fingerprint = $fp, applied_dry_run_id = $d WHERE run_id = $r",
             {"fp": json.dumps(ctx.state.input_fingerprint), "d": apply_of, "r": result.run_id},
         )
-    if settings.cc_engine != "sql" and adapter.supports_arrow:
+    if isinstance(components.solver_for(adapter, settings.cc_engine), components.UnionFind):
         components.preload()
     t0 = time.perf_counter()
     stage = "init"

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import sqlglot
 from sqlglot import exp
@@ -41,6 +41,19 @@ def _transpile(sql: str, read: str, write: str) -> tuple[str, ...]:
 def quote_ident(name: str, dialect: str = "duckdb") -> str:
     """Quote one identifier safely for ``dialect``."""
     return exp.to_identifier(name, quoted=True).sql(dialect=dialect)
+
+
+@runtime_checkable
+class ArrowExchange(Protocol):
+    """An in-process engine that hands result columns to Python as numpy arrays and reads
+    Arrow tables back by name (DuckDB): what the embedded fast paths need, typed, instead
+    of a flag and untyped calls."""
+
+    def numpy(self, sql: str, params: Params = None) -> dict[str, Any]: ...
+
+    def register_arrow(self, name: str, table: Any) -> None: ...
+
+    def unregister(self, name: str) -> None: ...
 
 
 class Adapter(ABC):

@@ -53,3 +53,29 @@ def test_long_chain_both_engines():
     other = clone(w)
     assert w.run(engine="sql").ok and other.run(engine="unionfind").ok
     assert len(w.partition()) == 1 and state(w) == state(other)
+
+
+def test_solver_strategies_portable_default_and_duckdb_override():
+    """DuckDB (an ArrowExchange) gets the union-find override, every other adapter the
+    portable SQL rounds; both give the same partition and ids on a random graph."""
+    import random
+
+    import pytest
+
+    from app.core.errors import PipelineError
+    from app.pipeline.components import SQLRounds, UnionFind, solver_for
+    from app.platforms.bigquery import BigQueryAdapter
+
+    w = World.create(max_group_size=50)
+    assert isinstance(solver_for(w.adapter), UnionFind)
+    assert isinstance(solver_for(w.adapter, "sql"), SQLRounds)
+    remote = BigQueryAdapter(lambda: None)  # never connects
+    assert isinstance(solver_for(remote), SQLRounds)
+    with pytest.raises(PipelineError, match="in-process"):
+        solver_for(remote, "unionfind")
+    rng = random.Random(5)
+    for i in range(150):
+        w.upsert("crm", str(i), email=f"e{rng.randrange(60)}@x.com", phone=f"{rng.randrange(90):04d}")
+    other = clone(w)
+    assert w.run(engine="sql").ok and other.run(engine="auto").ok
+    assert state(w) == state(other) and 1 < len(w.partition()) < 150
