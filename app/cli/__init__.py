@@ -169,6 +169,30 @@ def demo(
     console.print(f"next: idr run --mode FULL --db {path}", highlight=False)
 
 
+dbt_app = typer.Typer(help="dbt integration.", no_args_is_help=True)
+app.add_typer(dbt_app, name="dbt")
+
+
+@dbt_app.command("sources")
+def dbt_sources(
+    db: DbOpt = None,
+    target: TargetOpt = None,
+    out: Annotated[str, typer.Option("--out", help="File to write ('-': standard output).")] = "sources.yml",
+) -> None:
+    """Write a dbt sources.yml for idr's public tables (columns, key tests)."""
+    from pathlib import Path
+
+    from app.dbt import sources_yaml
+
+    with warehouse(db, target) as a:
+        text = sources_yaml(a)
+    if out == "-":
+        typer.echo(text, nl=False)
+    else:
+        Path(out).write_text(text)
+        console.print(f"wrote {out}", highlight=False)
+
+
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
