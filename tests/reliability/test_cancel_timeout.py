@@ -46,8 +46,10 @@ def test_cancel_interrupts_a_slow_statement(app_factory, warehouse_path, tmp_pat
     assert done["error"]["stage"] == "extract_entities", done
     assert stopped_after < 15, stopped_after  # not the two minutes the statement would take
     assert fingerprints(warehouse_path) == before
-    again = client.post("/v1/runs", json={"mode": "FULL", "dry_run": True})
-    assert again.status_code == 202  # nothing holds the target or the file
+    again = client.post("/v1/runs", json={"mode": "FULL"})
+    assert again.status_code == 202, again.text  # the target is free again
+    assert client.post(f"/v1/runs/{again.json()['id']}/cancel").status_code == 202
+    assert wait_run(client, again.json()["id"], timeout=30)["status"] == "CANCELLED"
 
 
 def test_run_timeout_stops_the_run_the_same_way(app_factory, warehouse_path, tmp_path):
