@@ -245,18 +245,18 @@ def edge_counts(ctx: RunContext) -> None:
 
 def connected_components(ctx: RunContext) -> None:
     """Step components: {w.cc_labels}(node, label) over {w.cc_edges}, exact."""
-    n_edges = ctx.count(ctx.w("cc_edges"))
     max_rounds = int(ctx.config.settings.get("max_cc_rounds", ctx.settings.max_cc_rounds))
     solver = components.solver_for(ctx.adapter, ctx.settings.cc_engine)
     ctx.result.lp_iterations = solver.solve(ctx, max_rounds)
-    # Components = those among nodes with an edge + every node without one.
-    if ctx.state.linked is not None:
-        linked_nodes, linked_comps = ctx.state.linked
-    else:
-        linked_nodes, linked_comps = ctx.adapter.fetchone(
-            f"SELECT count(*), count(DISTINCT label) FROM {ctx.w('cc_labels')}"
-        ) or (0, 0)
-    nodes = (
-        ctx.result.entities_processed if ctx.full else ctx.scalar(f"SELECT count(DISTINCT node) FROM {ctx.w('nodes')}")
-    )
-    ctx.state.count("components", rows_in=n_edges, rows_out=int(linked_comps) + nodes - int(linked_nodes))
+    # Components = those among nodes with an edge + every node without one; the stage's
+    # counts in one read (a round trip on a warehouse).
+    queries = {"edges": f"SELECT count(*) FROM {ctx.w('cc_edges')}"}
+    if ctx.state.linked is None:
+        queries["linked_nodes"] = f"SELECT count(*) FROM {ctx.w('cc_labels')}"
+        queries["linked_comps"] = f"SELECT count(DISTINCT label) FROM {ctx.w('cc_labels')}"
+    if not ctx.full:
+        queries["nodes"] = f"SELECT count(DISTINCT node) FROM {ctx.w('nodes')}"
+    n = ctx.scalars(queries)
+    linked_nodes, linked_comps = ctx.state.linked or (n["linked_nodes"], n["linked_comps"])
+    nodes = ctx.result.entities_processed if ctx.full else n["nodes"]
+    ctx.state.count("components", rows_in=n["edges"], rows_out=int(linked_comps) + nodes - int(linked_nodes))
