@@ -89,7 +89,7 @@ def key_rank(ctx: RunContext) -> None:
     that is several times faster. Exact: any string between a table's smallest and
     largest key starts with their common prefix."""
     plan = table_prefixes(ctx.state.key_ranges) if ctx.adapter.binary_string_order else None
-    if plan is None:
+    if not plan:  # (also when no source holds a record: every stored one was deleted)
         ctx.exec(
             f"CREATE TABLE {ctx.w('key_rank')} AS SELECT eid, row_number() OVER (ORDER BY entity_key) AS kr "
             f"FROM {ctx.w('entities')}"

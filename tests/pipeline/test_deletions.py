@@ -238,3 +238,18 @@ def test_erasure_by_key_and_bad_requests():
         assert info.value.field == field
     with pytest.raises(NotFoundError):
         erasures.get(w.adapter, "er_00000000000000000000")
+
+
+@pytest.mark.parametrize("mode", ["INCR", "FULL"])
+def test_every_record_deleted(mode):
+    """A run after the sources flagged or lost every record empties the state (FULL used
+    to fail building an empty key order)."""
+    w = _bridged(reconcile="every_run")
+    for t, i in (("crm", "1"), ("crm", "2"), ("shop", "3")):
+        w.soft_delete(t, i)
+    w.delete("shop", "4")
+    w.delete("crm", "5")
+    r = w.run(mode)
+    assert r.ok, r.error_message
+    assert w.membership() == {} and w.clusters() == {}
+    assert sum(r.entities_removed.values()) == 5
