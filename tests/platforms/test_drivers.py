@@ -30,9 +30,11 @@ def test_snowflake_story_through_fakesnow_http_server():
         got = story_steps(wh)
         if "steps" in _reference:  # the conformance suite ran first: compare step by step
             assert [o["production"] for _, o in got] == [o["production"] for _, o in _reference["steps"]]
-        membership = dict(production(a)["membership"])
+        # After the INCR step the bridge joins both chains (later steps delete it again).
+        membership = dict(dict(got)["INCR"]["production"]["membership"])
         assert membership["crm:b00"] == membership["shop:bridge"] == membership["shop:a00"]
-        assert a.scalar("SELECT count(*) FROM idr_out.run_history") == 4
+        assert "shop:bridge" not in dict(production(a)["membership"])
+        assert a.scalar("SELECT count(*) FROM idr_out.run_history") == len(got)  # one run per step
         a.close()
 
 

@@ -37,7 +37,9 @@ MOVED = 2
 def test_story_returns_the_rows_engine_v1_wrote(make_adapter):
     v1 = json.loads(load.__globals__["HERE"].joinpath("story_v1.json").read_text())["steps"]
     wh = Warehouse(make_adapter("duckdb"))
-    got = story_steps(wh)
+    # The story has since gained steps for what v1 could not do (deletes, erasures): v1's
+    # steps come first, and those are compared.
+    got = story_steps(wh)[: len(v1)]
     assert [n for n, _ in got] == [n for n, _ in v1]
     for (name, obs), (_, want) in zip(got, v1, strict=True):
         mine = _json(obs)
@@ -46,6 +48,8 @@ def test_story_returns_the_rows_engine_v1_wrote(make_adapter):
                 continue
             if key == "production":
                 want = {**want, key: {**want[key], "golden": [r for r in want[key]["golden"] if not _blocked(r)]}}
+            if key == "result":  # removals by reason (deletes) came after v1, at the end
+                mine[key] = mine[key][: len(want[key])]
             assert mine[key] == want[key], f"step {name!r}: {key} differs from v1"
         if "dry_run_cluster_changes" in want:
             run_id = next(r.run_id for r in wh.runs if r.dry_run and r.mode == want["result"][1])
