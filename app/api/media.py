@@ -18,6 +18,33 @@ EXTRA_TYPES: dict[tuple[str, str], tuple[str, ...]] = {("PUT", "/v1/config"): YA
 _BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
+async def send_problem(
+    send: Send,
+    scope: Scope,
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    code: str,
+    field: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """An RFC 9457 problem answered from ASGI middleware, before any route runs."""
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": scope["path"],
+        "code": code,
+        "field": field,
+    }
+    data = json.dumps(body).encode()
+    start_headers = [(b"content-type", b"application/problem+json"), (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": start_headers + (headers or [])})
+    await send({"type": "http.response.body", "body": data})
+
+
 def accepted(method: str, path: str) -> tuple[str, ...]:
     return JSON_TYPES + EXTRA_TYPES.get((method, path.rstrip("/") or "/"), ())
 
@@ -46,28 +73,16 @@ class MediaTypeMiddleware:
                 kept = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
                 scope["headers"] = [*kept, (b"content-type", b"application/json")]
         elif has_body and not (_is_json(ctype) or ctype in ok):  # an empty body has no type to refuse
-            body = {
-                "type": "about:blank",
-                "title": "Unsupported Media Type",
-                "status": 415,
-                "detail": f"content type {ctype!r} is not supported here; send {' or '.join(ok)}",
-                "instance": scope["path"],
-                "code": "unsupported_media_type",
-                "field": "content-type",
-            }
-            data = json.dumps(body).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 415,
-                    "headers": [
-                        (b"content-type", b"application/problem+json"),
-                        (b"content-length", str(len(data)).encode()),
-                        (b"accept", ", ".join(ok).encode()),
-                    ],
-                }
+            await send_problem(
+                send,
+                scope,
+                415,
+                "Unsupported Media Type",
+                f"content type {ctype!r} is not supported here; send {' or '.join(ok)}",
+                code="unsupported_media_type",
+                field="content-type",
+                headers=[(b"accept", ", ".join(ok).encode())],
             )
-            await send({"type": "http.response.body", "body": data})
             return
         await self.app(scope, receive, send)
 
@@ -115,24 +130,12 @@ class BodyLimitMiddleware:
                 await self._refuse(scope, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = {
-            "type": "about:blank",
-            "title": "Content Too Large",
-            "status": 413,
-            "detail": f"the request body is larger than {self.limit} bytes (IDR_API_MAX_BODY_BYTES)",
-            "instance": scope["path"],
-            "code": "body_too_large",
-            "field": "",
-        }
-        data = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(data)).encode()),
-                ],
-            }
+        await send_problem(
+            send,
+            scope,
+            413,
+            "Content Too Large",
+            f"the request body is larger than {self.limit} bytes (IDR_API_MAX_BODY_BYTES)",
+            code="body_too_large",
+            field="",
         )
-        await send({"type": "http.response.body", "body": data})
