@@ -119,6 +119,17 @@ def test_serve_mints_an_admin_key_on_the_first_start_only(tmp_path, demo_db):
 def test_serve_never_prints_the_bootstrap_key(tmp_path, demo_db):
     path, _ = demo_db
     secret = "idr_from_the_environment_0123456789"
-    out = _serve_once(_env(tmp_path, path, IDR_BOOTSTRAP_API_KEY=secret), tmp_path)
-    assert secret not in out and "IDR_BOOTSTRAP_API_KEY" in out
-    assert not re.findall(r"idr_[A-Za-z0-9_-]{20,}", out.replace(secret, ""))
+    client_key = "idr_client_key_from_the_environment_42"  # the CLI's own key, set in the same shell
+    env = _env(tmp_path, path, IDR_BOOTSTRAP_API_KEY=secret, IDR_API_KEY=client_key)
+    outs = [_serve_once(env, tmp_path) for _ in range(2)]
+    for out in outs:
+        assert secret not in out and client_key not in out and "IDR_BOOTSTRAP_API_KEY" in out
+        assert not re.findall(r"idr_[A-Za-z0-9_-]{20,}", out), out  # nor a minted one
+    from app.db.models import ApiKey
+    from app.db.session import make_engine, make_session_factory, session_scope
+
+    # Two starts, one key: the environment's, stored once (by its hash), nothing minted beside it.
+    with session_scope(make_session_factory(make_engine(f"sqlite:///{tmp_path}/state.db"))) as s:
+        rows = s.query(ApiKey).all()
+        assert [(r.name, r.scopes) for r in rows] == [("bootstrap", "admin")]
+        assert rows[0].key_hash != secret

@@ -13,6 +13,10 @@ def test_redact_values():
     assert redact_values("Could not convert string 'boom 59' to INT32") == "Could not convert string '…' to INT32"
     assert redact_values('x "it\'s" y') == "x '…' y"
     assert redact_values(None) is None
+    # BigQuery quotes nothing: the rest of the sentence after "value:" is the value.
+    bq = "Bad int64 value: boom 59; reason: invalidQuery"
+    assert redact_values(bq) == "Bad int64 value: '…'; reason: invalidQuery"
+    assert redact_values("Numeric value 'boom 59' is not recognized") == "Numeric value '…' is not recognized"
 
 
 def test_error_values_are_shown_to_admin_keys_only(app_factory, warehouse_path, tmp_path, receiver):
