@@ -6,55 +6,30 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, SerializeAsAny, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.core.targets import TargetModel, parse_targets
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class Target(BaseModel):
-    """One named warehouse (``IDR_TARGETS__<NAME>__<FIELD>``). Secrets are SecretStr (never
-    printed) or ``*_file`` paths read at connect time (mounted secrets)."""
-
-    platform: Literal["duckdb", "snowflake", "bigquery", "databricks", "spark"]
-    # duckdb
-    path: str | None = None
-    # snowflake
-    account: str | None = None
-    user: str | None = None
-    password: SecretStr | None = None
-    password_file: Path | None = None
-    private_key_file: Path | None = None
-    database: str | None = None
-    warehouse: str | None = None
-    role: str | None = None
-    host: str | None = None
-    port: int | None = None
-    protocol: str | None = None
-    # bigquery
-    project: str | None = None
-    location: str | None = None
-    credentials_file: Path | None = None
-    endpoint: str | None = Field(None, description="BigQuery API endpoint override (an emulator).")
-    # databricks SQL warehouse
-    server_hostname: str | None = None
-    http_path: str | None = None
-    access_token: SecretStr | None = None
-    access_token_file: Path | None = None
-    catalog: str | None = None
-    # spark (a SparkSession: spark-submit on a cluster, or local)
-    spark_master: str | None = Field(None, description="Spark master URL; unset: the active/default session.")
-    spark_warehouse_dir: str | None = None
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="IDR_", env_file=".env", extra="ignore", env_nested_delimiter="__"
+        env_prefix="IDR_",
+        env_file=".env",
+        extra="ignore",
+        env_nested_delimiter="__",
+        # An error must not echo what was given: a target's entry holds its secrets.
+        hide_input_in_errors=True,
     )
 
     # Named warehouses; `--target NAME` (CLI) / `target` (API) picks one, else default_target,
     # else the embedded DuckDB at duckdb_path.
-    targets: dict[str, Target] = Field(default_factory=dict, description="Named warehouse targets.")
+    # One model per platform (app/platforms/targets.py), chosen by `platform`: app/core/targets.py.
+    targets: dict[str, SerializeAsAny[TargetModel]] = Field(
+        default_factory=dict, description="Named warehouse targets."
+    )
     default_target: str | None = Field(None, description="Target used when a command names none.")
 
     # Warehouse (embedded default).
@@ -84,6 +59,11 @@ class Settings(BaseSettings):
         "costs what a run changed, not the size of the tables it touched (INCR at 1M: 0.1-0.2 s instead of "
         "0.2-1.7 s); the space INCR runs free is reclaimed when a FULL run rewrites the tables.",
     )
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _targets(cls, value: object) -> object:
+        return parse_targets(value)
 
     @field_validator("bootstrap_api_key", mode="before")
     @classmethod

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-from app.core.settings import Target
 from app.demo.generator import demo_config
 from app.platforms.duckdb import DuckDBAdapter
+from app.platforms.targets import DuckDBTarget
 from tests.service.conftest import ADMIN_KEY, RECORDS, make_settings, wait_run
 from tests.service.flow import full_flow
 
@@ -22,7 +22,8 @@ def test_runs_on_a_named_target_leave_the_default_target_alone(
 ):
     other = tmp_path / "other.duckdb"
     shutil.copyfile(warehouse_template, other)
-    settings = make_settings(tmp_path, warehouse_path, targets={"other": Target(platform="duckdb", path=str(other))})
+    other_target = DuckDBTarget(platform="duckdb", path=str(other))
+    settings = make_settings(tmp_path, warehouse_path, targets={"other": other_target})
     client = app_factory(settings)
     h = {"Authorization": f"Bearer {ADMIN_KEY}"}
     put = client.put("/v1/config", params={"target": "other"}, json=demo_config(records=RECORDS), headers=h)
