@@ -329,17 +329,15 @@ def _entities_view(ctx: RunContext, *, attributes: bool) -> None:
 def identifier_rows(ctx: RunContext) -> None:
     """Step identifier_rows: {w.ident_raw}(eid, type_no, value_norm), every non-empty
     normalized identifier of the run's records."""
-    a = ctx.adapter
     rules = active_rules(ctx)
     numbers = type_numbers(ctx)
-    materialized = "MATERIALIZED " if a.supports_materialized_cte else ""
+    staging = ctx.adapter.strategies.staging
     ctes, parts = [], []
     for i, (src, t) in enumerate(zip(active_sources(ctx), ctx.state.entity_tables, strict=True)):
         for j, m in enumerate(identifier_maps(ctx, src)):
             norm = canonical_sql(f"i{j}", rules[m.identifier_type].canonicalize)
-            # MATERIALIZED: else DuckDB copies the canonicalization into the empty-value
-            # filter, and it runs three times per row.
-            ctes.append(f"t{i}_{j} AS {materialized}(SELECT eid, {norm} AS v FROM {t})")
+            # Computed once: the empty-value filter below must not repeat the canonicalization.
+            ctes.append(staging.computed_once(f"t{i}_{j}", f"SELECT eid, {norm} AS v FROM {t}"))
             parts.append(
                 f"SELECT eid, {numbers[m.identifier_type]} AS type_no, v AS value_norm FROM t{i}_{j} "
                 "WHERE v IS NOT NULL AND v <> ''"

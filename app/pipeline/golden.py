@@ -13,16 +13,13 @@ attribute that maps the same column as that type's identifier (``test@test.com``
 one's email), unless the config key ``golden_allow_excluded_values`` is true.
 
 Entity rows are wide (attribute j in column ``a{j}``, see ``extract.attribute_names``), so
-the profile is one aggregation over the clusters' entities. Adapters with
-``supports_struct_min_by`` pick each winner with an integer ``min`` over a packed key;
-the others rank with a window. The output, {w.golden_new}(rid, v0, e0, v1, e1, ...), has
-attribute j's value in ``v{j}`` and its record's eid in ``e{j}``.
+the profile is one aggregation over the clusters' entities, built by the adapter's
+golden strategy (``app/platforms/strategies.py``: a ranked window per attribute by
+default; DuckDB picks each winner with an integer ``min`` over a packed key). The output,
+{w.golden_new}(rid, v0, e0, v1, e1, ...), has attribute j's value in ``v{j}`` and its record's eid in ``e{j}``.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from app.config.model import Canonicalize, Strategy
 from app.core.vocabulary import GOLDEN_ALLOW_EXCLUDED_VALUES
@@ -39,20 +36,12 @@ from app.pipeline.extract import (
     source_select,
     type_numbers,
 )
+from app.platforms.strategies import GoldenAttr
 
 STAGE = "golden_profile"
 
 
-@dataclass(frozen=True)
-class _Attr:
-    j: int
-    name: str
-    strategy: Strategy
-    recency: str  # SQL: the record's recency for this attribute
-    rank: str  # SQL: the record's source rank for this attribute (lower wins)
-
-
-def attributes(ctx: RunContext) -> list[_Attr]:
+def attributes(ctx: RunContext) -> list[GoldenAttr]:
     cfg = ctx.config
     names = attribute_names(ctx)
     col = {n: f"a{j}" for j, n in enumerate(names)}
@@ -78,7 +67,7 @@ def attributes(ctx: RunContext) -> list[_Attr]:
         dense = {v: i for i, v in enumerate(sorted(set(raw.values())))}
         whens = " ".join(f"WHEN {lit(t)} THEN {dense[v]}" for t, v in raw.items())
         rank = f"CASE table_id {whens} ELSE {len(dense)} END" if whens else "0"
-        out.append(_Attr(j, name, strategy, recency, rank))
+        out.append(GoldenAttr(j, strategy, recency, rank))
     return out
 
 
@@ -163,117 +152,6 @@ def scope_rows(ctx: RunContext) -> None:
     ctx.drop("reread_keys", "attr_rows", "attr_latest")
 
 
-# Packed integer sort keys (smallest wins): no strings in the aggregation states, which
-# is what keeps a 10M-entity profile in memory. ``kr`` is the record's position in
-# entity_key order (< 2^40), so integer ties fall to the smallest entity key exactly.
-_KR = 1 << 40
-_NULL_NEWEST = (1 << 64) - 1
-
-
-def _key(at: _Attr) -> str:
-    # newest first: -epoch_us shifted to [0, 2^64); an unknown time sorts last
-    nz = f"coalesce(-CAST(epoch_us({at.recency}) AS HUGEINT) + {1 << 63}, CAST('{_NULL_NEWEST}' AS HUGEINT))"
-    rank = f"CAST({at.rank} AS HUGEINT)"  # a dense source position: < 2^16 (one per source)
-    if at.strategy == Strategy.SOURCE_PRIORITY:
-        return f"({rank} * CAST('{1 << 104}' AS HUGEINT) + {nz} * {_KR} + kr)"
-    return f"({nz} * CAST('{1 << 56}' AS HUGEINT) + {rank} * {_KR} + kr)"
-
-
-def _pivot(ctx: RunContext, attrs: list[_Attr], winners: str, won: Callable[[_Attr], str], where: str) -> str:
-    """SELECT rid, v0, e0, ... from the winning records: record x won attribute j where
-    ``won(at)`` holds."""
-    cols = ", ".join(
-        f"max(CASE WHEN {won(at)} THEN x.a{at.j} END) AS v{at.j}, max(CASE WHEN {won(at)} THEN x.eid END) AS e{at.j}"
-        for at in attrs
-    )
-    return f"SELECT k.rid, {cols} FROM {winners} WHERE {where} GROUP BY k.rid"
-
-
-def _golden_min_by(ctx: RunContext, attrs: list[_Attr]) -> None:
-    """One GROUP BY comp with an integer ``min`` per attribute (a MOST_FREQUENT attribute
-    first counts its values per cluster, keeping each value's best key); the winning
-    records are then picked out of the entity rows by one join on comp.
-
-    FULL runs aggregate only the clusters of several records: a record no edge links is
-    a cluster of its own (comp < 0) and wins every attribute it has."""
-    multi = "comp >= 0" if ctx.full else "TRUE"
-    plain, picks, joins = [], [], []
-    for at in attrs:
-        col = f"a{at.j}"
-        if at.strategy == Strategy.MOST_FREQUENT:
-            f = ctx.w(f"freq{at.j}")
-            ctx.exec(
-                f"CREATE TABLE {f} AS SELECT comp, arg_min(best, row(-n, best)) AS m "
-                f"FROM (SELECT comp, count(*) AS n, min({_key(at)}) AS best "
-                f"FROM {ctx.w('gsrc')} WHERE {multi} AND {col} IS NOT NULL GROUP BY comp, {col}) AS v GROUP BY comp"
-            )
-            joins.append(f"LEFT JOIN {f} AS f{at.j} ON f{at.j}.comp = c.comp")
-            picks.append(f"CAST(f{at.j}.m & {_KR - 1} AS BIGINT) AS k{at.j}")
-        else:
-            plain.append(f"min(CASE WHEN {col} IS NOT NULL THEN {_key(at)} END) AS m{at.j}")
-            picks.append(f"CAST(g.m{at.j} & {_KR - 1} AS BIGINT) AS k{at.j}")
-    if plain:
-        ctx.exec(
-            f"CREATE TABLE {ctx.w('golden_wide')} AS SELECT comp, {', '.join(plain)} "
-            f"FROM {ctx.w('gsrc')} WHERE {multi} GROUP BY comp"
-        )
-        joins.insert(0, f"JOIN {ctx.w('golden_wide')} AS g ON g.comp = c.comp")
-    ctx.exec(
-        f"CREATE TABLE {ctx.w('golden_k')} AS SELECT c.comp, c.rid, {', '.join(picks)} "
-        f"FROM (SELECT * FROM {ctx.w('comp_ids')} WHERE {multi}) AS c {' '.join(joins)}"
-    )
-    ks = ", ".join(f"k.k{at.j}" for at in attrs)
-    sql = _pivot(
-        ctx,
-        attrs,
-        f"{ctx.w('gsrc')} AS x JOIN {ctx.w('golden_k')} AS k ON k.comp = x.comp",
-        lambda at: f"x.kr = k.k{at.j}",
-        f"x.kr IN ({ks})",
-    )
-    if ctx.full:  # one-record clusters: every attribute of the record
-        own = ", ".join(
-            f"x.a{at.j} AS v{at.j}, CASE WHEN x.a{at.j} IS NOT NULL THEN x.eid END AS e{at.j}" for at in attrs
-        )
-        some = " OR ".join(f"x.a{at.j} IS NOT NULL" for at in attrs)
-        sql += (
-            f" UNION ALL SELECT c.rid, {own} FROM {ctx.w('gsrc')} AS x "
-            f"JOIN {ctx.w('comp_ids')} AS c ON c.comp = x.comp WHERE x.comp < 0 AND ({some})"
-        )
-    ctx.exec(f"CREATE TABLE {ctx.w('golden_new')} AS {sql}")
-    ctx.drop("golden_wide", "golden_k", *(f"freq{at.j}" for at in attrs))
-
-
-def _golden_window(ctx: RunContext, attrs: list[_Attr]) -> None:
-    """Portable form: one ranked window per attribute, then one row per cluster."""
-    parts = []
-    for at in attrs:
-        col = f"a{at.j}"
-        order = []
-        freq = "1"
-        if at.strategy == Strategy.MOST_FREQUENT:
-            freq = f"count(*) OVER (PARTITION BY comp, {col})"
-            order.append("freq DESC")
-        if at.strategy == Strategy.SOURCE_PRIORITY:
-            order.append(at.rank)
-        order += [f"{at.recency} DESC NULLS LAST", at.rank, "kr"]
-        parts.append(
-            f"SELECT comp, {at.j} AS j, kr FROM (SELECT *, {freq} AS freq FROM {ctx.w('gsrc')} "
-            f"WHERE {col} IS NOT NULL) AS x{at.j} "
-            f"QUALIFY row_number() OVER (PARTITION BY comp ORDER BY {', '.join(order)}) = 1"
-        )
-    ctx.exec(f"CREATE TABLE {ctx.w('golden_k')} AS " + " UNION ALL ".join(parts))
-    sql = _pivot(
-        ctx,
-        attrs,
-        f"{ctx.w('gsrc')} AS x JOIN {ctx.w('golden_k')} AS w ON w.comp = x.comp AND w.kr = x.kr "
-        f"JOIN {ctx.w('comp_ids')} AS k ON k.comp = x.comp",
-        lambda at: f"w.j = {at.j}",
-        "TRUE",
-    )
-    ctx.exec(f"CREATE TABLE {ctx.w('golden_new')} AS {sql}")
-    ctx.drop("golden_k")
-
-
 def build(ctx: RunContext) -> None:
     """Step golden_build: {w.golden_new}, one row per proposed cluster that has a value."""
     attrs = attributes(ctx)
@@ -281,8 +159,5 @@ def build(ctx: RunContext) -> None:
         ctx.exec(f"CREATE TABLE {ctx.w('golden_new')} (rid BIGINT)")
         ctx.state.count(STAGE, rows_out=0)
         return
-    if ctx.adapter.supports_struct_min_by:
-        _golden_min_by(ctx, attrs)
-    else:
-        _golden_window(ctx, attrs)
+    ctx.adapter.strategies.golden.build(ctx, attrs, full=ctx.full)
     ctx.state.count(STAGE, rows_in=ctx.count(ctx.w("gsrc")), rows_out=ctx.count(ctx.w("golden_new")))

@@ -3,9 +3,6 @@ what the named statements in sql/stages/graph.sql cannot say alone."""
 
 from __future__ import annotations
 
-import os
-from itertools import pairwise
-
 from app.config.model import Canonicalize
 from app.pipeline import components
 from app.pipeline.context import RunContext
@@ -80,59 +77,19 @@ def rules_table(ctx: RunContext) -> None:
 def key_rank(ctx: RunContext) -> None:
     """Step key_rank (FULL): {w.key_rank}(eid, kr), each entity's 1-based position in
     entity_key order: later steps compare these integers where the rules speak of the
-    smallest key (anchors, new id numbering, tie-breaks).
-
-    Entity keys share long prefixes ('shop_orders:ORD-000...'), and a sort only tells
-    strings apart by their first bytes, so sorting whole keys compares most pairs byte
-    by byte. Where each table's keys occupy their own range of the key order, the order
-    is (table, key without the prefix all of that table's keys share), and sorting on
-    that is several times faster. Exact: any string between a table's smallest and
-    largest key starts with their common prefix."""
-    plan = table_prefixes(ctx.state.key_ranges) if ctx.adapter.binary_string_order else None
-    if not plan:  # (also when no source holds a record: every stored one was deleted)
-        ctx.exec(
-            f"CREATE TABLE {ctx.w('key_rank')} AS SELECT eid, row_number() OVER (ORDER BY entity_key) AS kr "
-            f"FROM {ctx.w('entities')}"
-        )
-        return
-    order = " ".join(f"WHEN {lit(t)} THEN {i}" for i, (t, _) in enumerate(plan))
-    start = " ".join(f"WHEN {lit(t)} THEN {n + 1}" for t, n in plan)
-    # Materialized first: sorting on the substr expression itself is as slow as the keys.
-    ctx.exec(
-        f"CREATE TABLE {ctx.w('key_sfx')} AS SELECT eid, CASE table_id {order} END AS t, "
-        f"substr(entity_key, CASE table_id {start} END) AS sfx FROM {ctx.w('entities')}"
-    )
-    ctx.exec(
-        f"CREATE TABLE {ctx.w('key_rank')} AS SELECT eid, row_number() OVER (ORDER BY t, sfx) AS kr "
-        f"FROM {ctx.w('key_sfx')}"
-    )
-    ctx.drop("key_sfx")
-
-
-def table_prefixes(key_ranges: list[tuple[str, str, str]]) -> list[tuple[str, int]] | None:
-    """From each table's (table_id, smallest key, largest key), as extraction read them:
-    [(table_id, length of the prefix all its keys share)] in key order, or None when two
-    tables' key ranges overlap (a table id that is a prefix of another's keys)."""
-    rows = sorted(key_ranges, key=lambda r: r[1])
-    # Python compares str by code point: the same order as a bytewise UTF-8 compare.
-    if any(prev[2] >= nxt[1] for prev, nxt in pairwise(rows)):
-        return None
-    return [(t, len(os.path.commonprefix([lo, hi]))) for t, lo, hi in rows]
+    smallest key (anchors, new id numbering, tie-breaks). How the keys are sorted is the
+    adapter's key-rank strategy (DuckDB sorts key suffixes, see app/platforms)."""
+    ctx.adapter.strategies.key_rank.rank(ctx, ctx.state.key_ranges)
 
 
 def group_rows(ctx: RunContext) -> None:
     """Step group_rows (FULL): {w.grp_rows}, one row per (entity, value) with its group's
     size, anchor (smallest key) and ``tvid``, a number unique per value (the smallest row
     number among its rows)."""
-    a = ctx.adapter
-    src = ctx.w("identifiers")
-    # A stored row number where the platform has one; else a deterministic numbering.
-    if a.stable_row_index and not ctx.state.identifiers_may_repeat:
-        src, rn = ctx.w("ident_raw"), "x.rowid"
-    elif a.stable_row_index:
-        rn = "x.rowid"
-    else:
-        rn = "row_number() OVER (ORDER BY x.eid, x.type_no, x.value_norm)"
+    # A row number per identifier row: the staging strategy's (a stored one on DuckDB).
+    src, rn = ctx.adapter.strategies.staging.identifier_rows(
+        ctx.w("identifiers"), ctx.w("ident_raw"), ctx.state.identifiers_may_repeat
+    )
     # A first run numbers entities in key order: the eid is the rank, no join needed.
     kr, join = ("x.eid", "") if ctx.kind.fresh else ("k.kr", f"JOIN {ctx.w('key_rank')} AS k ON k.eid = x.eid")
     # One window per identifier type, partitioned by the value alone: cheaper than one

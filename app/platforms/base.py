@@ -18,6 +18,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import sqlglot
 from sqlglot import exp
 
+from app.platforms.strategies import PORTABLE, Strategies
+
 Params = Mapping[str, Any] | None
 
 _SAFE_TAG = re.compile(r"^[a-z0-9_]{1,40}$")
@@ -60,18 +62,10 @@ class Adapter(ABC):
     platform: ClassVar[str]
     dialect: ClassVar[str]
     canonical_dialect: ClassVar[str] = "duckdb"
-    # In-process engines can hand result sets to Python as Arrow (zero-copy fast paths).
-    supports_arrow: ClassVar[bool] = False
-    # arg_min(x, row(...)): composite-key minimum in one aggregation (golden profile).
-    supports_struct_min_by: ClassVar[bool] = False
-    # WITH x AS MATERIALIZED (...): computed once, no filter pushed into it (extraction).
-    supports_materialized_cte: ClassVar[bool] = False
-    # VARCHAR comparison is bytewise (no collation): FULL's key rank may sort on suffixes.
-    binary_string_order: ClassVar[bool] = False
-    # A scratch table's row_index_sql() is a stored row number (not a window), so a view
-    # over the table sees the same number on every read: extraction's entities may be a
-    # view over its per-source tables instead of a copy of them.
-    stable_row_index: ClassVar[bool] = False
+    # How the steps where platforms differ are computed (golden profile, key rank, entity
+    # staging): portable defaults; an adapter overrides the ones it computes better. An
+    # instance may be given others (tests run the defaults on DuckDB).
+    strategies: Strategies = PORTABLE
     # CREATE / ALTER / DROP take part in a transaction (else they commit it, or are refused).
     transactional_ddl: ClassVar[bool] = False
 

@@ -16,6 +16,7 @@ from sqlglot import exp
 
 from app.core.settings import Settings, get_settings
 from app.platforms.base import Adapter, Params, used_params
+from app.platforms.duckdb_strategies import DUCKDB
 
 
 def duckdb_connector(path: str, settings: Settings | None = None):
@@ -116,11 +117,7 @@ def _temp_ddl(sql: str) -> str:
 class DuckDBAdapter(Adapter):
     platform = "duckdb"
     dialect = "duckdb"
-    supports_arrow = True
-    supports_struct_min_by = True
-    supports_materialized_cte = True
-    binary_string_order = True
-    stable_row_index = True
+    strategies = DUCKDB
     transactional_ddl = True
 
     def __init__(self, connect) -> None:

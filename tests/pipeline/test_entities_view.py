@@ -1,14 +1,17 @@
-"""Extraction's embedded fast path (entities as a view over the per-source scratch
-tables, whose stored row numbers are the eids) gives exactly the state of the portable
-path that copies every entity row into one table: membership, ids, clusters, edges,
-stored identifiers and golden profile, FULL, INCR and dry runs, duplicate source keys
-included."""
+"""DuckDB's entity staging (MATERIALIZED CTEs, a scratch table's stored row number instead
+of a numbering window) gives exactly the state of the portable staging: membership, ids,
+clusters, edges, stored identifiers and golden profile, FULL, INCR and dry runs, duplicate
+source keys included."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.platforms.duckdb_strategies import DuckDBStaging
+from app.platforms.strategies import PortableStaging
 from tests.pipeline.world import World, clone
 
 record = st.tuples(
@@ -51,8 +54,8 @@ def test_view_path_equals_table_path(first, second):
     fast = World.create(tables=("crm", "shop"))
     load(fast, first)
     slow = clone(fast)
-    slow.adapter.stable_row_index = False  # type: ignore[misc]
-    assert fast.adapter.stable_row_index
+    slow.adapter.strategies = dataclasses.replace(fast.adapter.strategies, staging=PortableStaging())
+    assert isinstance(fast.adapter.strategies.staging, DuckDBStaging)
     for mode, batch in (("FULL", None), ("INCR", second)):
         if batch:
             load(fast, batch)

@@ -4,12 +4,15 @@ ties, NULL values and NULL timestamps included, FULL and INCR."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.platforms.duckdb_strategies import PackedKeyGolden
+from app.platforms.strategies import WindowGolden
 from tests.pipeline.world import T0, World, clone
 
 EXAMPLES = int(os.environ.get("IDR_GOLDEN_EXAMPLES", "40"))
@@ -46,8 +49,8 @@ def test_min_by_path_equals_window_path(first, second, name_strategy, email_stra
     fast = World.create(tables=("crm", "shop"), extra={"survivorship_rules": rules})
     load(fast, first)
     slow = clone(fast)
-    slow.adapter.supports_struct_min_by = False  # type: ignore[misc]
-    assert fast.adapter.supports_struct_min_by
+    slow.adapter.strategies = dataclasses.replace(fast.adapter.strategies, golden=WindowGolden())
+    assert isinstance(fast.adapter.strategies.golden, PackedKeyGolden)
     for mode, batch in (("FULL", None), ("INCR", second)):
         if batch:  # later than the FULL run's watermark, so INCR reads it
             load(fast, batch, hours=10)
@@ -65,7 +68,7 @@ def test_large_trust_ranks_keep_their_order_on_both_paths():
     fast = World.create(tables=("crm", "shop"), extra={"source_trust": trust, "survivorship_rules": rules})
     load(fast, [("crm", 1, "a@x.com", "From crm", 0), ("shop", 1, "a@x.com", "From shop", 0)])
     slow = clone(fast)
-    slow.adapter.supports_struct_min_by = False  # type: ignore[misc]
+    slow.adapter.strategies = dataclasses.replace(fast.adapter.strategies, golden=WindowGolden())
     assert fast.run().ok and slow.run().ok
     q = "SELECT attribute_value FROM idr_out.golden_profile_current WHERE attribute_name = 'name'"
     assert fast.adapter.fetchall(q) == slow.adapter.fetchall(q) == [("From shop",)]

@@ -13,6 +13,7 @@ from app.pipeline import graph
 from app.pipeline.context import RunContext, utcnow
 from app.pipeline.plan import RunKind
 from app.platforms.duckdb import DuckDBAdapter
+from app.platforms.strategies import table_prefixes
 
 # Table ids that are prefixes of one another and keys with shared prefixes, digits of
 # different lengths and non-ASCII characters: the cases where string order is subtle.
@@ -66,7 +67,7 @@ def test_disjoint_tables_take_the_suffix_sort():
     ctx = _ctx()
     data = [("shop_orders", f"ORD-{i:010d}") for i in range(0, 300, 7)] + [("crm", str(i)) for i in range(120)]
     assert _ranks(ctx, data) == _expected(data)
-    assert graph.table_prefixes(ctx.state.key_ranges) == [
+    assert table_prefixes(ctx.state.key_ranges) == [
         ("crm", len("crm:")),
         ("shop_orders", len("shop_orders:ORD-0000000")),
     ]
@@ -77,4 +78,4 @@ def test_overlapping_tables_fall_back_to_the_whole_key():
     ctx = _ctx()
     data = [("crm", "a"), ("crm", "z"), ("crm:x", "1")]
     assert _ranks(ctx, data) == _expected(data)
-    assert graph.table_prefixes(ctx.state.key_ranges) is None
+    assert table_prefixes(ctx.state.key_ranges) is None
