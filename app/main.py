@@ -1,7 +1,8 @@
 """The HTTP service: ``create_app()`` wires settings, state DB, task dispatch and routers.
 
 Embedded (no IDR_BROKER_URL): tasks run on worker threads inside this process, the same
-Celery task functions a worker runs. With a broker: tasks go to Celery workers.
+task functions (app.services.tasks) a Celery worker runs. With a broker: tasks go to Celery
+workers (workers/), started with the same settings.
 """
 
 from __future__ import annotations
@@ -59,9 +60,10 @@ class _Periodic:
 
 def _dispatcher(settings: Settings):
     if settings.broker_url:
-        from workers.celery_app import CeleryDispatcher, make_celery
+        from app.services.dispatch import CeleryDispatcher, broker_app
 
-        return CeleryDispatcher(make_celery(settings))
+        # The API only sends: the tasks run in workers (workers/), which nothing here imports.
+        return CeleryDispatcher(broker_app(settings))
     from app.services.embedded import EmbeddedDispatcher
 
     return EmbeddedDispatcher(settings.embedded_workers)

@@ -1,7 +1,12 @@
-"""The Celery application: Redis broker in production, the same tasks run embedded without one.
+"""The Celery worker: a leaf over app.services, built from the settings it is given.
 
 Start a worker:  celery -A workers.celery_app worker --pool threads --concurrency 4
 Start beat:      celery -A workers.celery_app beat
+
+``make_celery(settings)`` builds an app whose tasks are app.services.tasks (the same table
+the embedded worker runs) and whose worker installs the runtime from those settings when it
+starts (``InstallRuntime``). Importing this module builds nothing: the ``app`` the celery
+command line asks for is made from the environment's settings only then.
 
 Why the threads pool: a DuckDB file can be open in one process only, and all of a worker's
 threads share that process's database instance, so a dry run can run beside a real run.
@@ -12,54 +17,35 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
-from celery import Celery
-from celery.signals import worker_init
+from celery import Celery, bootsteps
+from celery.signals import worker_process_init
 
-from app.core.settings import Settings, get_settings
+from app.core.settings import Settings
+from app.services import runtime
+from app.services.dispatch import CeleryDispatcher, broker_app
+from app.services.tasks import TASKS
 
 log = logging.getLogger(__name__)
 
-
-def make_celery(settings: Settings) -> Celery:
-    app = Celery("idr", broker=settings.broker_url or "memory://", include=["workers.tasks"])
-    app.conf.update(
-        # Tasks take ids and are idempotent, so redelivery after a lost worker is safe.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        task_ignore_result=True,
-        task_default_queue=settings.celery_queue,
-        broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout_seconds},
-        enable_utc=True,
-        timezone="UTC",
-        beat_schedule={
-            "dry-run-retention-cleanup": {
-                "task": "idr.cleanup_dry_runs",
-                "schedule": settings.dry_run_cleanup_interval_seconds,
-            },
-            "reap-stale-runs": {"task": "idr.reap_stale_runs", "schedule": settings.reaper_interval_seconds},
-            "redispatch-webhooks": {"task": "idr.redispatch_webhooks", "schedule": 300.0},
-        },
-    )
-    return app
+# Tasks take ids and are idempotent, so redelivery after a lost worker is safe.
+TASK_OPTS = {"acks_late": True, "reject_on_worker_lost": True}
 
 
-celery_app = make_celery(get_settings())
-
-
-@worker_init.connect
-def _check_settings(**_: object) -> None:
-    """A worker with unusable exporter settings refuses to start (one clear line) instead
-    of failing the push after every run."""
+def install_runtime(settings: Settings, app: Celery) -> runtime.Runtime:
+    """A worker's start: refuse unusable settings in one line (exit 2), then install the
+    runtime the tasks use, built from ``settings``."""
     from app.services.execution import refuse_bad_exporters
 
-    refuse_bad_exporters(get_settings())
-    _refuse_without_webhook_keys()
+    refuse_bad_exporters(settings)
+    rt = runtime.build_runtime(settings, CeleryDispatcher(app))
+    _refuse_without_webhook_keys(rt)
+    runtime.set_runtime(rt)
+    return rt
 
 
-def _refuse_without_webhook_keys() -> None:
+def _refuse_without_webhook_keys(rt: runtime.Runtime) -> None:
     """Stored webhooks need the key their secrets are encrypted under (app.services.secretbox)."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -67,43 +53,64 @@ def _refuse_without_webhook_keys() -> None:
     from app.services.secretbox import check_at_start
 
     try:
-        with init_worker_runtime().session() as s:
-            check_at_start(get_settings(), s)
+        with rt.session() as s:
+            check_at_start(rt.settings, s)
     except ConfigError as e:
+        rt.close()
         log.critical("refusing to start: %s", e.message)
         raise SystemExit(2) from None
     except SQLAlchemyError:  # not migrated yet: the API migrates it; no webhooks then
         log.debug("state DB not ready at worker start", exc_info=True)
 
-_init_lock = threading.Lock()
+
+def _runtime_step(settings: Settings) -> type[bootsteps.StartStopStep]:
+    class InstallRuntime(bootsteps.StartStopStep):
+        """Installs the runtime before the pool starts or any task is consumed, and closes it
+        when the worker stops."""
+
+        def __init__(self, worker: Any, **kwargs: Any) -> None:
+            super().__init__(worker, **kwargs)
+            self.rt = install_runtime(settings, worker.app)
+
+        def stop(self, worker: Any) -> None:
+            runtime.set_runtime(None)
+            self.rt.close()
+
+    return InstallRuntime
 
 
-class CeleryDispatcher:
-    """Sends tasks through the broker (production)."""
-
-    kind = "celery"
-
-    def __init__(self, app: Celery) -> None:
-        self.app = app
-
-    def send(self, task: str, args: list, countdown: float | None = None) -> None:
-        self.app.send_task(task, args=args, countdown=countdown)
-
-    def ping(self) -> None:
-        with self.app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-
-    def close(self) -> None:
-        pass
+@worker_process_init.connect
+def _after_fork(**_: object) -> None:
+    """A prefork child must not share its parent's state-DB connections (the threads pool,
+    the default here, has no children)."""
+    try:
+        rt = runtime.get_runtime()
+    except RuntimeError:
+        return
+    rt.engine.dispose(close=False)
 
 
-def init_worker_runtime():
-    """Wire a worker process (or any process using the broker) from settings, once."""
-    from app.services import runtime
+def make_celery(settings: Settings) -> Celery:
+    """The worker's app: the broker app every process builds (app.services.dispatch), the
+    tasks, and the runtime installed from ``settings`` when a worker starts."""
+    app = broker_app(settings)
+    for name, fn in TASKS.items():
+        app.task(name=name, **TASK_OPTS)(fn)
+    app.steps["worker"].add(_runtime_step(settings))
+    return app
 
-    with _init_lock:
-        if runtime._runtime is not None:
-            return runtime._runtime
-        rt = runtime.build_runtime(get_settings(), CeleryDispatcher(celery_app))
-        runtime.set_runtime(rt)
-        return rt
+
+_cli_app: Celery | None = None
+_cli_lock = threading.Lock()
+
+
+def __getattr__(name: str) -> Celery:
+    """``celery -A workers.celery_app`` looks up ``app``: built here, on that lookup, from the
+    environment's settings (a worker process's configuration), once."""
+    global _cli_app
+    if name not in ("app", "celery_app"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _cli_lock:
+        if _cli_app is None:
+            _cli_app = make_celery(Settings())
+        return _cli_app

@@ -1,4 +1,5 @@
-"""Embedded task execution: no broker, the Celery tasks' own code runs on threads in the API.
+"""Embedded task execution: no broker, the tasks' own code (app.services.tasks, the table a
+Celery worker registers too) runs on threads in the API, with the API's runtime.
 
 One process owns the DuckDB file, so API reads and pipeline runs share one database
 instance and never lock each other out. Countdown sends (webhook retries) wait in a heap.
@@ -44,11 +45,10 @@ class EmbeddedDispatcher:
 
     @staticmethod
     def _execute(task: str, args: list[Any]) -> None:
-        import workers.tasks  # noqa: F401 - registers the tasks
-        from workers.celery_app import celery_app
+        from app.services.tasks import TASKS
 
         try:
-            celery_app.tasks[task](*args)
+            TASKS[task](*args)
         except Exception:  # a task failure must not kill the worker thread
             log.exception("embedded task %s%s failed", task, tuple(args))
 

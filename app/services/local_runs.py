@@ -39,15 +39,10 @@ class InlineDispatcher:
             return
         if countdown:
             return
+        from app.services.tasks import TASKS
+
         try:
-            if task == "idr.deliver_webhook":
-                from app.services.webhooks import deliver
-
-                deliver(*args)
-            elif task == "idr.push_metrics":
-                from app.services.execution import push_metrics
-
-                push_metrics(*args)
+            TASKS[task](*args)
         except Exception as e:  # noqa: BLE001 - a side task must not fail the command
             log.warning("%s failed: %s", task, str(e).splitlines()[0] if str(e) else type(e).__name__)
 

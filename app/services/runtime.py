@@ -1,7 +1,9 @@
 """The process-wide wiring the API and the workers share: settings, state DB, task dispatch.
 
-The API builds one in ``create_app``; a Celery worker builds one when it starts. Task code
-asks ``get_runtime()`` instead of taking connections as arguments (tasks take ids only).
+The API builds one in ``create_app``, a Celery worker when it starts (workers.celery_app),
+a CLI command in app.services.local_runs; each from the settings it was given. Task code asks
+``get_runtime()`` instead of taking connections as arguments (tasks take ids only). This
+module knows nothing of workers: they depend on the services, never the other way round.
 """
 
 from __future__ import annotations
@@ -72,8 +74,7 @@ def set_runtime(rt: Runtime | None) -> None:
 def get_runtime() -> Runtime:
     rt = _runtime
     if rt is None:
-        # A Celery worker process: wire up from the environment on first use.
-        from workers.celery_app import init_worker_runtime
-
-        rt = init_worker_runtime()
+        # Never built here from global settings: that would run a task against whatever
+        # the environment says instead of the settings the process was started with.
+        raise RuntimeError("no runtime installed in this process (create_app, a worker or a CLI command installs one)")
     return rt
