@@ -39,6 +39,15 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of a process so far (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("db", type=Path)
@@ -109,13 +118,23 @@ def main(argv: list[str] | None = None) -> int:
         threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
         for t in threads:
             t.start()
+        time.sleep(max(stop_warm - time.time(), 0))
+        cpu0, own0 = cpu_seconds(server.pid), time.process_time()
         for t in threads:
             t.join()
+        cpu1, own1 = cpu_seconds(server.pid), time.process_time()
     finally:
         server.terminate()
         server.wait(timeout=30)
     allv = sorted(x for lat in latencies for x in lat)
     print(machine.measure().line())
+    if cpu0 is not None and cpu1 is not None and allv:
+        # Closed loop on a shared machine: latency is about clients / throughput, and the
+        # clients' own CPU competes with the service's. CPU per request says which costs.
+        print(
+            f"CPU per request: service {1000 * (cpu1 - cpu0) / len(allv):.2f} ms, "
+            f"clients {1000 * (own1 - own0) / len(allv):.2f} ms"
+        )
     print(
         f"\n{records:,} records · {args.clients} clients · {args.seconds:.0f} s: {len(allv):,} requests "
         f"({len(allv) / args.seconds:,.0f}/s), errors {sum(errors)}; "

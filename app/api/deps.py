@@ -16,7 +16,9 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API k
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key in X-API-Key.")
 
 
-def get_rt(request: Request) -> Runtime:
+# Dependencies that do no I/O are coroutines: a plain function would cost a worker-thread
+# hand-off per request each.
+async def get_rt(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
@@ -30,14 +32,14 @@ def _principal(
 ) -> auth.Principal:
     key = header or (bearer.credentials if bearer else None)
     rt: Runtime = request.app.state.runtime
-    with rt.session() as s:
-        principal = auth.authenticate(s, key)
+    with rt.engine.begin() as c:
+        principal = auth.authenticate(c, key)
     request.state.principal = principal
     return principal
 
 
 def scope(name: str) -> Callable[..., auth.Principal]:
-    def dep(principal: Annotated[auth.Principal, Depends(_principal)]) -> auth.Principal:
+    async def dep(principal: Annotated[auth.Principal, Depends(_principal)]) -> auth.Principal:
         auth.require(principal, name)
         return principal
 

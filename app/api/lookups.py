@@ -19,7 +19,7 @@ Target = Annotated[str, Query(min_length=1, max_length=64, description="Named wa
 @router.get("/entities/{entity_key}", response_model=EntityOut)
 def get_entity(entity_key: str, rt: Rt, _: Reader, target: Target = DEFAULT_TARGET) -> EntityOut:
     """The record's resolved id, its cluster's size and golden profile."""
-    with warehouse(rt.settings, check_target(rt.settings, target)) as a:
+    with warehouse(rt.settings, check_target(rt.settings, target), reuse=True) as a:
         return EntityOut(**lookups.entity(a, entity_key))
 
 
@@ -33,7 +33,7 @@ def explain(
 ) -> ExplainOut:
     """The shortest chain of records, and the identifiers they share, linking two records of
     one cluster; 404 when they are not in one cluster."""
-    with warehouse(rt.settings, check_target(rt.settings, target)) as a:
+    with warehouse(rt.settings, check_target(rt.settings, target), reuse=True) as a:
         return ExplainOut.model_validate(lookups.explain(a, entity_key, to))
 
 
@@ -47,5 +47,5 @@ def get_cluster(
     target: Target = DEFAULT_TARGET,
 ) -> ClusterOut:
     """Members (paginated by entity_key) and the edges that link them."""
-    with warehouse(rt.settings, check_target(rt.settings, target)) as a:
+    with warehouse(rt.settings, check_target(rt.settings, target), reuse=True) as a:
         return ClusterOut(**lookups.cluster(a, resolved_id, cursor, limit))

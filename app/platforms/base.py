@@ -107,6 +107,16 @@ class Adapter(ABC):
             self._conn.close()
             self._conn = None
 
+    def adopt(self, conn: Any) -> None:
+        """Use ``conn``, one this adapter's factory made for an earlier adapter (a pooled
+        connection), instead of connecting."""
+        self._conn = conn
+
+    def detach(self) -> Any:
+        """Hand over the open connection (None if never connected); ``close`` then leaves it open."""
+        conn, self._conn = self._conn, None
+        return conn
+
     def interrupt(self) -> bool:
         """Stop the statement this adapter is running, from another thread (cancel, run
         timeout). The statement fails; an open transaction rolls back. False where the

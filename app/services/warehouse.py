@@ -118,7 +118,14 @@ class _KeepOpen:
     closes it once the file has been idle for ``seconds``, which releases the file to other
     processes. It is only a cache: every user has its own connection, and the extra one is
     opened while the user's is still open, so it only attaches.
+
+    While a file is held, read-only requests also hand their configured connection back
+    (``give``) for the next request to ``take``: opening and configuring a connection costs
+    as much as a point lookup's queries. The idle connections close with the file.
     """
+
+    # Idle connections kept per file: about one per concurrent reader.
+    max_idle = 8
 
     def __init__(self) -> None:
         # Set by the API process (create_app): a worker or a CLI command holding a file after
@@ -126,6 +133,7 @@ class _KeepOpen:
         self.seconds = 0.0
         self._lock = threading.Lock()
         self._held: dict[str, tuple[object, float]] = {}
+        self._idle: dict[str, list[object]] = {}
         self._wake = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
 
@@ -149,6 +157,7 @@ class _KeepOpen:
                 for path, (conn, until) in list(self._held.items()):
                     if until <= now:
                         del self._held[path]
+                        self._close_idle(path)
                         _close(conn)
                 if self._held:
                     self._wake.wait(max(min(u for _, u in self._held.values()) - now, 0.01))
@@ -159,9 +168,33 @@ class _KeepOpen:
         with self._lock:
             for p in [path] if path else list(self._held):
                 held = self._held.pop(p, None) if p else None
+                if p:
+                    self._close_idle(p)
                 if held:
                     _close(held[0])
             self._wake.notify()
+
+    def take(self, path: str) -> object | None:
+        """An idle configured connection to ``path``, or None."""
+        with self._lock:
+            idle = self._idle.get(path) if path in self._held else None
+            return idle.pop() if idle else None
+
+    def give(self, path: str, conn: object) -> bool:
+        """Keep ``conn`` (no open transaction, scratch-free) for the next ``take``; False
+        when the file is not held or enough are idle (the caller closes it then)."""
+        with self._lock:
+            if self.seconds <= 0 or path not in self._held:
+                return False
+            idle = self._idle.setdefault(path, [])
+            if len(idle) >= self.max_idle:
+                return False
+            idle.append(conn)
+            return True
+
+    def _close_idle(self, path: str) -> None:
+        for conn in self._idle.pop(path, []):
+            _close(conn)
 
     def holding(self, path: str) -> bool:
         with self._lock:
@@ -186,15 +219,33 @@ def open_target(settings: Settings, target: str = DEFAULT_TARGET, *, wait: float
 
 
 @contextmanager
-def warehouse(settings: Settings, target: str = DEFAULT_TARGET, *, wait: float | None = None) -> Iterator[Adapter]:
-    """A connected adapter for ``target``, closed on exit (one adapter per request/task)."""
-    adapter = open_target(settings, target, wait=wait)
+def warehouse(
+    settings: Settings, target: str = DEFAULT_TARGET, *, wait: float | None = None, reuse: bool = False
+) -> Iterator[Adapter]:
+    """A connected adapter for ``target``, closed on exit (one adapter per request/task).
+
+    ``reuse``: the caller only reads (no scratch tables, no settings changed), so in the API
+    process its DuckDB connection may come from and go back to ``keep_open``'s idle ones."""
+    path = target_file(settings, target)
+    pooled = keep_open.take(path) if reuse and path is not None else None
+    if pooled is not None:
+        adapter = _open(settings, target)
+        adapter.adopt(pooled)
+    else:
+        adapter = open_target(settings, target, wait=wait)
+    clean = False
     try:
         yield adapter
+        clean = True
+    except IdrError:  # an answer (404, 422), not a broken connection
+        clean = True
+        raise
     finally:
-        path = target_file(settings, target)
         if path is not None:
             keep_open.touch(path, adapter)
+            conn = adapter.detach() if reuse and clean else None
+            if conn is not None and not keep_open.give(path, conn):
+                _close(conn)
         adapter.close()
 
 

@@ -28,10 +28,10 @@ def search(request: Request, p: Viewer, q: Text = None, cursor: Text = None) -> 
     q = (q or "").strip()
     ctx: dict = {"q": q, "results": None, "next_cursor": None, "first_page": cursor is None}
     if q and cursor:  # a later page of one value's holders
-        with warehouse(rt_of(request).settings, DEFAULT_TARGET) as a:
+        with warehouse(rt_of(request).settings, DEFAULT_TARGET, reuse=True) as a:
             ctx["results"], ctx["next_cursor"] = explorer.search_identifier(a, q, cursor, RESULTS_PER_PAGE)
     elif q:
-        with warehouse(rt_of(request).settings, DEFAULT_TARGET) as a:
+        with warehouse(rt_of(request).settings, DEFAULT_TARGET, reuse=True) as a:
             if parse_resolved_id(q) is not None:
                 try:
                     lookups.cluster(a, q, None, 1)
@@ -63,7 +63,7 @@ def cluster_page(
     explain_error = None
     graph = None
     summary = None
-    with warehouse(rt_of(request).settings, DEFAULT_TARGET) as a:
+    with warehouse(rt_of(request).settings, DEFAULT_TARGET, reuse=True) as a:
         page = lookups.cluster(a, resolved_id, cursor, MEMBERS_PER_PAGE)
         size = int(page["cluster_size"])
         first = page if cursor is None else lookups.cluster(a, resolved_id, None, 1)
