@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from app.api.deps import Admin, Rt, problems
 from app.api.schemas import ErasureCreate, ErasureOut
 from app.core.errors import ConflictError
-from app.services import erasures, runs
+from app.services import audit, erasures, runs
 from app.services.warehouse import DEFAULT_TARGET, check_target, warehouse
 
 router = APIRouter(prefix="/v1/erasures", tags=["erasures"], responses=problems(404))
@@ -32,6 +32,12 @@ def create_erasure(body: ErasureCreate, rt: Rt, principal: Admin, response: Resp
             identifier_value=ident.value if ident else None,
             requested_by=f"api:{principal.name}",
         )
+    with rt.session() as s:  # the trail: who asked for what kind, never the keys or the value
+        audit.record(
+            s, kind="erasure", action="erasure.request", actor=principal.name,
+            key_id=None if principal.key_id == "cli" else principal.key_id, target=target, subject=out["id"],
+            diff={"kind": out["kind"], "identifier_type": out["identifier_type"], "entries": out["entries"]},
+        )  # fmt: skip
     response.headers["Location"] = f"/v1/erasures/{out['id']}?target={target}"
     if body.run:
         try:

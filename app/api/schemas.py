@@ -11,6 +11,7 @@ from app.core.redact import redact_values
 from app.core.timefmt import as_utc
 from app.core.vocabulary import ACTIVE_STATUSES, SUCCESS_STATUSES
 from app.core.vocabulary import ChangeType as _ChangeType
+from app.core.vocabulary import ErasureStatus as _ErasureStatus
 from app.core.vocabulary import RunStatus as _RunStatus
 from app.db.models import Run, Webhook, WebhookAttempt, WebhookDelivery
 
@@ -408,23 +409,30 @@ class ErasureOut(BaseModel):
     kind: Literal["KEY", "IDENTIFIER"]
     identifier_type: str | None = None
     entries: int = Field(description="Keys (or 1 identifier) on the suppression list, stored as salted hashes.")
-    status: Literal["PENDING", "APPLIED"]
+    status: _ErasureStatus = Field(
+        description="PENDING until a run applies it; APPLIED (in force) while a source still holds a row it "
+        "matched; LIFTED once the sources deleted every such row (its hashes are gone)."
+    )
     requested_at: Timestamp | None = None
     requested_by: str | None = None
     took_effect_at: Timestamp | None = None
     took_effect_in_run: str | None = None
+    lifted_at: Timestamp | None = Field(None, description="When the run that lifted it ran.")
+    lifted_in_run: str | None = Field(None, description="The run that lifted it.")
     runs: list[ErasureRunOut] = Field(default_factory=list, description="Runs that applied it, oldest first.")
     run_id: str | None = Field(None, description="The run this request started (run: true).")
 
 
-AuditKind = Literal["config", "dry_run_apply", "api_key", "webhook"]  # app.services.audit.KINDS
+AuditKind = Literal["config", "dry_run_apply", "api_key", "webhook", "erasure"]  # app.services.audit.KINDS
 
 
 class AuditOut(BaseModel):
     id: int
     at: Timestamp
     kind: AuditKind
-    action: str = Field(description="What was done, e.g. config.replace, rules.create, dry_run.apply, webhook.delete.")
+    action: str = Field(description="What was done, e.g. config.replace, rules.create, dry_run.apply, webhook.delete, "
+        "erasure.request, erasure.lifted.",
+    )
     actor: str = Field(description="Name of the API key (or cli:<user>) that made the change.")
     key_id: str | None = Field(description="Id of that API key, when one was used.")
     target: str | None

@@ -54,6 +54,9 @@ def _print(e: dict) -> None:
         f"took effect: {when} in {e['took_effect_in_run'] or '-'}",
         highlight=False,
     )
+    if e.get("lifted_at"):
+        lifted = e["lifted_at"].isoformat(sep=" ", timespec="seconds")
+        console.print(f"  lifted: {lifted} in {e['lifted_in_run']} (its sources deleted every row)", highlight=False)
     for r in e["runs"]:
         console.print(
             f"  {r['run_id']}: {r['entities_removed']} removed, {r['rows_suppressed']} row(s) kept out", highlight=False

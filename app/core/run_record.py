@@ -49,6 +49,8 @@ class RunResult:
     entities_removed: dict[str, int] = field(default_factory=dict)
     # Erasure requests this run applied (published): erasure_id -> members it removed.
     erasures_applied: dict[str, int] = field(default_factory=dict)
+    # Erasure requests this run lifted (published): their sources deleted every row they held.
+    erasures_lifted: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     watermarks: dict[str, str | None] = field(default_factory=dict)
     stages: list[StageResult] = field(default_factory=list)

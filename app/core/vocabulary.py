@@ -66,6 +66,10 @@ def parse_resolved_id(text: str) -> int | None:
 RemovalReason = Literal["soft_delete", "erasure", "reconciliation"]
 REMOVAL_REASONS: tuple[str, ...] = get_args(RemovalReason)
 
+# An erasure request: PENDING until a run applies it, APPLIED (in force) while a source
+# still holds a row it matched, LIFTED once the sources deleted every such row.
+ErasureStatus = Literal["PENDING", "APPLIED", "LIFTED"]
+
 # sources[].reconcile_deletes: never, every_run, or an interval (minutes, hours, days).
 RECONCILE_NEVER = "never"
 RECONCILE_EVERY_RUN = "every_run"

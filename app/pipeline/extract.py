@@ -388,6 +388,7 @@ def deletions(ctx: RunContext) -> None:
     gone, erased = ctx.w("gone"), ctx.w("gone_erasure")
     ctx.exec(f"CREATE TABLE {gone} (entity_key VARCHAR, reason_no INTEGER)")
     ctx.exec(f"CREATE TABLE {erased} (entity_key VARCHAR, erasure_id VARCHAR)")
+    erasure.scratch(ctx)
     st = ctx.state
     for i, src in enumerate(active_sources(ctx)):
         live = st.source_tables[i]
@@ -420,6 +421,9 @@ def deletions(ctx: RunContext) -> None:
             st.reconciled.append(src.table_id)
     if not ctx.full:  # (FULL reads every row: the source scan found them)
         erasure.stored_matches(ctx, erased)
+        for src in active_sources(ctx):
+            if src.table_id in st.reconciled:
+                erasure.reconciled_holds(ctx, src)
     ctx.exec(f"INSERT INTO {gone} SELECT DISTINCT entity_key, {REASON_NO['erasure']} FROM {erased}")
     if ctx.full:  # FULL compares every key anyway
         st.reconciled = [s.table_id for s in active_sources(ctx)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.core.errors import ConflictError
-from app.pipeline import history
+from app.pipeline import erasure, history
 from app.pipeline.context import RunContext
 from app.pipeline.extract import attribute_names
 from app.schema import entity_lookup
@@ -92,6 +92,7 @@ def _erasures(ctx: RunContext) -> None:
             {"r": ctx.run_id, "now": ctx.now, "e": i},
         )
     ctx.result.erasures_applied = {r["e"]: r["n"] for r in rows}
+    erasure.publish_holds(ctx)
 
 
 def _delete_keys(ctx: RunContext, table: str, column: str, keys: list) -> None:

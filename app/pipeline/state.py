@@ -21,6 +21,9 @@ class Suppression:
     keys: bool = False  # it holds entity keys
     types: set[str] = field(default_factory=set)  # identifier types it holds values of
     pending: list[str] = field(default_factory=list)  # erasures that have not taken effect
+    in_force: list[str] = field(default_factory=list)  # applied, not lifted
+    tracked: bool = False  # the schema keeps holds (idr_meta.erasure_holds): erasures can lift
+    holding: bool = False  # some erasure holds a row
 
     @property
     def active(self) -> bool:
@@ -63,6 +66,8 @@ class RunState:
     reconciled: list[str] = field(default_factory=list)
     # Per erasure: (entities this run removes, source rows it kept out).
     erasure_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Erasures this run lifts: every row they held was deleted by its source.
+    erasures_lifted: list[str] = field(default_factory=list)
     # Groups, edges -------------------------------------------------------------------
     member_rows: int = 0
     new_values: int = 0

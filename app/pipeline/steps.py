@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from app.pipeline import dryrun, extract, golden, graph, publish, resolve
+from app.pipeline import dryrun, erasure, extract, golden, graph, publish, resolve
 from app.pipeline.context import RunContext
 from app.pipeline.plan import (
     ALL,
@@ -64,7 +64,13 @@ S = Step
 STEPS: tuple[Step, ...] = (
     # ------------------------------------------------------------------ extract_entities
     S("read_sources", "extract_entities", outputs=("sources",), build=extract.read_sources),
-    S("deletions", "extract_entities", ("sources",), ("gone", "gone_erasure"), build=extract.deletions),
+    S(
+        "deletions",
+        "extract_entities",
+        ("sources",),
+        ("gone", "gone_erasure", "erasure_keys", "erasure_hold"),
+        build=extract.deletions,
+    ),
     S(
         "entity_ids",
         "extract_entities",
@@ -323,6 +329,7 @@ STEPS: tuple[Step, ...] = (
     S("removed", "resolve_ids", ("ent_ids", "gone"), ("removed",), runs_in=FULL, sql="resolve.full_removed"),
     S("removed", "resolve_ids", ("dropped",), ("removed",), runs_in=INCR, sql="resolve.incr_removed"),
     S("removal_counts", "resolve_ids", ("removed", "gone_erasure"), build=resolve.removal_counts),
+    S("erasure_lifts", "resolve_ids", ("erasure_keys", "erasure_hold"), build=erasure.lifts),
     S("changed_rids", "resolve_ids", ("membership", "removed"), ("changed_rids",), sql="resolve.changed_rids"),
     S(
         "cluster_links",
@@ -444,6 +451,8 @@ PUBLISH_INPUTS_FULL = (
     "skipped",
     "removed",
     "ent_ids",
+    "erasure_keys",
+    "erasure_hold",
 )
 PUBLISH_INPUTS_INCR = (
     "rules",
@@ -458,6 +467,8 @@ PUBLISH_INPUTS_INCR = (
     "changed_rids",
     "skipped",
     "membership",
+    "erasure_keys",
+    "erasure_hold",
 )
 
 

@@ -1,6 +1,7 @@
-"""The audit trail: every configuration change, dry-run apply, API-key change and webhook
-change, with who (the key's name and id), when, and what changed as a diff; queryable with
-GET /v1/audit and kept for IDR_AUDIT_RETENTION_DAYS.
+"""The audit trail: every configuration change, dry-run apply, API-key change, webhook
+change and erasure (requested, lifted -- never the erased keys or values), with who (the
+key's name and id), when, and what changed as a diff; queryable with GET /v1/audit and kept
+for IDR_AUDIT_RETENTION_DAYS.
 
 Configuration lives in the warehouse and the trail in the service DB: the event is
 written right after the warehouse transaction committed (a crash between the two loses
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import AuditEvent, now_utc
 
-KINDS: tuple[str, ...] = ("config", "dry_run_apply", "api_key", "webhook")
+KINDS: tuple[str, ...] = ("config", "dry_run_apply", "api_key", "webhook", "erasure")
 _IGNORED = {"created_at", "updated_at"}  # bookkeeping the warehouse rewrites on every apply
 
 

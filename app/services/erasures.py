@@ -18,6 +18,7 @@ from typing import Any
 from app.config.model import Canonicalize
 from app.config.store import read_config
 from app.core.errors import ConfigError, NotFoundError
+from app.core.vocabulary import ErasureStatus
 from app.pipeline.erasure import IDENTIFIER, KEY, SALT_KEY, read_salt
 from app.platforms.base import Adapter
 
@@ -108,12 +109,17 @@ def request(
 
 
 def get(a: Adapter, erasure_id: str) -> dict[str, Any]:
+    if not _ID.match(erasure_id):
+        raise NotFoundError(f"no erasure {erasure_id!r}", field="erasure_id")
+    # A warehouse `idr init` has not upgraded yet has no lifting columns: nothing lifted.
+    lifting = "lifted_run_id" in a.columns("idr_meta", "erasure_request")
+    lifted = "lifted_run_id, lifted_at" if lifting else "NULL AS lifted_run_id, NULL AS lifted_at"
     rows = a.fetch_dicts(
         "SELECT erasure_id, match_kind, identifier_type, entries, requested_at, requested_by, applied_run_id, "
-        "applied_at FROM idr_meta.erasure_request WHERE erasure_id = $id",
+        f"applied_at, {lifted} FROM idr_meta.erasure_request WHERE erasure_id = $id",
         {"id": erasure_id},
     )
-    if not _ID.match(erasure_id) or not rows:
+    if not rows:
         raise NotFoundError(f"no erasure {erasure_id!r}", field="erasure_id")
     r = rows[0]
     runs = a.fetch_dicts(
@@ -126,11 +132,13 @@ def get(a: Adapter, erasure_id: str) -> dict[str, Any]:
         "kind": r["match_kind"],
         "identifier_type": r["identifier_type"],
         "entries": int(r["entries"] or 0),
-        "status": "APPLIED" if r["applied_run_id"] else "PENDING",
+        "status": status(r["applied_run_id"], r["lifted_run_id"]),
         "requested_at": r["requested_at"],
         "requested_by": r["requested_by"],
         "took_effect_at": r["applied_at"],
         "took_effect_in_run": r["applied_run_id"],
+        "lifted_at": r["lifted_at"],
+        "lifted_in_run": r["lifted_run_id"],
         "runs": [
             {
                 "run_id": x["run_id"],
@@ -141,3 +149,9 @@ def get(a: Adapter, erasure_id: str) -> dict[str, Any]:
             for x in runs
         ],
     }
+
+
+def status(applied_run_id: str | None, lifted_run_id: str | None) -> ErasureStatus:
+    """PENDING until a run applies it; APPLIED (in force) until its sources deleted every
+    row it held; then LIFTED."""
+    return "LIFTED" if lifted_run_id else "APPLIED" if applied_run_id else "PENDING"

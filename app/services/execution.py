@@ -76,6 +76,16 @@ def event_deliveries(s: Session, run: Run) -> list[str]:
     return out
 
 
+def _audit_lifted(s: Session, run: Run, lifted: tuple[str, ...]) -> None:
+    from app.services import audit
+
+    for erasure_id in lifted:
+        audit.record(
+            s, kind="erasure", action="erasure.lifted", actor=run.requested_by or "worker", target=run.target,
+            subject=erasure_id, diff={"run_id": run.id, "lifted_at": rfc3339(run.ended_at)},
+        )  # fmt: skip
+
+
 def run_payload(run: Run) -> dict[str, Any]:
     return {
         "run_id": run.id,
@@ -93,10 +103,13 @@ def run_payload(run: Run) -> dict[str, Any]:
     }
 
 
-def _finish(rt: Runtime, run_id: str, generation: int | None, **values: Any) -> bool:
+def _finish(
+    rt: Runtime, run_id: str, generation: int | None, lifted: tuple[str, ...] = (), **values: Any
+) -> bool:
     """Record the outcome, free the target, and queue webhook events (sent after commit) --
     only while the run still holds its lease: a run the reaper gave up on stays as the
-    reaper left it, and its subscribers hear of it once."""
+    reaper left it, and its subscribers hear of it once. ``lifted``: the erasures the run
+    lifted, for the audit trail."""
     status = values.pop("status")
     with rt.session() as s:
         if not runs.transition(s, run_id, frm=("RUNNING",), to=status, generation=generation, **values):
@@ -104,6 +117,8 @@ def _finish(rt: Runtime, run_id: str, generation: int | None, **values: Any) -> 
             return False
         run = s.get(Run, run_id)
         deliveries = event_deliveries(s, run)
+        if run.status in PUBLISHED_STATUSES and not run.dry_run:
+            _audit_lifted(s, run, lifted)
     for d in deliveries:
         rt.send("idr.deliver_webhook", [d])
     return True
@@ -365,7 +380,7 @@ def execute(
     values = _result_values(result, stopped and (cancelled or beat.stop_reason() == "cancel"))
     if stopped and beat.stop_reason() == "timeout":
         values["error_message"] = _timeout_message(rt)
-    if not _finish(rt, run_id, generation, **values):
+    if not _finish(rt, run_id, generation, lifted=tuple(result.erasures_lifted), **values):
         return _status(rt, run_id), result
     if result.ok and rt.settings.metrics_push_exporters.strip():
         rt.send("idr.push_metrics", [target, run_id])

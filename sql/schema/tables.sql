@@ -104,7 +104,11 @@ CREATE TABLE IF NOT EXISTS idr_meta.erasure_request (
     requested_at TIMESTAMP,
     requested_by VARCHAR,
     applied_run_id VARCHAR,
-    applied_at TIMESTAMP
+    applied_at TIMESTAMP,
+    -- When the sources had deleted every row the erasure kept out: its hashes are gone
+    -- from the suppression list, and a new row with the value resolves normally.
+    lifted_run_id VARCHAR,
+    lifted_at TIMESTAMP
 );
 
 -- The suppression list: a salted SHA-256 of each erased entity key ('KEY') or identifier
@@ -114,6 +118,16 @@ CREATE TABLE IF NOT EXISTS idr_meta.erasure_suppression (
     match_kind VARCHAR NOT NULL,
     identifier_type VARCHAR,
     value_hash VARCHAR NOT NULL
+);
+
+-- The source rows each erasure keeps out (or removed) while their source still holds them:
+-- a salted SHA-256 of the row's entity key, and its source. A row leaves when its source
+-- deletes it (soft-delete flag, reconciliation, a FULL run that no longer finds it); an
+-- erasure whose rows have all left is lifted (docs/decisions/0008).
+CREATE TABLE IF NOT EXISTS idr_meta.erasure_holds (
+    erasure_id VARCHAR NOT NULL,
+    table_id VARCHAR NOT NULL,
+    key_hash VARCHAR NOT NULL
 );
 
 -- ---------------------------------------------------------------- idr_state (the engine's own state)

@@ -253,3 +253,102 @@ def test_every_record_deleted(mode):
     assert r.ok, r.error_message
     assert w.membership() == {} and w.clusters() == {}
     assert sum(r.entities_removed.values()) == 5
+
+
+def _holds(w: World) -> list[tuple]:
+    return w.adapter.fetchall("SELECT erasure_id, table_id, key_hash FROM idr_meta.erasure_holds ORDER BY 2, 3")
+
+
+@pytest.mark.parametrize("how", ["soft_delete", "reconciliation", "full"])
+def test_erasure_by_email_lifts_once_the_sources_deleted_every_row_it_held(how):
+    """Erase by email -> the source re-sends the row: still out -> the source deletes one
+    holder: still in force (another row holds the email) -> it deletes the last: lifted,
+    and a new row with the email resolves normally."""
+    from app.services import erasures
+
+    mode = "FULL" if how == "full" else "INCR"
+    w = World.create(**CFG, reconcile="every_run" if how == "reconciliation" else None)
+    w.upsert("crm", "1", email="a@x.com", name="one", deleted=False)
+    w.upsert("shop", "3", email="A@x.com ", phone="555", name="three", deleted=False)
+    w.upsert("crm", "2", phone="555", name="two", deleted=False)
+    w.upsert("crm", "5", email="b@x.com", deleted=False)
+    assert w.run("FULL").ok
+
+    def gone(table: str, id: str) -> None:
+        if how == "soft_delete":
+            w.soft_delete(table, id)
+        else:
+            w.delete(table, id)
+
+    er = erasures.request(w.adapter, identifier_type="EMAIL", identifier_value="a@x.com", requested_by="test")
+    r = w.run("INCR")
+    assert r.ok and r.entities_removed["erasure"] == 2 and set(w.membership()) == {"crm:2", "crm:5"}
+    holds = _holds(w)
+    assert [(e, t) for e, t, _ in holds] == [(er["id"], "crm"), (er["id"], "shop")]
+    assert "crm:1" not in repr(holds) and "shop:3" not in repr(holds)  # salted hashes, not keys
+    w.upsert("crm", "1", email="a@x.com", name="one again", deleted=False)  # re-sent
+    r2 = w.run("INCR")
+    assert r2.ok and set(w.membership()) == {"crm:2", "crm:5"}
+    assert erasures.get(w.adapter, er["id"])["status"] == "APPLIED"
+
+    gone("crm", "1")
+    r3 = w.run(mode)
+    assert r3.ok, r3.error_message
+    got = erasures.get(w.adapter, er["id"])
+    assert got["status"] == "APPLIED" and got["lifted_at"] is None  # shop:3 still holds the email
+    assert [t for _, t, _ in _holds(w)] == ["shop"]
+    assert r3.erasures_lifted == []
+
+    gone("shop", "3")
+    r4 = w.run(mode)
+    assert r4.ok, r4.error_message
+    assert r4.erasures_lifted == [er["id"]]
+    got = erasures.get(w.adapter, er["id"])
+    assert got["status"] == "LIFTED" and got["lifted_in_run"] == r4.run_id and got["lifted_at"] is not None
+    assert got["took_effect_in_run"] == r.run_id  # the history of the erasure stays
+    assert _holds(w) == []
+    assert not w.adapter.fetchall("SELECT * FROM idr_meta.erasure_suppression WHERE erasure_id = $e", {"e": er["id"]})
+
+    # A new row with the email, after the lift: resolved like any other.
+    w.upsert("crm", "9", email="A@X.com", name="nine", deleted=False)
+    w.upsert("crm", "10", email="a@x.com", phone="555", name="ten", deleted=False)
+    r5 = w.run("INCR")
+    assert r5.ok and r5.entities_removed["erasure"] == 0
+    m = w.membership()
+    assert m["crm:9"] == m["crm:10"] == m["crm:2"]
+    full = clone(w)
+    assert full.run("FULL").ok
+    assert state(full) == state(w)
+
+
+def test_erasure_by_key_lifts_when_the_row_is_flagged_and_a_never_matched_one_stays():
+    from app.services import erasures
+
+    w = _erasure_world()
+    er = erasures.request(w.adapter, entity_keys=["crm:5"], requested_by="test")
+    never = erasures.request(w.adapter, entity_keys=["crm:404"], requested_by="test")
+    assert w.run("INCR").ok and "crm:5" not in w.membership()
+    w.soft_delete("crm", "5")
+    r = w.run("INCR")
+    assert r.ok and r.erasures_lifted == [er["id"]]
+    assert erasures.get(w.adapter, er["id"])["status"] == "LIFTED"
+    # Nothing ever matched crm:404: it stays in force, and keeps the row out when it comes.
+    assert erasures.get(w.adapter, never["id"])["status"] == "APPLIED"
+    w.upsert("crm", "404", email="z@x.com", deleted=False)
+    w.upsert("crm", "5", email="b@x.com", name="back", deleted=False)  # the same key, re-inserted after the lift
+    r2 = w.run("INCR")
+    assert r2.ok and "crm:404" not in w.membership() and "crm:5" in w.membership()
+    assert erasures.get(w.adapter, never["id"])["status"] == "APPLIED"
+
+
+def test_a_dry_run_lifts_nothing():
+    from app.services import erasures
+
+    w = _erasure_world()
+    er = erasures.request(w.adapter, entity_keys=["crm:5"], requested_by="test")
+    assert w.run("INCR").ok
+    w.soft_delete("crm", "5")
+    before = w.snapshot(), _holds(w)
+    assert w.run("INCR", dry_run=True).status == "DRY_RUN_COMPLETE"
+    assert (w.snapshot(), _holds(w)) == before
+    assert erasures.get(w.adapter, er["id"])["status"] == "APPLIED"

@@ -57,3 +57,18 @@ def test_erasure_by_email_over_http(app_factory, warehouse_path, tmp_path, recei
         audit = repr(a.fetchall("SELECT * FROM idr_meta.erasure_request"))
         audit += repr(a.fetchall("SELECT * FROM idr_meta.erasure_suppression"))
         assert email not in audit.lower() and "EMAIL" in audit
+
+        # The sources delete every row holding the email: the next FULL run lifts the erasure.
+        for table, col in (("crm.customers", "email"), ("shop.orders", "customer_email"), ("loyalty.members", "email")):
+            a.execute(f"DELETE FROM {table} WHERE lower(trim({col})) = $e", {"e": email})
+    client = app_factory(make_settings(tmp_path, warehouse_path))
+    full = wait_run(client, client.post("/v1/runs", json={"mode": "FULL"}).json()["id"])
+    assert full["status"].startswith("SUCCESS"), full
+    got = client.get(f"/v1/erasures/{body['id']}").json()
+    assert got["status"] == "LIFTED" and got["lifted_in_run"] == full["id"] and got["lifted_at"]
+    # The audit trail: who asked, and when it lifted -- never the value.
+    events = client.get("/v1/audit", params={"kind": "erasure"}).json()["items"]
+    assert [e["action"] for e in events] == ["erasure.lifted", "erasure.request"]
+    assert {e["subject"] for e in events} == {body["id"]} and events[0]["diff"]["run_id"] == full["id"]
+    assert events[1]["diff"] == {"kind": "IDENTIFIER", "identifier_type": "EMAIL", "entries": 1}
+    assert email not in repr(events).lower()
