@@ -7,7 +7,7 @@ YAML file is, so both paths give the same answers; the OpenAPI schema still desc
 from typing import Annotated, Any
 
 import yaml
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from pydantic import create_model
 
 from app.api.deps import Admin, Reader, Rt, problems
@@ -22,6 +22,21 @@ router = APIRouter(prefix="/v1/config", tags=["config"], responses=problems())
 
 Target = Annotated[str, Query(min_length=1, max_length=64, description="Named warehouse target.")]
 ItemId = Annotated[str, Path(min_length=1, max_length=512)]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        max_length=4096,
+        description="Optimistic concurrency: the ETag from your GET of this resource (or `*`). A write to a "
+        "resource that changed since answers 412 and writes nothing. Without it the write goes ahead.",
+    ),
+]
+ETAG_HEADER = {"ETag": {"description": "The resource's version, for If-Match on writes.", "schema": {"type": "string"}}}
+
+
+def _tagged(response: Response, value: Any) -> Any:
+    response.headers["ETag"] = svc.etag(value)
+    return value
+
 
 # Schemas the app adds to components (see app.main.custom_openapi).
 EXTRA_SCHEMAS: list[type] = [IdrConfig]
@@ -39,19 +54,23 @@ def _schema_ref(model: type) -> dict[str, Any]:
             "content": {
                 "application/json": {"schema": _schema_ref(IdrConfig)},
                 "application/yaml": {"schema": {"type": "string"}},
-            }
+            },
+            "headers": ETAG_HEADER,
         }
     },
 )
-def get_config(request: Request, rt: Rt, _: Reader, target: Target = DEFAULT_TARGET) -> Any:
+def get_config(request: Request, response: Response, rt: Rt, _: Reader, target: Target = DEFAULT_TARGET) -> Any:
     """The active configuration document: JSON, or YAML with `Accept: application/yaml` (as
-    `idr config show` prints it, ready for `idr config apply` or `PUT /v1/config`)."""
+    `idr config show` prints it, ready for `idr config apply` or `PUT /v1/config`). Its
+    `ETag` (the same for both forms) goes in `If-Match` on `PUT /v1/config`."""
     doc = svc.get_document(rt, check_target(rt.settings, target))
     if _wants_yaml(request.headers.get("accept", "")):
         from app.config.yaml_io import dump_config
 
-        return Response(dump_config(IdrConfig.model_validate(doc)), media_type="application/yaml")
-    return doc
+        return Response(
+            dump_config(IdrConfig.model_validate(doc)), media_type="application/yaml", headers={"ETag": svc.etag(doc)}
+        )
+    return _tagged(response, doc)
 
 
 def _wants_yaml(accept: str) -> bool:
@@ -75,7 +94,7 @@ def _wants_yaml(accept: str) -> bool:
 @router.put(
     "",
     response_model=ConfigApplied,
-    responses=problems(400, 415),
+    responses={**problems(400, 412, 415), 200: {"headers": ETAG_HEADER}},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -88,15 +107,18 @@ def _wants_yaml(accept: str) -> bool:
 )
 async def put_config(
     request: Request,
+    response: Response,
     rt: Rt,
     principal: Admin,
+    if_match: IfMatch = None,
     target: Target = DEFAULT_TARGET,
     allow_empty: Annotated[
         bool, Query(description="Accept a document without sources, rules or identifier mappings (runs need them).")
     ] = False,
 ) -> ConfigApplied:
     """Replace the whole configuration (JSON or YAML body) in one transaction, validated like `idr config apply`.
-    A document without sources, rules or identifier mappings is refused (422) unless `allow_empty=true`."""
+    A document without sources, rules or identifier mappings is refused (422) unless `allow_empty=true`.
+    `If-Match` (the ETag of `GET /v1/config`): 412 if the configuration changed since."""
     raw = await request.body()
     ctype = (request.headers.get("content-type") or "application/json").split(";")[0].strip().lower()
     try:
@@ -114,11 +136,12 @@ async def put_config(
         raise IdrError(f"the body is not valid {ctype}: {e}", field="") from None
     if _depth(doc) > MAX_DEPTH:
         raise IdrError(f"the body is nested too deeply (more than {MAX_DEPTH} levels)", field="")
-    return ConfigApplied(
-        **svc.put_document(
-            rt, check_target(rt.settings, target), doc, principal.name, allow_empty=allow_empty, key_id=principal.key_id
-        )
-    )
+    out = svc.put_document(
+        rt, check_target(rt.settings, target), doc, principal.name, allow_empty=allow_empty, key_id=principal.key_id,
+        if_match=if_match,
+    )  # fmt: skip
+    response.headers["ETag"] = out.pop("etag")
+    return ConfigApplied(**out)
 
 
 # A configuration document is 3 levels deep (section, list, row); anything far deeper is not one.
@@ -157,8 +180,8 @@ def _register(sec: svc.Section) -> None:
     )
     item_id_param = Annotated[str, Path(min_length=1, max_length=512, description=key_doc)]
 
-    def list_items(rt: Rt, _: Reader, target: Target = DEFAULT_TARGET):
-        return {"items": svc.list_items(rt, check_target(rt.settings, target), sec.slug)}
+    def list_items(response: Response, rt: Rt, _: Reader, target: Target = DEFAULT_TARGET):
+        return _tagged(response, {"items": svc.list_items(rt, check_target(rt.settings, target), sec.slug)})
 
     def create_item(
         rt: Rt,
@@ -166,32 +189,54 @@ def _register(sec: svc.Section) -> None:
         body: Annotated[dict[str, Any], Body()],
         response: Response,
         target: Target = DEFAULT_TARGET,
+        if_match: IfMatch = None,
     ):
-        item = svc.create_item(rt, check_target(rt.settings, target), sec.slug, body, principal.name, principal.key_id)
+        item = svc.create_item(
+            rt, check_target(rt.settings, target), sec.slug, body, principal.name, principal.key_id, if_match
+        )
         response.headers["Location"] = f"/v1/config/{sec.slug}/{item['id']}"
-        return item
+        return _tagged(response, item)
 
-    def get_item(item_id: item_id_param, rt: Rt, _: Reader, target: Target = DEFAULT_TARGET):  # type: ignore[valid-type]
-        return svc.get_item(rt, check_target(rt.settings, target), sec.slug, item_id)
+    def get_item(item_id: item_id_param, response: Response, rt: Rt, _: Reader, target: Target = DEFAULT_TARGET):  # type: ignore[valid-type]
+        return _tagged(response, svc.get_item(rt, check_target(rt.settings, target), sec.slug, item_id))
 
     def replace_item(
         item_id: item_id_param,  # type: ignore[valid-type]
         rt: Rt,
         principal: Admin,
         body: Annotated[dict[str, Any], Body()],
+        response: Response,
         target: Target = DEFAULT_TARGET,
+        if_match: IfMatch = None,
     ):
-        return svc.replace_item(
-            rt, check_target(rt.settings, target), sec.slug, item_id, body, principal.name, principal.key_id
+        item = svc.replace_item(
+            rt, check_target(rt.settings, target), sec.slug, item_id, body, principal.name, principal.key_id, if_match
         )
+        return _tagged(response, item)
 
-    def delete_item(item_id: item_id_param, rt: Rt, principal: Admin, target: Target = DEFAULT_TARGET):  # type: ignore[valid-type]
-        svc.delete_item(rt, check_target(rt.settings, target), sec.slug, item_id, principal.name, principal.key_id)
+    def delete_item(
+        item_id: item_id_param,  # type: ignore[valid-type]
+        rt: Rt,
+        principal: Admin,
+        target: Target = DEFAULT_TARGET,
+        if_match: IfMatch = None,
+    ):
+        svc.delete_item(
+            rt, check_target(rt.settings, target), sec.slug, item_id, principal.name, principal.key_id, if_match
+        )
         return Response(status_code=204)
 
     name = sec.slug.replace("-", "_")
     base = f"/{sec.slug}"
-    router.add_api_route(base, list_items, methods=["GET"], response_model=list_model, tags=[tag], name=f"list_{name}")
+    router.add_api_route(
+        base,
+        list_items,
+        methods=["GET"],
+        response_model=list_model,
+        tags=[tag],
+        name=f"list_{name}",
+        responses={200: {"headers": ETAG_HEADER}},
+    )
     router.add_api_route(
         base,
         create_item,
@@ -201,7 +246,7 @@ def _register(sec: svc.Section) -> None:
         tags=[tag],
         name=f"create_{name}",
         openapi_extra=body_doc,
-        responses=problems(409),
+        responses={**problems(409, 412), 201: {"headers": ETAG_HEADER}},
     )
     router.add_api_route(
         base + "/{item_id}",
@@ -210,7 +255,7 @@ def _register(sec: svc.Section) -> None:
         response_model=item_model,
         tags=[tag],
         name=f"get_{name}",
-        responses=problems(404),
+        responses={**problems(404), 200: {"headers": ETAG_HEADER}},
     )
     router.add_api_route(
         base + "/{item_id}",
@@ -220,7 +265,7 @@ def _register(sec: svc.Section) -> None:
         tags=[tag],
         name=f"replace_{name}",
         openapi_extra=body_doc,
-        responses=problems(404),
+        responses={**problems(404, 412), 200: {"headers": ETAG_HEADER}},
     )
     router.add_api_route(
         base + "/{item_id}",
@@ -229,7 +274,7 @@ def _register(sec: svc.Section) -> None:
         status_code=204,
         tags=[tag],
         name=f"delete_{name}",
-        responses=problems(404, 409),
+        responses={**problems(404, 409, 412)},
         response_class=Response,
     )
 
@@ -238,18 +283,39 @@ for _sec in svc.SECTIONS.values():
     _register(_sec)
 
 
-@router.get("/settings", response_model=dict[str, str], tags=["config: settings"])
-def list_settings(rt: Rt, _: Reader, target: Target = DEFAULT_TARGET) -> dict[str, str]:
+@router.get(
+    "/settings", response_model=dict[str, str], tags=["config: settings"], responses={200: {"headers": ETAG_HEADER}}
+)
+def list_settings(response: Response, rt: Rt, _: Reader, target: Target = DEFAULT_TARGET) -> dict[str, str]:
     """Settings in idr_meta.config (large_cluster_threshold, dry_run_retention_days, ...)."""
-    return svc.list_settings(rt, check_target(rt.settings, target))
+    return _tagged(response, svc.list_settings(rt, check_target(rt.settings, target)))
 
 
-@router.get("/settings/{key}", response_model=SettingOut, tags=["config: settings"], responses=problems(404))
-def get_setting(key: ItemId, rt: Rt, _: Reader, target: Target = DEFAULT_TARGET) -> SettingOut:
-    return SettingOut(**svc.get_setting(rt, check_target(rt.settings, target), key))
+@router.get(
+    "/settings/{key}",
+    response_model=SettingOut,
+    tags=["config: settings"],
+    responses={**problems(404), 200: {"headers": ETAG_HEADER}},
+)
+def get_setting(key: ItemId, response: Response, rt: Rt, _: Reader, target: Target = DEFAULT_TARGET) -> SettingOut:
+    return SettingOut(**_tagged(response, svc.get_setting(rt, check_target(rt.settings, target), key)))
 
 
-@router.put("/settings/{key}", response_model=SettingOut, tags=["config: settings"], responses=problems(404))
-def put_setting(key: ItemId, body: SettingIn, rt: Rt, principal: Admin, target: Target = DEFAULT_TARGET) -> SettingOut:
+@router.put(
+    "/settings/{key}",
+    response_model=SettingOut,
+    tags=["config: settings"],
+    responses={**problems(404, 412), 200: {"headers": ETAG_HEADER}},
+)
+def put_setting(
+    key: ItemId,
+    body: SettingIn,
+    response: Response,
+    rt: Rt,
+    principal: Admin,
+    target: Target = DEFAULT_TARGET,
+    if_match: IfMatch = None,
+) -> SettingOut:
     tgt = check_target(rt.settings, target)
-    return SettingOut(**svc.put_setting(rt, tgt, key, body.value, principal.name, principal.key_id))
+    out = svc.put_setting(rt, tgt, key, body.value, principal.name, principal.key_id, if_match)
+    return SettingOut(**_tagged(response, out))

@@ -60,6 +60,7 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
         403: "The API key lacks the scope",
         404: "Not found",
         409: "Conflict with the current state",
+        412: "If-Match does not match the resource's current ETag; nothing was written",
         415: "Unsupported media type",
         422: "Invalid input (names the field)",
         500: "Internal error",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -67,14 +67,21 @@ REQUIRED_SECTIONS = ("sources", "rules", "identifier_mappings")
 
 
 def apply_config(
-    adapter: Adapter, doc: Mapping[str, Any] | IdrConfig, *, actor: str = "cli", allow_empty: bool = True
+    adapter: Adapter,
+    doc: Mapping[str, Any] | IdrConfig,
+    *,
+    actor: str = "cli",
+    allow_empty: bool = True,
+    guard: Callable[[Adapter], None] | None = None,
 ) -> ApplySummary:
     """Validate ``doc`` against the warehouse, then replace all config tables in one transaction.
 
     Nothing is written if validation fails (``ConfigError`` lists every problem) or if
     any statement fails. Settings are upserted; keys the document omits are kept.
     ``allow_empty=False`` (whole-document applies: the CLI, PUT /v1/config) refuses a
-    document without sources, rules or identifier mappings.
+    document without sources, rules or identifier mappings. ``guard`` runs first inside the
+    transaction (after the stored settings are read); raising there writes nothing
+    (app.services.config checks there that nobody changed the configuration meanwhile).
     """
     cfg = validate_config(doc, adapter)
     if not allow_empty:
@@ -89,14 +96,20 @@ def apply_config(
     present = {key: {c.lower() for c in adapter.columns("idr_meta", table)} for key, (table, _) in TABLES.items()}
     for key, (_, model) in TABLES.items():
         for c in model.model_fields:
-            if present[key] and c not in present[key] and any(
-                getattr(r, c) != model.model_fields[c].default for r in getattr(cfg, key)
+            if (
+                present[key]
+                and c not in present[key]
+                and any(getattr(r, c) != model.model_fields[c].default for r in getattr(cfg, key))
             ):
                 raise ConfigError(
                     f"{key}[].{c}: this warehouse's idr schema predates it; run `idr init` first", field=f"{key}.{c}"
                 )
     summary = ApplySummary()
     with adapter.transaction():
+        # Read before anything is written (BigQuery's transaction script cannot read its writes).
+        stored = {str(k): v for k, v in adapter.fetchall("SELECT config_key, config_value FROM idr_meta.config")}
+        if guard is not None:
+            guard(adapter)
         cfg = cfg.model_copy(update={"exclusions": _fill_exclusion_audit(adapter, cfg.exclusions, actor)})
         for key, (table, model) in TABLES.items():
             cols = [c for c in model.model_fields if not present[key] or c in present[key]]
@@ -113,7 +126,7 @@ def apply_config(
                 )
             summary.counts[key] = len(rows)
         for k, v in cfg.settings.items():
-            if _upsert_setting(adapter, k, v, actor):
+            if _upsert_setting(adapter, k, v, actor, stored):
                 summary.settings_changed.append(k)
         summary.counts["settings"] = len(cfg.settings)
         if adapter.transactional_ddl:
@@ -134,17 +147,16 @@ def _sync_golden_views(adapter: Adapter, cfg: IdrConfig) -> None:
         sync_golden(adapter, cfg)
 
 
-def _upsert_setting(adapter: Adapter, key: str, value: str, actor: str) -> bool:
-    """Insert or update one idr_meta.config row; True if it changed.
+def _upsert_setting(adapter: Adapter, key: str, value: str, actor: str, stored: Mapping[str, Any]) -> bool:
+    """Insert or update one idr_meta.config row (``stored``: the rows before); True if it changed.
 
     UPDATE-then-INSERT (not MERGE / ON CONFLICT) so the SQL is portable to every platform.
     """
     description = DEFAULT_CONFIG.get(key, (None, None))[1]
     params = {"k": key, "v": value, "by": actor}
-    current = adapter.fetchone("SELECT config_value FROM idr_meta.config WHERE config_key = $k", {"k": key})
-    if current is not None and current[0] == value:
+    if key in stored and stored[key] == value:
         return False  # unchanged: keep updated_at/updated_by meaningful
-    if current is not None:
+    if key in stored:
         adapter.execute(
             "UPDATE idr_meta.config SET config_value = $v, updated_at = CURRENT_TIMESTAMP, updated_by = $by "
             "WHERE config_key = $k",

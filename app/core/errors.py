@@ -39,6 +39,13 @@ class ConflictError(IdrError):
     code = "conflict"
 
 
+class PreconditionFailedError(IdrError):
+    """If-Match names a version of a resource that is no longer current (optimistic concurrency)."""
+
+    status = 412
+    code = "precondition_failed"
+
+
 class PipelineError(IdrError):
     """A run failed in a stage; production tables are untouched."""
 

@@ -68,6 +68,9 @@ class Adapter(ABC):
     strategies: Strategies = PORTABLE
     # CREATE / ALTER / DROP take part in a transaction (else they commit it, or are refused).
     transactional_ddl: ClassVar[bool] = False
+    # A read inside transaction() sees the database as the transaction does (BigQuery: the
+    # transaction is one script sent when the block ends, so reads inside run before it).
+    reads_in_transaction: ClassVar[bool] = True
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         self._connect = connect

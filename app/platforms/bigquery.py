@@ -76,6 +76,7 @@ class BigQueryAdapter(TranspilingAdapter):
 
     dialect = "bigquery"
     param_style = "named"
+    reads_in_transaction = False  # transaction(): one script, sent when the block ends
     delete_needs_where = True
     timestamp_now = "DATETIME"
     keep_primary_keys = False
