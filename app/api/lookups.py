@@ -32,9 +32,10 @@ def explain(
     target: Target = DEFAULT_TARGET,
 ) -> ExplainOut:
     """The shortest chain of records, and the identifiers they share, linking two records of
-    one cluster; 404 when they are not in one cluster."""
+    one cluster; 404 when they are not in one cluster, 422 (`limit_exceeded`) when the cluster
+    has more identifier edges than `IDR_EXPLAIN_MAX_EDGES` (the search holds them in memory)."""
     with warehouse(rt.settings, check_target(rt.settings, target), reuse=True) as a:
-        return ExplainOut.model_validate(lookups.explain(a, entity_key, to))
+        return ExplainOut.model_validate(lookups.explain(a, entity_key, to, rt.settings.explain_max_edges))
 
 
 @router.get("/clusters/{resolved_id}", response_model=ClusterOut)

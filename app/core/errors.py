@@ -46,6 +46,13 @@ class PreconditionFailedError(IdrError):
     code = "precondition_failed"
 
 
+class LimitExceededError(IdrError):
+    """A request would exceed a configured bound (names the setting that sets it)."""
+
+    status = 422
+    code = "limit_exceeded"
+
+
 class PipelineError(IdrError):
     """A run failed in a stage; production tables are untouched."""
 

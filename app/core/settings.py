@@ -145,6 +145,19 @@ class Settings(BaseSettings):
         "burst of requests opens it once; then it is released and other processes (your loaders, the CLI) can "
         "open it. Workers and CLI commands release it at once.",
     )
+    explain_max_edges: int = Field(
+        200_000,
+        ge=1,
+        le=10_000_000,
+        description="Largest cluster (in identifier edges) whose chain `explain` searches; above it a 422 names "
+        "the limit (the search holds the cluster's edges in memory).",
+    )
+    readyz_warehouse_check_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="/readyz: how long a remote warehouse's successful connection check is reused (a DuckDB "
+        "file is only looked at, never opened: readiness takes no lock).",
+    )
     cli_warehouse_wait_seconds: float = Field(
         15.0, ge=0, description="CLI: how long a command retries a DuckDB file another process holds."
     )

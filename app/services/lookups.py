@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from app.core.errors import NotFoundError
+from app.core.errors import LimitExceededError, NotFoundError
 from app.core.vocabulary import format_resolved_id, parse_resolved_id
 from app.platforms.base import Adapter
 from app.schema import entity_lookup
@@ -145,13 +145,19 @@ def cluster(a: Adapter, resolved_id: str, cursor: str | None, limit: int) -> dic
     }
 
 
-def explain(a: Adapter, from_key: str, to_key: str) -> dict[str, Any]:
+# As in app.core.settings (explain_max_edges); the CLI and the console pass theirs.
+EXPLAIN_MAX_EDGES = 200_000
+
+
+def explain(a: Adapter, from_key: str, to_key: str, max_edges: int = EXPLAIN_MAX_EDGES) -> dict[str, Any]:
     """Shortest chain of records from ``from_key`` to ``to_key`` and the identifiers each
     consecutive pair shares, over the cluster's edges.
 
     Edges are stored as stars (each holder of a value links to the value's anchor), so
     the search runs on records and identifier values together: two records holding the
-    same value are one hop apart, whichever star edge recorded it.
+    same value are one hop apart, whichever star edge recorded it. The search holds the
+    cluster's edges in memory: a cluster with more than ``max_edges`` is refused (422)
+    after reading at most one edge more, rather than loaded.
     """
     _, rid_a = _member(a, from_key, "entity_key")
     _, rid_b = _member(a, to_key, "to")
@@ -167,9 +173,15 @@ def explain(a: Adapter, from_key: str, to_key: str) -> dict[str, Any]:
         "JOIN idr_state.identifier_types AS t ON t.type_no = v.type_no "
         "JOIN idr_state.entities AS a ON a.eid = v.anchor_eid "
         "JOIN idr_state.entities AS e ON e.eid = h.eid "
-        "WHERE v.linked AND a.rid = $r",
+        f"WHERE v.linked AND a.rid = $r LIMIT {int(max_edges) + 1}",
         {"r": rid_a},
     )
+    if len(rows) > max_edges:
+        raise LimitExceededError(
+            f"cluster {ra} has more than {max_edges} identifier edges, the most explain searches "
+            f"(IDR_EXPLAIN_MAX_EDGES); page through its members with GET /v1/clusters/{ra} instead",
+            field="entity_key",
+        )
     # Bipartite graph: record <-> (identifier_type, value).
     by_entity: dict[str, set[tuple[str, str]]] = {}
     by_value: dict[tuple[str, str], set[str]] = {}

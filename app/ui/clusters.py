@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.core.errors import NotFoundError
+from app.core.errors import LimitExceededError, NotFoundError
 from app.core.vocabulary import parse_resolved_id
 from app.services import explorer, lookups
 from app.services.warehouse import DEFAULT_TARGET, warehouse
@@ -69,11 +69,11 @@ def cluster_page(
         first = page if cursor is None else lookups.cluster(a, resolved_id, None, 1)
         if a_key and b_key:
             try:
-                explain = lookups.explain(a, a_key.strip(), b_key.strip())
+                explain = lookups.explain(a, a_key.strip(), b_key.strip(), rt_of(request).settings.explain_max_edges)
                 if explain["resolved_id"] != resolved_id:
                     explain_error = f"{a_key} and {b_key} are in cluster {explain['resolved_id']}, not this one"
                     explain = None
-            except NotFoundError as e:
+            except (NotFoundError, LimitExceededError) as e:
                 explain_error = e.message
         if size <= svg.GRAPH_MAX_NODES:
             whole = (
