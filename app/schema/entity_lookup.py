@@ -8,6 +8,8 @@ rebuilds the lookup when it differs, and a lookup meanwhile scans the dictionary
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from app.platforms.base import Adapter
 
 _INFO_KEY = "entity_lookup_hash"
@@ -57,30 +59,44 @@ def ensure_current(adapter: Adapter) -> bool:
     return True
 
 
-def _scan(adapter: Adapter, entity_key: str) -> tuple[int, int | None] | None:
-    row = adapter.fetchone("SELECT eid, rid FROM idr_state.entities WHERE entity_key = $k", {"k": entity_key})
-    return None if row is None else (int(row[0]), None if row[1] is None else int(row[1]))
+def _by_key(cluster_columns: Sequence[str]) -> str:
+    cols = "".join(f", c.{c}" for c in cluster_columns)
+    join = " LEFT JOIN idr_state.clusters AS c ON c.rid = e.rid" if cluster_columns else ""
+    return f"SELECT e.eid, e.rid, e.entity_key{cols} FROM idr_state.entities AS e{join} WHERE "
 
 
-def find(adapter: Adapter, entity_key: str) -> tuple[int, int | None] | None:
-    """(eid, rid) of a key, or None when the dictionary does not hold it."""
+def _row(row: tuple) -> tuple:
+    return (int(row[0]), None if row[1] is None else int(row[1]), *row[3:])
+
+
+def _scan(adapter: Adapter, entity_key: str, cluster_columns: Sequence[str]) -> tuple | None:
+    row = adapter.fetchone(_by_key(cluster_columns) + "e.entity_key = $k", {"k": entity_key})
+    return None if row is None else _row(row)
+
+
+def find(adapter: Adapter, entity_key: str, cluster_columns: Sequence[str] = ()) -> tuple | None:
+    """(eid, rid, *cluster_columns) of a key, or None when the dictionary does not hold it.
+    ``cluster_columns`` of idr_state.clusters come with the key's row (NULL for a key in no
+    cluster): a point lookup's cost is its statements, not their rows."""
     h = adapter.key_hash_sql("$k")
     if h is None:
-        return _scan(adapter, entity_key)
+        return _scan(adapter, entity_key, cluster_columns)
     eids = [
         int(r[0])
         for r in adapter.fetchall(f"SELECT eid FROM idr_state.entity_lookup WHERE key_hash = {h}", {"k": entity_key})
     ]
     if not eids:
         # Not held, or the lookup was written by another hash (until the next run rebuilds it).
-        return None if _stored_version(adapter) == adapter.key_hash_version() else _scan(adapter, entity_key)
+        stale = _stored_version(adapter) != adapter.key_hash_version()
+        return _scan(adapter, entity_key, cluster_columns) if stale else None
     # By eid (the dictionary's order): the stored key confirms the hash's match.
     marks = ", ".join(f"$e{i}" for i in range(len(eids)))
-    for eid, rid, key in adapter.fetchall(
-        f"SELECT eid, rid, entity_key FROM idr_state.entities WHERE eid IN ({marks})",
-        {f"e{i}": e for i, e in enumerate(eids)},
+    for row in adapter.fetchall(
+        _by_key(cluster_columns) + f"e.eid IN ({marks})", {f"e{i}": e for i, e in enumerate(eids)}
     ):
-        if key == entity_key:
-            return int(eid), None if rid is None else int(rid)
+        if row[2] == entity_key:
+            return _row(row)
     # A hash match on another key: with a stale hash the key may still be held.
-    return None if _stored_version(adapter) == adapter.key_hash_version() else _scan(adapter, entity_key)
+    if _stored_version(adapter) == adapter.key_hash_version():
+        return None
+    return _scan(adapter, entity_key, cluster_columns)
