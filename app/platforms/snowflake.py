@@ -80,7 +80,9 @@ class SnowflakeAdapter(TranspilingAdapter):
         if not qid or self._conn is None:
             return False
         try:
-            self._conn.cursor().execute("SELECT SYSTEM$CANCEL_QUERY(%(q)s)", {"q": qid})
+            # Bound the way this adapter's connections bind (paramstyle qmark, snowflake_connector):
+            # a pyformat '%(q)s' reached the server unbound, failed, and cancelled nothing.
+            self._conn.cursor().execute("SELECT SYSTEM$CANCEL_QUERY(?)", [qid])
         except Exception:  # noqa: BLE001 - e.g. the query just ended; the stage boundary still stops the run
             return False
         return True
@@ -103,8 +105,7 @@ class SnowflakeAdapter(TranspilingAdapter):
 
     def list_relations(self, schema: str, prefix: str = "") -> list[tuple[str, bool]]:
         rows = self.fetchall(
-            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = $s "
-            "ORDER BY table_name",
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = $s ORDER BY table_name",
             {"s": schema.upper()},
         )
         kinds = {"VIEW": True, "BASE TABLE": False}
