@@ -78,6 +78,13 @@ class RunError(BaseModel):
     stage: str | None
 
 
+class RunErasureOut(BaseModel):
+    erasure_id: str
+    applied: bool = Field(description="The run removed its records, or kept its rows out.")
+    entities_removed: int = Field(description="Records of the identity graph the run removed for it.")
+    lifted: bool = Field(description="The run lifted it: its sources had deleted every row it held.")
+
+
 class RunOut(BaseModel):
     id: str
     target: str
@@ -90,7 +97,14 @@ class RunOut(BaseModel):
     progress: Progress
     stages: list[StageOut]
     warnings: list[str]
-    counts: dict[str, int]
+    counts: dict[str, int] = Field(
+        description="The run's figures, as run_history records them (entities_removed_<reason>: records removed "
+        "by soft delete, erasure, reconciliation). Keys 'erased:<erasure id>' repeat `erasures` for clients "
+        "written before it (deprecated)."
+    )
+    erasures: list[RunErasureOut] = Field(
+        default_factory=list, description="Erasure requests this run applied or lifted (published runs)."
+    )
     error: RunError | None
     requested_by: str | None
     created_at: Timestamp
@@ -120,7 +134,17 @@ class RunOut(BaseModel):
             progress=Progress(stages_done=done, stages_total=total, percent=percent),
             stages=[_stage(s) for s in (r.stages or [])],
             warnings=list(r.warnings or []),
-            counts={k: int(v) for k, v in (r.counts or {}).items() if v is not None},
+            counts={
+                **{k: int(v) for k, v in (r.counts or {}).items() if v is not None},
+                **{f"erased:{e.erasure_id}": int(e.entities_removed) for e in r.erasures if e.applied},
+            },
+            erasures=[
+                RunErasureOut(
+                    erasure_id=e.erasure_id, applied=e.applied, entities_removed=int(e.entities_removed),
+                    lifted=e.lifted,
+                )
+                for e in r.erasures
+            ],
             error=RunError(message=(redact_values(r.error_message) if redact else r.error_message) or "",
                            stage=r.error_stage)
             if r.error_message
@@ -430,7 +454,8 @@ class AuditOut(BaseModel):
     id: int
     at: Timestamp
     kind: AuditKind
-    action: str = Field(description="What was done, e.g. config.replace, rules.create, dry_run.apply, webhook.delete, "
+    action: str = Field(
+        description="What was done, e.g. config.replace, rules.create, dry_run.apply, webhook.delete, "
         "erasure.request, erasure.lifted.",
     )
     actor: str = Field(description="Name of the API key (or cli:<user>) that made the change.")

@@ -65,6 +65,8 @@ def parse_resolved_id(text: str) -> int | None:
 # (reconcile_deletes, or any FULL run).
 RemovalReason = Literal["soft_delete", "erasure", "reconciliation"]
 REMOVAL_REASONS: tuple[str, ...] = get_args(RemovalReason)
+# Their columns in idr_out.run_history (and keys of a run's counts in the API).
+REMOVAL_COLUMNS: dict[str, str] = {reason: f"entities_removed_{reason}" for reason in REMOVAL_REASONS}
 
 # An erasure request: PENDING until a run applies it, APPLIED (in force) while a source
 # still holds a row it matched, LIFTED once the sources deleted every such row.

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def now_utc() -> datetime:
@@ -51,6 +51,24 @@ class Run(Base):
     lease_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Set in the publish transaction's lease check: production has this run's results.
     published_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The erasure requests this run applied or lifted (loaded with the run).
+    erasures: Mapped[list[RunErasure]] = relationship(
+        lazy="selectin", order_by="RunErasure.erasure_id", cascade="all, delete-orphan"
+    )
+
+
+class RunErasure(Base):
+    """An erasure request a published run applied (removed its records, or kept its rows
+    out) or lifted: what erasure.completed and the audit trail's erasure.lifted are sent
+    from. The warehouse keeps the same facts (idr_out.erasure_runs, erasure_request)."""
+
+    __tablename__ = "run_erasures"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    erasure_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    applied: Mapped[bool] = mapped_column(Boolean, default=False)
+    entities_removed: Mapped[int] = mapped_column(Integer, default=0)
+    lifted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class IdempotencyKey(Base):

@@ -52,7 +52,8 @@ class RunContext:
     fence: Fence = field(default_factory=Fence)
     state: RunState = field(default_factory=RunState)
     round_trips_at_start: int = 0
-    statements_column: bool = True
+    # run_history's columns (an install `idr init` has not upgraded lacks the newest).
+    history_columns: frozenset[str] | None = None
 
     def count_statements(self) -> None:
         """The run's round trips so far, plus the run_history write about to record them."""

@@ -8,7 +8,7 @@ import re
 from datetime import datetime
 
 from app.core.run_record import RunResult, StageResult
-from app.core.vocabulary import PUBLISHED_STATUSES
+from app.core.vocabulary import PUBLISHED_STATUSES, REMOVAL_COLUMNS
 from app.platforms.base import Adapter
 
 _PUBLISHED = "(" + ", ".join(f"'{s}'" for s in PUBLISHED_STATUSES) + ")"
@@ -50,17 +50,24 @@ def insert(adapter: Adapter, r: RunResult, fingerprint: str, tag: str) -> None:
     )
 
 
-def finish(adapter: Adapter, r: RunResult, statements_column: bool = True) -> None:
-    """The run's outcome; ``statements_column`` is False on a database whose run_history
-    predates the column (until ``idr init`` adds it). A row that is no longer RUNNING (the
-    reaper gave the run up) stays as it is."""
-    stmts = ", statements = $stmts" if statements_column else ""
+def finish(adapter: Adapter, r: RunResult, columns: frozenset[str] | None = None) -> None:
+    """The run's outcome. ``columns``: run_history's columns, on a database whose table
+    predates the newest (``statements``, the removals) until ``idr init`` adds them (None:
+    all are there). A row that is no longer RUNNING (the reaper gave the run up) stays as
+    it is."""
+    has = (lambda c: True) if columns is None else columns.__contains__
+    extra = ", statements = $stmts" if has("statements") else ""
+    removed: dict[str, int] = {}
+    for reason, col in REMOVAL_COLUMNS.items():
+        if has(col):
+            extra += f", {col} = $rm_{reason}"
+            removed[f"rm_{reason}"] = int(r.entities_removed.get(reason, 0))
     adapter.execute(
         f"""UPDATE idr_out.run_history SET status = $status, ended_at = $ended, duration_seconds = $dur,
            entities_processed = $entities, edges_created = $ec, edges_updated = $eu,
            clusters_impacted = $ci, lp_iterations = $lp, source_tables_processed = $st,
            groups_skipped = $gs, values_excluded = $ve, large_clusters = $lc, warnings = $warn,
-           watermarks_json = $wm, error_message = $err, error_stage = $estage{stmts}
+           watermarks_json = $wm, error_message = $err, error_stage = $estage{extra}
            WHERE run_id = $id AND status = 'RUNNING'""",
         {
             "status": r.status,
@@ -81,8 +88,23 @@ def finish(adapter: Adapter, r: RunResult, statements_column: bool = True) -> No
             "estage": r.error_stage,
             "stmts": r.statements,
             "id": r.run_id,
+            **removed,
         },
     )
+
+
+def removals(adapter: Adapter, run_id: str) -> dict[str, int | None]:
+    """The records a run removed, by reason, as run_history holds them (None: not
+    recorded -- a run of a version before these columns that `idr init` could not fill)."""
+    have = set(adapter.columns("idr_out", "run_history"))
+    cols = [c for c in REMOVAL_COLUMNS.values() if c in have]
+    row = (
+        adapter.fetchone(f"SELECT {', '.join(cols)} FROM idr_out.run_history WHERE run_id = $r", {"r": run_id})
+        if cols
+        else None
+    )
+    got = dict(zip(cols, row or (None,) * len(cols), strict=True))
+    return {reason: (None if got.get(col) is None else int(got[col])) for reason, col in REMOVAL_COLUMNS.items()}
 
 
 def record_stage(adapter: Adapter, run_id: str, s: StageResult) -> None:

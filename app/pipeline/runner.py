@@ -135,7 +135,8 @@ def _run_pipeline(
     if mode not in RUN_MODES:
         raise PipelineError(f"mode must be FULL or INCR, not {mode!r}", stage="init")
     rt0 = adapter.round_trips
-    has_statements = "statements" in _require_schema(adapter)
+    history_cols = frozenset(_require_schema(adapter))
+    has_statements = "statements" in history_cols
     stored = _stored_state(adapter)
     now = utcnow()
     result = RunResult(
@@ -158,7 +159,7 @@ def _run_pipeline(
     kind = RunKind(full=full, dry_run=dry_run, apply=apply_of is not None, fresh=bool(fresh))
     ctx = RunContext(
         round_trips_at_start=rt0,
-        statements_column=has_statements,
+        history_columns=history_cols,
         adapter=adapter,
         config=config,
         settings=settings,
@@ -204,7 +205,7 @@ def _run_pipeline(
             result.ended_at = utcnow()
             result.duration_seconds = time.perf_counter() - t0
             ctx.count_statements()
-            history.finish(adapter, result, has_statements)
+            history.finish(adapter, result, history_cols)
         else:
             # Duration covers publish too; the row was committed with the earlier figures.
             result.duration_seconds = time.perf_counter() - t0
@@ -228,9 +229,9 @@ def _run_pipeline(
         log.warning("run %s failed in %s: %s", result.run_id, result.error_stage, result.error_message)
         ctx.count_statements()
         try:
-            history.finish(adapter, result, has_statements)
+            history.finish(adapter, result, history_cols)
         except Exception:  # noqa: BLE001 - e.g. the interrupt that stopped the run (cancel) came late
-            history.finish(adapter, result, has_statements)
+            history.finish(adapter, result, history_cols)
     finally:
         try:
             ctx.drop_work_tables()
@@ -246,7 +247,7 @@ def _publish(ctx: RunContext, t0: float) -> None:
     r.ended_at = utcnow()
     r.duration_seconds = time.perf_counter() - t0
     ctx.count_statements()
-    publish.publish(ctx, lambda: history.finish(ctx.adapter, r, ctx.statements_column))
+    publish.publish(ctx, lambda: history.finish(ctx.adapter, r, ctx.history_columns))
 
 
 def _execute(ctx: RunContext, plan: Plan, t0: float, observe: StepObserver | None) -> None:

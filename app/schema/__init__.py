@@ -59,7 +59,7 @@ def init_schema(adapter: Adapter) -> list[str]:
     Returns a list of human-readable changes made (empty when already up to date).
     """
     from app.config.store import read_config
-    from app.schema import entity_lookup
+    from app.schema import entity_lookup, run_removals
     from app.schema.golden import sync_golden
     from app.schema.upgrade import upgrade_v1, v1_tables
 
@@ -98,6 +98,8 @@ def init_schema(adapter: Adapter) -> list[str]:
         "SELECT 'resolved_id', 1 WHERE NOT EXISTS "
         "(SELECT 1 FROM idr_meta.resolved_id_sequence WHERE sequence_name = 'resolved_id')"
     )
+    if filled := run_removals.fill(adapter):
+        changes.append(f"filled idr_out.run_history's removal columns of {filled} earlier run(s)")
     config = read_config(adapter)
     if v1_tables(adapter):
         changes += upgrade_v1(adapter, config)

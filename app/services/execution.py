@@ -16,8 +16,8 @@ from app.core.errors import IdrError
 from app.core.redact import redact_values
 from app.core.run_record import RunResult
 from app.core.timefmt import rfc3339
-from app.core.vocabulary import PUBLISHED_STATUSES
-from app.db.models import Run, now_utc
+from app.core.vocabulary import PUBLISHED_STATUSES, REMOVAL_COLUMNS
+from app.db.models import Run, RunErasure, now_utc
 from app.pipeline.context import Fence
 from app.services import runs, webhooks
 from app.services.runs import TERMINAL
@@ -55,35 +55,45 @@ def _events(run: Run) -> list[str]:
     return out
 
 
-# counts["erased:<erasure_id>"] = records the run removed for that erasure request.
-ERASED = "erased:"
-
-
 def event_deliveries(s: Session, run: Run) -> list[str]:
     """The run's events, and one erasure.completed per erasure request it applied."""
     out = [d for e in _events(run) for d in webhooks.create_deliveries(s, e, run_payload(run))]
     if run.status in PUBLISHED_STATUSES and not run.dry_run:
-        applied = {k[len(ERASED) :]: v for k, v in (run.counts or {}).items() if k.startswith(ERASED)}
-        for erasure_id, removed in sorted(applied.items()):
+        for er in run.erasures:
+            if not er.applied:
+                continue
             data = {
-                "erasure_id": erasure_id,
+                "erasure_id": er.erasure_id,
                 "run_id": run.id,
                 "target": run.target,
-                "entities_removed": int(removed),
+                "entities_removed": int(er.entities_removed),
                 "took_effect_at": rfc3339(run.ended_at),
             }
             out += webhooks.create_deliveries(s, "erasure.completed", data)
     return out
 
 
-def _audit_lifted(s: Session, run: Run, lifted: tuple[str, ...]) -> None:
+def run_erasures(run_id: str, r: RunResult) -> list[RunErasure]:
+    """The erasure requests a run applied or lifted, as the service keeps them."""
+    ids = sorted({*r.erasures_applied, *r.erasures_lifted})
+    return [
+        RunErasure(
+            run_id=run_id, erasure_id=e, applied=e in r.erasures_applied,
+            entities_removed=int(r.erasures_applied.get(e, 0)), lifted=e in r.erasures_lifted,
+        )
+        for e in ids
+    ]  # fmt: skip
+
+
+def _audit_lifted(s: Session, run: Run) -> None:
     from app.services import audit
 
-    for erasure_id in lifted:
-        audit.record(
-            s, kind="erasure", action="erasure.lifted", actor=run.requested_by or "worker", target=run.target,
-            subject=erasure_id, diff={"run_id": run.id, "lifted_at": rfc3339(run.ended_at)},
-        )  # fmt: skip
+    for er in run.erasures:
+        if er.lifted:
+            audit.record(
+                s, kind="erasure", action="erasure.lifted", actor=run.requested_by or "worker", target=run.target,
+                subject=er.erasure_id, diff={"run_id": run.id, "lifted_at": rfc3339(run.ended_at)},
+            )  # fmt: skip
 
 
 def run_payload(run: Run) -> dict[str, Any]:
@@ -104,21 +114,24 @@ def run_payload(run: Run) -> dict[str, Any]:
 
 
 def _finish(
-    rt: Runtime, run_id: str, generation: int | None, lifted: tuple[str, ...] = (), **values: Any
+    rt: Runtime, run_id: str, generation: int | None, erasures: list[RunErasure] | None = None, **values: Any
 ) -> bool:
     """Record the outcome, free the target, and queue webhook events (sent after commit) --
     only while the run still holds its lease: a run the reaper gave up on stays as the
-    reaper left it, and its subscribers hear of it once. ``lifted``: the erasures the run
-    lifted, for the audit trail."""
+    reaper left it, and its subscribers hear of it once. ``erasures``: the requests the run
+    applied or lifted (app.services.execution.run_erasures)."""
     status = values.pop("status")
     with rt.session() as s:
         if not runs.transition(s, run_id, frm=("RUNNING",), to=status, generation=generation, **values):
             log.warning("run %s lost its lease; its outcome %s is not recorded", run_id, status)
             return False
         run = s.get(Run, run_id)
+        if erasures and status in PUBLISHED_STATUSES:
+            run.erasures = erasures
+            s.flush()
         deliveries = event_deliveries(s, run)
         if run.status in PUBLISHED_STATUSES and not run.dry_run:
-            _audit_lifted(s, run, lifted)
+            _audit_lifted(s, run)
     for d in deliveries:
         rt.send("idr.deliver_webhook", [d])
     return True
@@ -202,9 +215,8 @@ def _result_values(r: RunResult, cancelled: bool) -> dict[str, Any]:
             "large_clusters",
         )
     }
-    # Removed records by reason, and the erasures the run applied (counts stay name -> int).
-    counts.update({f"entities_removed_{k}": int(v) for k, v in r.entities_removed.items()})
-    counts.update({f"{ERASED}{k}": int(v) for k, v in r.erasures_applied.items()})
+    # Removed records by reason, as run_history's columns (the erasures: run_erasures rows).
+    counts.update({col: int(r.entities_removed.get(reason, 0)) for reason, col in REMOVAL_COLUMNS.items()})
     return {
         "status": "CANCELLED" if cancelled else r.status,
         "stages": [
@@ -380,7 +392,7 @@ def execute(
     values = _result_values(result, stopped and (cancelled or beat.stop_reason() == "cancel"))
     if stopped and beat.stop_reason() == "timeout":
         values["error_message"] = _timeout_message(rt)
-    if not _finish(rt, run_id, generation, lifted=tuple(result.erasures_lifted), **values):
+    if not _finish(rt, run_id, generation, run_erasures(run_id, result), **values):
         return _status(rt, run_id), result
     if result.ok and rt.settings.metrics_push_exporters.strip():
         rt.send("idr.push_metrics", [target, run_id])

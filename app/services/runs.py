@@ -88,6 +88,7 @@ def create_run(
             stages=[],
             warnings=[],
             counts={},
+            erasures=[],  # loaded: a new run read after its session closed has none
             requested_by=principal.name,
             created_at=now,
         )

@@ -283,7 +283,13 @@ CREATE TABLE IF NOT EXISTS idr_out.run_history (
     input_fingerprint VARCHAR,
     applied_dry_run_id VARCHAR,
     work_tag VARCHAR,
-    statements BIGINT
+    statements BIGINT,
+    -- Records the run removed from the membership, by reason (app.core.vocabulary
+    -- REMOVAL_REASONS; which erasures it applied: idr_out.erasure_runs). NULL: written by a
+    -- version that did not record them, and `idr init` found no metrics row to fill them from.
+    entities_removed_soft_delete BIGINT,
+    entities_removed_erasure BIGINT,
+    entities_removed_reconciliation BIGINT
 );
 
 CREATE TABLE IF NOT EXISTS idr_out.stage_metrics (

@@ -35,6 +35,11 @@ def test_erasure_by_email_over_http(app_factory, warehouse_path, tmp_path, recei
     run = wait_run(client, body["run_id"])
     assert run["status"].startswith("SUCCESS"), run
     assert run["counts"]["entities_removed_erasure"] >= 1
+    assert run["erasures"] == [
+        {"erasure_id": body["id"], "applied": True, "entities_removed": run["counts"]["entities_removed_erasure"],
+         "lifted": False}
+    ]  # fmt: skip
+    assert run["counts"][f"erased:{body['id']}"] == run["counts"]["entities_removed_erasure"]  # deprecated mirror
     got = client.get(f"/v1/erasures/{body['id']}").json()
     assert got["status"] == "APPLIED" and got["took_effect_in_run"] == body["run_id"]
     assert got["runs"][0]["entities_removed"] == run["counts"]["entities_removed_erasure"]
@@ -66,6 +71,7 @@ def test_erasure_by_email_over_http(app_factory, warehouse_path, tmp_path, recei
     assert full["status"].startswith("SUCCESS"), full
     got = client.get(f"/v1/erasures/{body['id']}").json()
     assert got["status"] == "LIFTED" and got["lifted_in_run"] == full["id"] and got["lifted_at"]
+    assert [(e["erasure_id"], e["lifted"]) for e in full["erasures"]] == [(body["id"], True)]
     # The audit trail: who asked, and when it lifted -- never the value.
     events = client.get("/v1/audit", params={"kind": "erasure"}).json()["items"]
     assert [e["action"] for e in events] == ["erasure.lifted", "erasure.request"]
