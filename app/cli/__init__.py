@@ -193,6 +193,35 @@ def dbt_sources(
         console.print(f"wrote {out}", highlight=False)
 
 
+deploy_app = typer.Typer(help="Create the in-warehouse runners.", no_args_is_help=True)
+app.add_typer(deploy_app, name="deploy")
+
+
+@deploy_app.command("snowflake-procedure")
+def deploy_snowflake_procedure(
+    target: Annotated[str, typer.Option("--target", help="A snowflake target (IDR_TARGETS__<NAME>__...).")],
+    schema: Annotated[str, typer.Option(help="Schema of the procedure and of its code stage.")] = "IDR_META",
+    name: Annotated[str, typer.Option(help="Procedure name.")] = "IDR_RUN",
+    show: Annotated[bool, typer.Option("--print", help="Print the procedure's DDL; send nothing.")] = False,
+) -> None:
+    """Create the stored procedure that runs idr inside Snowflake: CALL idr_meta.idr_run('INCR', TRUE)."""
+    from app.inwarehouse import snowflake as procedure
+    from app.platforms import named_target
+
+    if show:
+        typer.echo(procedure.procedure_ddl(schema, name))
+        return
+    procedure.procedure_ddl(schema, name)  # refuses a bad name before connecting
+    platform = named_target(get_settings(), target).platform
+    if platform != "snowflake":
+        raise fail(f"target {target!r} is a {platform} target; snowflake-procedure needs a snowflake one")
+    with warehouse(None, target) as a:
+        procedure.deploy(a.conn, schema, name)
+    console.print(
+        f"created {schema.upper()}.{name.upper()}: CALL {schema.lower()}.{name.lower()}('INCR', TRUE)", highlight=False
+    )
+
+
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 

@@ -17,7 +17,7 @@ def target_adapter(t: TargetModel, settings: Settings) -> Adapter:
     return t.build_adapter(settings)
 
 
-def _named(settings: Settings, name: str) -> TargetModel:
+def named_target(settings: Settings, name: str) -> TargetModel:
     targets = {k.lower(): v for k, v in settings.targets.items()}
     if name.lower() not in targets:
         known = ", ".join(sorted(targets)) or "none configured"
@@ -30,7 +30,7 @@ def duckdb_file(db_path: str | None = None, settings: Settings | None = None, ta
     settings = settings or get_settings()
     name = target or (None if db_path else settings.default_target)
     if name:
-        return _named(settings, name).duckdb_file(settings)
+        return named_target(settings, name).duckdb_file(settings)
     return db_path or settings.duckdb_path
 
 
@@ -50,8 +50,8 @@ def open_adapter(
             )
     name = target or (None if db_path else settings.default_target)
     if name:
-        return target_adapter(_named(settings, name), settings)
+        return target_adapter(named_target(settings, name), settings)
     return DuckDBAdapter.from_path(db_path or settings.duckdb_path, settings)
 
 
-__all__ = ["Adapter", "DuckDBAdapter", "duckdb_file", "open_adapter", "target_adapter"]
+__all__ = ["Adapter", "DuckDBAdapter", "duckdb_file", "named_target", "open_adapter", "target_adapter"]

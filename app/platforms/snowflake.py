@@ -57,9 +57,12 @@ class SnowflakeAdapter(TranspilingAdapter):
             node.set("single_replace", None)
         return node
 
-    def _run(self, stmt: Bound, fetch: bool) -> tuple[list[str], list[tuple]]:
+    def _refuse_ddl_in_transaction(self, stmt: Bound) -> None:
         if self._tx_depth and stmt.kind == "ddl":
             raise RuntimeError("DDL inside a Snowflake transaction would commit it implicitly")
+
+    def _run(self, stmt: Bound, fetch: bool) -> tuple[list[str], list[tuple]]:
+        self._refuse_ddl_in_transaction(stmt)
         cur = self.conn.cursor()
         self._running = cur
         try:
@@ -114,3 +117,29 @@ class SnowflakeAdapter(TranspilingAdapter):
             for n, k in rows
             if str(k).upper() in kinds and str(n).lower().startswith(prefix.lower())
         ]
+
+
+class SnowparkAdapter(SnowflakeAdapter):
+    """Snowflake through a Snowpark session: inside a stored procedure, the session the
+    procedure is called with (``app.inwarehouse.snowflake``). The SQL is the Snowflake
+    adapter's; only how a statement is sent differs (``session.sql(text, params).collect()``,
+    qmark values bound by Snowflake)."""
+
+    def _run(self, stmt: Bound, fetch: bool) -> tuple[list[str], list[tuple]]:
+        self._refuse_ddl_in_transaction(stmt)
+        self.count_round_trip()
+        rows = self.conn.sql(stmt.sql, params=stmt.params).collect()
+        if not fetch:
+            return [], []
+        # snowflake.snowpark.Row is a tuple carrying its column names in _fields.
+        cols = list(getattr(rows[0], "_fields", None) or []) if rows else []
+        return cols, [tuple(r) for r in rows]
+
+    def interrupt(self) -> bool:
+        return False  # the caller cancels the CALL; the run stops at its end or rolls back
+
+    def transaction(self):
+        return self._session_transaction(lambda sql: self.conn.sql(sql).collect(), "BEGIN")
+
+    def close(self) -> None:
+        self._conn = None  # the session belongs to the procedure
