@@ -10,6 +10,7 @@ from datetime import datetime
 from app.core.run_record import RunResult, StageResult
 from app.core.vocabulary import PUBLISHED_STATUSES, REMOVAL_COLUMNS
 from app.platforms.base import Adapter
+from app.platforms.changes import Statement
 
 _PUBLISHED = "(" + ", ".join(f"'{s}'" for s in PUBLISHED_STATUSES) + ")"
 LAST_PUBLISHED_SQL = (
@@ -55,6 +56,12 @@ def finish(adapter: Adapter, r: RunResult, columns: frozenset[str] | None = None
     predates the newest (``statements``, the removals) until ``idr init`` adds them (None:
     all are there). A row that is no longer RUNNING (the reaper gave the run up) stays as
     it is."""
+    w = finish_statement(r, columns)
+    adapter.execute(w.sql, w.params)
+
+
+def finish_statement(r: RunResult, columns: frozenset[str] | None = None) -> Statement:
+    """The statement ``finish`` sends (a publish's change set carries it)."""
     has = (lambda c: True) if columns is None else columns.__contains__
     extra = ", statements = $stmts" if has("statements") else ""
     removed: dict[str, int] = {}
@@ -62,7 +69,7 @@ def finish(adapter: Adapter, r: RunResult, columns: frozenset[str] | None = None
         if has(col):
             extra += f", {col} = $rm_{reason}"
             removed[f"rm_{reason}"] = int(r.entities_removed.get(reason, 0))
-    adapter.execute(
+    return Statement(
         f"""UPDATE idr_out.run_history SET status = $status, ended_at = $ended, duration_seconds = $dur,
            entities_processed = $entities, edges_created = $ec, edges_updated = $eu,
            clusters_impacted = $ci, lp_iterations = $lp, source_tables_processed = $st,

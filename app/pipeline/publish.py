@@ -1,6 +1,6 @@
-"""Atomic publish: the state tables, run_state, the id sequence and the run's own history
-row change in one transaction (on platforms without one, in the strongest form the
-adapter offers; see README "Platforms")."""
+"""Publish: the state tables, run_state, the id sequence and the run's own history row,
+as one change set (app/platforms/changes.py) the adapter applies in the strongest form
+its platform has: one transaction, one script, or per-table swaps (README "Platforms")."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from app.core.errors import ConflictError
 from app.pipeline import erasure, history
 from app.pipeline.context import RunContext
 from app.pipeline.extract import attribute_names
+from app.platforms.changes import Applied, ChangeSet, Write
 from app.schema import entity_lookup
 from app.schema.golden import golden_columns
 
@@ -71,7 +72,7 @@ def _golden_insert(ctx: RunContext) -> str | None:
     )
 
 
-def _erasures(ctx: RunContext) -> None:
+def _erasures(ctx: RunContext, cs: ChangeSet) -> None:
     """Erasures this run applied: the pending ones take effect now (even when nothing
     matched), and every erasure that removed a member or kept a row out is listed."""
     st = ctx.state
@@ -80,13 +81,13 @@ def _erasures(ctx: RunContext) -> None:
         {"e": i, "r": ctx.run_id, "n": st.erasure_counts.get(i, (0, 0))[0], "k": st.erasure_counts.get(i, (0, 0))[1]}
         for i in ids
     ]
-    ctx.adapter.executemany(
+    cs.executemany(
         "INSERT INTO idr_out.erasure_runs (erasure_id, run_id, entities_removed, rows_suppressed, applied_at) "
         "VALUES ($e, $r, $n, $k, $now)",
         [{**r, "now": ctx.now} for r in rows],
     )
     for i in st.suppression.pending:
-        ctx.adapter.execute(
+        cs.execute(
             "UPDATE idr_meta.erasure_request SET applied_run_id = $r, applied_at = $now "
             "WHERE erasure_id = $e AND applied_run_id IS NULL",
             {"r": ctx.run_id, "now": ctx.now, "e": i},
@@ -95,90 +96,126 @@ def _erasures(ctx: RunContext) -> None:
     erasure.publish_holds(ctx)
 
 
-def _delete_keys(ctx: RunContext, table: str, column: str, keys: list) -> None:
+def _delete_keys(cs: ChangeSet, table: str, column: str, keys: list) -> None:
     """One DELETE for every key (bound values)."""
     if keys:
         names = {f"k{i}": k for i, k in enumerate(keys)}
-        ctx.exec(f"DELETE FROM {table} WHERE {column} IN ({', '.join('$' + n for n in names)})", names)
+        cs.execute(f"DELETE FROM {table} WHERE {column} IN ({', '.join('$' + n for n in names)})", names)
 
 
-def _replace_rows(ctx: RunContext, table: str, column: str, rows: list[dict], insert: str) -> None:
-    _delete_keys(ctx, table, column, [r[column] for r in rows])
-    ctx.adapter.executemany(insert, rows)
+def _replace_rows(cs: ChangeSet, table: str, column: str, rows: list[dict], insert: str) -> None:
+    _delete_keys(cs, table, column, [r[column] for r in rows])
+    cs.executemany(insert, rows)
 
 
-def publish(ctx: RunContext, finalize: Callable[[], None]) -> None:
-    """Step publish: one transaction."""
+def _still_current(ctx: RunContext) -> None:
+    """Inside the publish: nothing else was published since this run read the state, and
+    its history row is still its own."""
     a = ctx.adapter
+    if history.last_published(a) != ctx.state.last_published:
+        raise ConflictError("another run was published while this one ran; nothing was written, run it again")
+    if history.status(a, ctx.run_id) != "RUNNING":
+        # The reaper marked this run FAILED in the warehouse too: its lease was taken.
+        raise ConflictError("this run was given up as lost (its lease was taken); nothing was written")
+
+
+NOT_ATOMIC = "not atomically"
+
+
+def not_atomic_warning(platform: str, applied: Applied) -> str:
+    """The run's warning when its change set was applied as ``applied`` (atomic=False)."""
+    return (
+        f"published on {platform} by {applied.how}, {NOT_ATOMIC}: a failure during them leaves some "
+        "state tables new and others old until the next run (see README, Platforms)"
+    )
+
+
+def changes(ctx: RunContext, outcome: Callable[[], Write]) -> ChangeSet:
+    """The publish's change set: the state tables, run_state, the id sequence, the rule
+    audit, erasures, then (``outcome``) the run's own history row."""
     st = ctx.state
     p = {"now": ctx.now}
     scope = "full" if ctx.full else "incr"
+
+    def closing(applied: Applied) -> list[Write]:
+        if not applied.atomic:
+            ctx.result.warnings.append(not_atomic_warning(ctx.adapter.platform, applied))
+            if ctx.result.status == "SUCCESS":
+                ctx.result.status = "SUCCESS_WITH_WARNINGS"
+        return [outcome()]
+
+    # Last before commit: does this run still hold its lease? (held until the commit ended)
+    cs = ChangeSet(checks=[lambda: _still_current(ctx)], fence=ctx.fence.check, closing=closing)
+
+    def run(ref: str, params: dict | None = None) -> None:
+        cs.execute(ctx.stmt(ref), params)
+
     golden_sql = _golden_insert(ctx)
     next_vid = max(st.next_vid, ctx.scalar(f"SELECT coalesce(max(vid), -1) + 1 FROM {ctx.w('values_new')}"))
+    if ctx.kind.fresh:
+        run("publish.fresh_entities_insert", p)
+        entity_lookup.write(ctx.adapter, f"SELECT eid, entity_key FROM {ctx.w('entities')}", cs)
+    else:
+        run("publish.entities_delete")
+        run("publish.entities_insert", p)
+        entity_lookup.write(ctx.adapter, f"SELECT eid, entity_key FROM {ctx.w('entity_changes')} WHERE is_new", cs)
+    run(f"publish.values_delete_{scope}")
+    run("publish.values_insert", p)
+    run("publish.types_delete")
+    run("publish.types_insert")
+    run(f"publish.holders_delete_{scope}")
+    run("publish.fresh_holders_insert" if ctx.kind.fresh else "publish.holders_insert", p)
+    run(f"publish.clusters_delete_{scope}")
+    run("publish.clusters_insert", p)
+    run(f"publish.golden_delete_{scope}")
+    if golden_sql:
+        cs.execute(golden_sql, p)
+    run("publish.skipped_insert", {"run_id": ctx.run_id, "now": ctx.now})
+    run("publish.sequence_update", {"next": st.next_rid + st.new_ids})
+    run("publish.counters_delete")
+    run("publish.counters_insert", {"eid": st.next_eid + st.new_entities, "vid": next_vid})
+    # One statement per table, whatever the number of sources and rules (round trips).
+    rows = []
+    for table_id, wm in ctx.result.watermarks.items():
+        rec = ctx.now if table_id in st.reconciled else st.reconciled_before.get(table_id)
+        rows.append(
+            {
+                "table_id": table_id,
+                "wm": wm,
+                "run_id": ctx.run_id,
+                "now": ctx.now,
+                "reconciled": rec.isoformat(sep=" ") if rec else None,
+            }
+        )
+    _replace_rows(
+        cs,
+        "idr_meta.run_state",
+        "table_id",
+        rows,
+        "INSERT INTO idr_meta.run_state (table_id, last_watermark_value, last_run_id, last_run_ts, "
+        "last_reconciled_ts) VALUES ($table_id, CAST($wm AS TIMESTAMP), $run_id, $now, "
+        "CAST($reconciled AS TIMESTAMP))",
+    )
+    _erasures(ctx, cs)
+    if ctx.full:
+        cs.execute("DELETE FROM idr_out.rule_match_audit_current")
+    else:
+        _delete_keys(cs, "idr_out.rule_match_audit_current", "rule_id", [r["rule_id"] for r in st.audit_rows])
+    cs.executemany(
+        "INSERT INTO idr_out.rule_match_audit_current (rule_id, identifier_type, edges, entities_matched, "
+        "groups_matched, groups_skipped, last_run_id, updated_ts) VALUES "
+        "($rule_id, $t, $edges, $entities_matched, $groups_matched, $groups_skipped, $run_id, $now)",
+        st.audit_rows,
+    )
+    return cs
+
+
+def publish(ctx: RunContext, outcome: Callable[[], Write]) -> Applied:
+    """Step publish: the change set, applied by the adapter in the strongest form its
+    platform has (README, Platforms: what is atomic)."""
+    cs = changes(ctx, outcome)
     # The fence's exit follows the commit (or rollback): the lease stays checked until then.
-    with ctx.fence, a.transaction():
-        if history.last_published(a) != st.last_published:
-            raise ConflictError("another run was published while this one ran; nothing was written, run it again")
-        if history.status(a, ctx.run_id) != "RUNNING":
-            # The reaper marked this run FAILED in the warehouse too: its lease was taken.
-            raise ConflictError("this run was given up as lost (its lease was taken); nothing was written")
-        if ctx.kind.fresh:
-            ctx.run("publish.fresh_entities_insert", p)
-            entity_lookup.write(a, f"SELECT eid, entity_key FROM {ctx.w('entities')}")
-        else:
-            ctx.run("publish.entities_delete")
-            ctx.run("publish.entities_insert", p)
-            entity_lookup.write(a, f"SELECT eid, entity_key FROM {ctx.w('entity_changes')} WHERE is_new")
-        ctx.run(f"publish.values_delete_{scope}")
-        ctx.run("publish.values_insert", p)
-        ctx.run("publish.types_delete")
-        ctx.run("publish.types_insert")
-        ctx.run(f"publish.holders_delete_{scope}")
-        ctx.run("publish.fresh_holders_insert" if ctx.kind.fresh else "publish.holders_insert", p)
-        ctx.run(f"publish.clusters_delete_{scope}")
-        ctx.run("publish.clusters_insert", p)
-        ctx.run(f"publish.golden_delete_{scope}")
-        if golden_sql:
-            a.execute(golden_sql, p)
-        ctx.run("publish.skipped_insert", {"run_id": ctx.run_id, "now": ctx.now})
-        ctx.run("publish.sequence_update", {"next": st.next_rid + st.new_ids})
-        ctx.run("publish.counters_delete")
-        ctx.run("publish.counters_insert", {"eid": st.next_eid + st.new_entities, "vid": next_vid})
-        # One statement per table, whatever the number of sources and rules (round trips).
-        rows = []
-        for table_id, wm in ctx.result.watermarks.items():
-            rec = ctx.now if table_id in st.reconciled else st.reconciled_before.get(table_id)
-            rows.append(
-                {
-                    "table_id": table_id,
-                    "wm": wm,
-                    "run_id": ctx.run_id,
-                    "now": ctx.now,
-                    "reconciled": rec.isoformat(sep=" ") if rec else None,
-                }
-            )
-        _replace_rows(
-            ctx,
-            "idr_meta.run_state",
-            "table_id",
-            rows,
-            "INSERT INTO idr_meta.run_state (table_id, last_watermark_value, last_run_id, last_run_ts, "
-            "last_reconciled_ts) VALUES ($table_id, CAST($wm AS TIMESTAMP), $run_id, $now, "
-            "CAST($reconciled AS TIMESTAMP))",
-        )
-        _erasures(ctx)
-        if ctx.full:
-            a.execute("DELETE FROM idr_out.rule_match_audit_current")
-        else:
-            _delete_keys(ctx, "idr_out.rule_match_audit_current", "rule_id", [r["rule_id"] for r in st.audit_rows])
-        a.executemany(
-            "INSERT INTO idr_out.rule_match_audit_current (rule_id, identifier_type, edges, entities_matched, "
-            "groups_matched, groups_skipped, last_run_id, updated_ts) VALUES "
-            "($rule_id, $t, $edges, $entities_matched, $groups_matched, $groups_skipped, $run_id, $now)",
-            st.audit_rows,
-        )
-        # Last before commit: does this run still hold its lease? (held until the commit ended)
-        ctx.fence.check()
-        # The run's own history row flips to its final status in the same commit.
-        finalize()
-    ctx.state.count("publish", rows_out=st.membership_changed)
+    with ctx.fence:
+        applied = ctx.adapter.apply_changes(cs)
+    ctx.state.count("publish", rows_out=ctx.state.membership_changed)
+    return applied

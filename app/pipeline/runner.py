@@ -247,7 +247,7 @@ def _publish(ctx: RunContext, t0: float) -> None:
     r.ended_at = utcnow()
     r.duration_seconds = time.perf_counter() - t0
     ctx.count_statements()
-    publish.publish(ctx, lambda: history.finish(ctx.adapter, r, ctx.history_columns))
+    publish.publish(ctx, lambda: history.finish_statement(r, ctx.history_columns))
 
 
 def _execute(ctx: RunContext, plan: Plan, t0: float, observe: StepObserver | None) -> None:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import sqlglot
 from sqlglot import exp
 
+from app.platforms.changes import Applied, ChangeSet, OrderedInsert, Rows, Statement, Write
 from app.platforms.strategies import PORTABLE, Strategies
 
 Params = Mapping[str, Any] | None
@@ -190,6 +191,32 @@ class Adapter(ABC):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """All statements inside commit together or not at all."""
+
+    # ------------------------------------------------------------ publish
+    def apply_changes(self, changes: ChangeSet) -> Applied:
+        """Apply a publish's change set in one transaction: the checks read inside it, the
+        fence is checked last before the commit. Adapters without multi-statement
+        transactions override this with the strongest form they have."""
+        applied = Applied(atomic=True, how="one transaction")
+        with self.transaction():
+            for check in changes.checks:
+                check()
+            for w in changes.writes:
+                self.send_write(w)
+            changes.fence()
+            for w in changes.closing(applied):
+                self.send_write(w)
+        return applied
+
+    def send_write(self, w: Write) -> None:
+        """One write of a change set, sent as its own statement(s)."""
+        match w:
+            case Statement():
+                self.execute(w.sql, w.params)
+            case Rows():
+                self.executemany(w.sql, w.rows)
+            case OrderedInsert():
+                self.insert_ordered(w.table, w.select, w.order_by)
 
     @contextmanager
     def _session_transaction(self, run: Callable[[str], None], begin: str = "BEGIN") -> Iterator[None]:

@@ -12,7 +12,8 @@ What differs, as flags of ``TranspilingAdapter`` plus a few overrides here:
   statements and sends ``BEGIN TRANSACTION; ...; COMMIT TRANSACTION;`` as one job when
   the block ends (nothing is sent if it raises). Reads inside the block see the state
   before it, so a read of a table the block already wrote is refused, not answered
-  wrongly.
+  wrongly. A publish's change set is rendered as that script explicitly
+  (``apply_changes``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 from sqlglot import exp
 
 from app.platforms.base import Params
+from app.platforms.changes import Applied, ChangeSet, OrderedInsert, Rows, Statement, Write
 from app.platforms.transpiled import Bound, TranspilingAdapter, dml_target, table_key
 
 
@@ -194,6 +196,33 @@ class BigQueryAdapter(TranspilingAdapter):
             for _, p in script:
                 params.update(p)
             self._run(Bound(f"BEGIN TRANSACTION;\n{body};\nCOMMIT TRANSACTION;", params or None, "dml"), False)
+
+    def apply_changes(self, changes: ChangeSet) -> Applied:
+        """One multi-statement script, ``BEGIN TRANSACTION; ...; COMMIT TRANSACTION``: one job,
+        every write or none. A script cannot call back into Python, so the checks read and
+        the fence is checked just before it is sent (the fence stays held until it ends)."""
+        applied = Applied(atomic=True, how="one script")
+        with self._lock:
+            for check in changes.checks:  # (held statements travel with their reads)
+                check()
+            texts = [t for w in [*changes.writes, *changes.closing(applied)] for t in self.script_of(w)]
+            self.flush()
+            changes.fence()
+            if texts:
+                body = ";\n".join(texts)
+                self._run(Bound(f"BEGIN TRANSACTION;\n{body};\nCOMMIT TRANSACTION;", None, "dml"), False)
+        return applied
+
+    def script_of(self, w: Write) -> list[str]:
+        """A change set's write as script statements, values inlined as literals built by
+        sqlglot (the emulator binds no query parameters in a script)."""
+        match w:
+            case Statement():
+                return [self.inline(e, dict(w.params or {})) for e in self.statements(w.sql)]
+            case Rows():
+                return [self.inline(e, dict(r)) for r in w.rows for e in self.statements(w.sql)]
+            case OrderedInsert():  # no insertion order to keep
+                return [self.inline(e, {}) for e in self.statements(f"INSERT INTO {w.table} {w.select}")]
 
     # ------------------------------------------------------------ catalog
     def _ref(self, schema: str, table: str | None = None) -> str:

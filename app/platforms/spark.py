@@ -11,7 +11,8 @@ What differs, and how it is handled here (flags first, overrides second):
 - plain Spark tables (no Delta: its jars cannot be fetched offline) have no DELETE or
   UPDATE: such a statement becomes "build the kept/updated rows into a new table, then
   ``INSERT OVERWRITE`` the original from it";
-- no multi-statement transactions. ``transaction()`` stages every table the block writes
+- no multi-statement transactions. A publish (``apply_changes``) and ``transaction()``
+  stage every table the block writes
   in a shadow copy (reads inside the block see the shadows: read-your-writes), and only
   when the block succeeds replaces each written table from its shadow with
   ``INSERT OVERWRITE``. A failure anywhere inside the block leaves every table as it was.
@@ -25,13 +26,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlglot import exp
 
 from app.platforms.base import Params
+from app.platforms.changes import Applied, ChangeSet
 from app.platforms.transpiled import Bound, TranspilingAdapter, dml_target, table_key
 
 
@@ -154,8 +156,29 @@ class SparkSQLAdapter(TranspilingAdapter):
             for x in self.plan(e):
                 self._send(x, params)
 
+    def apply_changes(self, changes: ChangeSet) -> Applied:
+        """Per-table swaps: every write goes to a shadow copy of its table, and once all of
+        them (and the fence) passed, each written table is replaced from its shadow, one
+        table at a time: a failure before the swaps changes nothing; one during them leaves
+        some tables new (``atomic=False``, in the run's warnings)."""
+        applied = Applied(atomic=False, how="per-table swaps")
+        with self._lock:
+            for check in changes.checks:
+                check()
+            with self._staged():
+                for w in [*changes.writes, *changes.closing(applied)]:
+                    self.send_write(w)
+                self.flush()
+                changes.fence()
+        return applied
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """No multi-statement transactions: the block's writes are staged and swapped in
+        table by table (``_staged``)."""
+        return self._staged()
+
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def _staged(self) -> Iterator[None]:
         with self._lock:
             if self._shadows is not None:  # nested: part of the outer block
                 yield

@@ -11,16 +11,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.platforms.base import Adapter
+from app.platforms.changes import ChangeSet
 
 _INFO_KEY = "entity_lookup_hash"
 
 
-def write(adapter: Adapter, select_eid_key: str) -> None:
-    """Add the (eid, entity_key) rows of ``select_eid_key``."""
+def write(adapter: Adapter, select_eid_key: str, changes: ChangeSet | None = None) -> None:
+    """Add the (eid, entity_key) rows of ``select_eid_key`` (now, or as a write of
+    ``changes``, a publish's change set)."""
     h = adapter.key_hash_sql("s.entity_key")
     if h is None:
         return
-    adapter.insert_ordered(
+    (changes or adapter).insert_ordered(
         "idr_state.entity_lookup", f"SELECT {h} AS key_hash, s.eid FROM ({select_eid_key}) AS s", "key_hash"
     )
 

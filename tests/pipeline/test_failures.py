@@ -6,7 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from app.pipeline import publish, runner, steps
+from app.pipeline import runner, steps
+from app.platforms.changes import Statement
+from app.platforms.duckdb import DuckDBAdapter
 from tests.pipeline.world import World
 
 
@@ -65,17 +67,20 @@ def test_failure_in_a_later_stage(monkeypatch):
 def test_failure_inside_the_publish_transaction_rolls_everything_back(monkeypatch):
     w = _seeded()
     before = w.snapshot()
-    real_run = publish.RunContext.run
+    real_send = DuckDBAdapter.send_write
+    sent = []
 
-    def failing_run(self, ref, params=None):
-        if ref == "publish.sequence_update":  # late in the transaction: most tables already written
-            raise RuntimeError("connection lost")
-        return real_run(self, ref, params)
+    def failing_send(self, write):
+        sent.append(write)
+        if isinstance(write, Statement) and "resolved_id_sequence" in write.sql:
+            raise RuntimeError("connection lost")  # late in the change set: most tables already written
+        return real_send(self, write)
 
-    monkeypatch.setattr(publish.RunContext, "run", failing_run)
+    monkeypatch.setattr(DuckDBAdapter, "send_write", failing_send)
     r = w.run("INCR")
     assert (r.status, r.error_stage) == ("FAILED", "publish")
     assert w.snapshot() == before
+    assert len(sent) > 10  # the state tables' writes had been sent
     monkeypatch.undo()
     # ... and the same run simply works when repeated.
     r2 = w.run("INCR")
