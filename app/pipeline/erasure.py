@@ -29,6 +29,7 @@ from app.pipeline.extract import (
 )
 from app.pipeline.state import Suppression
 from app.platforms.base import Adapter
+from app.platforms.changes import ChangeSet
 
 SALT_KEY = "erasure_salt"
 KEY, IDENTIFIER = "KEY", "IDENTIFIER"
@@ -277,10 +278,10 @@ def lifts(ctx: RunContext) -> None:
     ctx.state.erasures_lifted = out
 
 
-def publish_holds(ctx: RunContext) -> None:
+def publish_holds(ctx: RunContext, changes: ChangeSet) -> None:
     """Inside publish: the holds this run saw replace those of the keys it read (FULL: all),
-    and the erasures it lifts leave the suppression list."""
-    a = ctx.adapter
+    and the erasures it lifts leave the suppression list: writes of the publish's change set."""
+    a = changes
     if _lifting(ctx):
         keys, hold = ctx.w("erasure_keys"), ctx.w("erasure_hold")
         if ctx.full:

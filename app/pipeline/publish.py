@@ -93,7 +93,7 @@ def _erasures(ctx: RunContext, cs: ChangeSet) -> None:
             {"r": ctx.run_id, "now": ctx.now, "e": i},
         )
     ctx.result.erasures_applied = {r["e"]: r["n"] for r in rows}
-    erasure.publish_holds(ctx)
+    erasure.publish_holds(ctx, cs)
 
 
 def _delete_keys(cs: ChangeSet, table: str, column: str, keys: list) -> None:
