@@ -91,10 +91,11 @@ class Settings(BaseSettings):
     max_cc_rounds: int = Field(
         64, description="Cap on connected-component rounds; hitting it fails the run (never a wrong result)."
     )
-    cc_engine: Literal["auto", "sql", "unionfind"] = Field(
+    cc_engine: Literal["auto", "sql", "script", "unionfind"] = Field(
         "auto",
-        description="Connected components: 'sql' (every platform), 'unionfind' (scipy's union-find, in-process "
-        "engines only), 'auto' = unionfind where the warehouse supports it. Both give the same partition.",
+        description="Connected components: 'sql' (every platform, one round trip per round), 'script' (the same "
+        "rounds as one server-side script: BigQuery, Spark / Databricks), 'unionfind' (scipy's union-find, "
+        "in-process engines only), 'auto' = the warehouse's best. All give the same partition.",
     )
     sql_dir: Path = Field(REPO_ROOT / "sql", description="Folder holding the stage SQL.")
 

@@ -1,8 +1,10 @@
 """Connected components of an integer edge list, exact, in O(log n) rounds.
 
-Two strategies, chosen by ``solver_for``: ``SQLRounds``, the portable default, runs in
-the warehouse (every platform); ``UnionFind`` is the override for an adapter that is an
-``ArrowExchange`` (DuckDB hands the edges to scipy as numpy arrays). Both write
+Three strategies, chosen by ``solver_for``: ``SQLRounds``, the portable default, runs in
+the warehouse (every platform), one request per round; ``ServerLoop`` runs the same
+rounds as one script where the platform has scripting with loops (BigQuery, Spark 4 /
+Databricks: no round trip per round); ``UnionFind`` is the override for an adapter that
+is an ``ArrowExchange`` (DuckDB hands the edges to scipy as numpy arrays). Both write
 ``{w.cc_labels}(node, label)`` for every node that has an edge; the partition they give
 is identical (tests check), labels are arbitrary.
 """
@@ -16,7 +18,7 @@ import numpy as np
 
 from app.core.errors import ComponentCapExceeded, PipelineError
 from app.pipeline.context import RunContext
-from app.platforms.base import Adapter, ArrowExchange
+from app.platforms.base import Adapter, ArrowExchange, Assign, Script, While
 
 P = 2_147_483_647  # prime (2^31 - 1); node ids stay below it
 STAGE = "components"
@@ -99,6 +101,65 @@ def sql_components(ctx: RunContext, max_rounds: int) -> int:
     return rounds
 
 
+def script_components(ctx: RunContext, max_rounds: int) -> int:
+    """``sql_components``' rounds as one server-side script: the loop turns in the
+    warehouse, so the rounds cost no round trip (the script is sent with the statements
+    held before it, as one request). Returns the number of contraction rounds."""
+    a = ctx.adapter
+    ren = {"cc_e0": "cc_cur", "cc_next": "cc_next"}
+
+    def stmt(ref: str) -> str:
+        return ctx.stmt(f"components.{ref}", ren)
+
+    def rename(src: str, dst: str) -> list[str]:
+        new = a.ident(f"{ctx.tag}_{dst}")
+        return [f"DROP TABLE IF EXISTS {ctx.w(dst)}", f"ALTER TABLE {ctx.w(src)} RENAME TO {new}"]
+
+    keys = " UNION ALL ".join(
+        f"SELECT CAST({r} AS BIGINT) AS r, CAST({ka} AS BIGINT) AS a, CAST({kb} AS BIGINT) AS b"
+        for r, (ka, kb) in ((r, _round_key(r)) for r in range(1, max_rounds + 1))
+    )
+    a.drop_table(ctx.w("cc_labels"))
+    ctx.run("components.init", tables=ren)
+    ctx.exec(f"CREATE TABLE {ctx.w('cc_keys')} AS {keys or 'SELECT 1 AS r, 1 AS a, 0 AS b WHERE FALSE'}")
+    ctx.run("components.lab_init")
+    key = f"(SELECT {{}} FROM {ctx.w('cc_keys')} WHERE r = idr_r)"
+    moving = f"({stmt('moving')}) > 0"
+    body = (
+        Assign("idr_ka", key.format("a")),
+        Assign("idr_kb", key.format("b")),
+        stmt("hook_var"),
+        stmt("jump"),
+        f"DROP TABLE {ctx.w('cc_par')}",
+        While(moving, (stmt("jump_more"), *rename("cc_map2", "cc_map"))),
+        stmt("contract"),
+        stmt("lab_next"),
+        *rename("cc_lab2", "cc_lab"),
+        f"DROP TABLE {ctx.w('cc_map')}",
+        *rename("cc_next", "cc_cur"),
+        Assign("idr_r", "idr_r + 1"),
+    )
+    script = Script(
+        variables=(("idr_r", 1), ("idr_ka", 0), ("idr_kb", 0)),
+        steps=(
+            While(f"idr_r <= {int(max_rounds)} AND (SELECT count(*) FROM {ctx.w('cc_cur')}) > 0", body),
+            stmt("labels"),
+        ),
+        result=f"SELECT idr_r - 1 AS rounds, (SELECT count(*) FROM {ctx.w('cc_cur')}) AS edges_left",
+        params={"p": P},
+    )
+    rounds, left = a.fetch_script(script) or (0, 0)
+    if int(left or 0):
+        raise ComponentCapExceeded(
+            f"connected components did not converge within max_cc_rounds={max_rounds} "
+            f"({left} edges left); raise max_cc_rounds — no partial result was written",
+            stage=STAGE,
+        )
+    for name in ("cc_cur", "cc_lab", "cc_keys"):
+        a.drop_table(ctx.w(name))
+    return int(rounds or 0)
+
+
 def preload() -> None:
     """Import scipy's graph code in the background: a run's first union-find otherwise
     waits for it, while extraction leaves a core idle."""
@@ -127,6 +188,15 @@ class SQLRounds:
         return sql_components(ctx, max_rounds)
 
 
+class ServerLoop:
+    """Override where the warehouse has scripting with loops: the rounds in one script."""
+
+    name = "script"
+
+    def solve(self, ctx: RunContext, max_rounds: int) -> int:
+        return script_components(ctx, max_rounds)
+
+
 class UnionFind:
     """In-process override: union-find over the edge list as numpy arrays."""
 
@@ -140,13 +210,19 @@ class UnionFind:
 
 
 def solver_for(adapter: Adapter, engine: str = "auto") -> ComponentsSolver:
-    """``engine`` (setting cc_engine): auto = the adapter's best, sql, or unionfind."""
+    """``engine`` (setting cc_engine): auto = the adapter's best, sql, script or unionfind."""
     if engine == "sql":
         return SQLRounds()
+    if engine == "script":
+        if not adapter.server_loops:
+            raise PipelineError(f"cc_engine=script needs a warehouse with server-side loops, not {adapter.platform}")
+        return ServerLoop()
     if isinstance(adapter, ArrowExchange):
         return UnionFind(adapter)
     if engine == "unionfind":
         raise PipelineError(f"cc_engine=unionfind needs an in-process warehouse, not {adapter.platform}")
+    if adapter.server_loops:
+        return ServerLoop()
     return SQLRounds()
 
 

@@ -12,6 +12,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -59,6 +60,40 @@ class ArrowExchange(Protocol):
     def unregister(self, name: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class Assign:
+    """``SET name = expr`` in a server-side script (``expr``: canonical SQL, may be a
+    scalar subquery)."""
+
+    name: str
+    expr: str
+
+
+@dataclass(frozen=True)
+class While:
+    """``WHILE condition DO body END WHILE`` in a server-side script (``condition``:
+    canonical boolean SQL; it may read tables and the script's variables)."""
+
+    condition: str
+    body: tuple[ScriptStep, ...]
+
+
+ScriptStep = str | Assign | While
+
+
+@dataclass(frozen=True)
+class Script:
+    """A block of canonical statements with BIGINT variables and loops, sent as one
+    request (``Adapter.fetch_script``); ``result`` is a canonical SELECT whose first row
+    comes back. Variables are plain names in the statements (``idr_r``), so they must
+    not be column names of the tables read."""
+
+    variables: tuple[tuple[str, int], ...]
+    steps: tuple[ScriptStep, ...]
+    result: str
+    params: Mapping[str, Any] = field(default_factory=dict)  # $name values of every statement
+
+
 class Adapter(ABC):
     platform: ClassVar[str]
     dialect: ClassVar[str]
@@ -95,6 +130,15 @@ class Adapter(ABC):
         statement per call) each is sent as it comes. Order is kept; an error in a held
         statement surfaces at the read (or block end) that sends it."""
         yield
+
+    # Server-side scripting with loops (BigQuery scripting, Spark 4 / Databricks SQL
+    # scripting): a ``Script`` runs in one request however many times its loops turn.
+    server_loops: ClassVar[bool] = False
+
+    def fetch_script(self, script: Script) -> tuple[Any, ...] | None:
+        """Run ``script`` in the warehouse as one request (with any held statements before
+        it) and return the first row of its result. Only where ``server_loops``."""
+        raise NotImplementedError(f"{self.platform} runs no server-side scripts")
 
     def flush(self) -> None:  # noqa: B027 - nothing is held unless an adapter batches
         """Send held statements now (see ``batched``)."""

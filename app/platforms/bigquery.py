@@ -84,6 +84,9 @@ class BigQueryAdapter(TranspilingAdapter):
     keep_primary_keys = False
     # A multi-statement query (script) is one job; its result is the last statement's.
     batch_statements = True
+    # Scripting: DECLARE / SET / WHILE (the emulator runs them too).
+    server_loops = True
+    script_int_type = "INT64"
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         super().__init__(connect)

@@ -48,6 +48,8 @@ class SparkSQLAdapter(TranspilingAdapter):
     # SQL scripting (Spark 4 / Databricks): BEGIN ... END is one statement; its result is
     # the last statement's.
     batch_statements = True
+    # SQL scripting has DECLARE / SET / WHILE (Spark 4, Databricks).
+    server_loops = True
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         super().__init__(connect)

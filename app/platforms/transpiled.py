@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import sqlglot
 from sqlglot import exp
 
-from app.platforms.base import Adapter, Params
+from app.platforms.base import Adapter, Assign, Params, Script, ScriptStep, While
 
 _CACHE_MAX = 4096
 
@@ -284,6 +284,47 @@ class TranspilingAdapter(Adapter):
         text, order = self._render(e, nulls, cache=False)
         values = {n: self.convert_param(params[n]) for n in used if n not in nulls}
         return self._run(Bound(text, self._pack(values, order), _kind(e), dml_target(e)), fetch)
+
+    # ------------------------------------------------------------ scripts
+    script_int_type: ClassVar[str] = "BIGINT"  # type of a script's DECLAREd variables
+
+    def _script_expr(self, expr: str, params: Mapping[str, Any]) -> str:
+        """A canonical scalar/boolean expression in the platform's SQL."""
+        select = self.statements(f"SELECT {expr}")[0]
+        return self.inline(select.expressions[0], params)
+
+    def _script_steps(self, steps: Sequence[ScriptStep], params: Mapping[str, Any], indent: str) -> list[str]:
+        out: list[str] = []
+        for step in steps:
+            if isinstance(step, Assign):
+                out.append(f"{indent}SET {step.name} = {self._script_expr(step.expr, params)};")
+            elif isinstance(step, While):
+                out.append(f"{indent}WHILE {self._script_expr(step.condition, params)} DO")
+                out.extend(self._script_steps(step.body, params, indent + "  "))
+                out.append(f"{indent}END WHILE;")
+            else:
+                out.extend(f"{indent}{self.inline(e, params)};" for e in self.statements(step))
+        return out
+
+    def render_script(self, script: Script) -> str:
+        """The platform text of ``script``: one ``BEGIN ... END`` block (variables are
+        declared at its start, as both BigQuery and Spark require), values inlined."""
+        lines = ["BEGIN"]
+        lines += [f"  DECLARE {n} {self.script_int_type} DEFAULT {int(v)};" for n, v in script.variables]
+        lines += self._script_steps(script.steps, script.params, "  ")
+        lines += [f"  {self.inline(e, script.params)};" for e in self.statements(script.result)]
+        lines.append("END")
+        return "\n".join(lines)
+
+    def fetch_script(self, script: Script) -> tuple[Any, ...] | None:
+        if not self.server_loops:
+            return super().fetch_script(script)
+        text = self.render_script(script)
+        with self._lock:
+            texts, self._pending = [*self._pending, text], []
+            body = self._join_script(texts) if len(texts) > 1 else text
+            _, rows = self._run(Bound(body, None, "other"), True)
+        return tuple(rows[0]) if rows else None
 
     def flush(self) -> None:
         with self._lock:

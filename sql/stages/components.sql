@@ -55,3 +55,35 @@ FROM {{w.cc_cur}} AS e
 JOIN {{w.cc_map}} AS pu ON pu.node = e.u
 JOIN {{w.cc_map}} AS pv ON pv.node = e.v
 WHERE pu.p <> pv.p
+
+-- ---------------------------------------------------------------- server-side loop
+-- The same rounds as one script (BigQuery / Spark scripting): fixed table names, the
+-- round's keys in variables idr_ka / idr_kb (from {{w.cc_keys}}, the keys the portable
+-- path uses), and {{w.cc_lab}}(node, rnd, rep): where every original node's supernode
+-- is, as (round space, id), replacing the per-round maps the portable path joins.
+
+-- name: lab_init
+CREATE TABLE {{w.cc_lab}} AS
+SELECT DISTINCT u AS node, CAST(1 AS BIGINT) AS rnd, u AS rep FROM {{w.cc_cur}}
+
+-- name: hook_var
+CREATE TABLE {{w.cc_par}} AS
+SELECT (u * idr_ka + idr_kb) % $p AS x,
+       least((u * idr_ka + idr_kb) % $p, min((v * idr_ka + idr_kb) % $p)) AS p,
+       u AS node
+FROM {{w.cc_cur}}
+GROUP BY u
+
+-- name: lab_next
+-- Nodes still in this round's space follow the map into the next round's; the others
+-- (their supernode had no edge left) keep where they ended.
+CREATE TABLE {{w.cc_lab2}} AS
+SELECT l.node,
+       CASE WHEN m.node IS NULL THEN l.rnd ELSE l.rnd + 1 END AS rnd,
+       coalesce(m.p, l.rep) AS rep
+FROM {{w.cc_lab}} AS l
+LEFT JOIN {{w.cc_map}} AS m ON m.node = l.rep AND l.rnd = idr_r
+
+-- name: labels
+CREATE TABLE {{w.cc_labels}} AS
+SELECT node, rnd * $p + rep AS label FROM {{w.cc_lab}}

@@ -63,16 +63,24 @@ def test_solver_strategies_portable_default_and_duckdb_override():
     import pytest
 
     from app.core.errors import PipelineError
-    from app.pipeline.components import SQLRounds, UnionFind, solver_for
+    from app.pipeline.components import ServerLoop, SQLRounds, UnionFind, solver_for
     from app.platforms.bigquery import BigQueryAdapter
+    from app.platforms.snowflake import SnowflakeAdapter
 
     w = World.create(max_group_size=50)
     assert isinstance(solver_for(w.adapter), UnionFind)
     assert isinstance(solver_for(w.adapter, "sql"), SQLRounds)
-    remote = BigQueryAdapter(lambda: None)  # never connects
+    remote = SnowflakeAdapter(lambda: None)  # never connects
     assert isinstance(solver_for(remote), SQLRounds)
     with pytest.raises(PipelineError, match="in-process"):
         solver_for(remote, "unionfind")
+    with pytest.raises(PipelineError, match="server-side loops"):
+        solver_for(remote, "script")
+    with pytest.raises(PipelineError, match="server-side loops"):
+        solver_for(w.adapter, "script")
+    # Scripting platforms: the rounds as one server-side loop (tests/platforms/test_server_loop.py).
+    looping = BigQueryAdapter(lambda: None)
+    assert isinstance(solver_for(looping), ServerLoop) and isinstance(solver_for(looping, "sql"), SQLRounds)
     rng = random.Random(5)
     for i in range(150):
         w.upsert("crm", str(i), email=f"e{rng.randrange(60)}@x.com", phone=f"{rng.randrange(90):04d}")
