@@ -100,54 +100,71 @@ def large_cluster_threshold(adapter: Adapter) -> int:
         return DEFAULT_LARGE_CLUSTER_THRESHOLD
 
 
-def cluster_snapshot(adapter: Adapter) -> dict[str, float]:
-    """Cluster metrics of the production tables, computed in the warehouse."""
-    threshold = large_cluster_threshold(adapter)
-    row = adapter.fetchone(
-        "SELECT count(*), coalesce(max(cluster_size), 0), "
-        "count(*) FILTER (WHERE cluster_size > 1000), "
-        "count(*) FILTER (WHERE cluster_size = 1), "
-        "coalesce(avg(cluster_size), 0), "
-        "count(*) FILTER (WHERE cluster_size > $threshold) "
-        "FROM idr_out.identity_clusters_current",
-        {"threshold": threshold},
-    )
-    assert row is not None
-    entities = adapter.scalar("SELECT count(*) FROM idr_out.identity_resolved_membership_current")
-    return {
-        "idr_total_clusters": float(row[0]),
-        "idr_total_entities_resolved": float(entities or 0),
-        "idr_largest_cluster_size": float(row[1]),
-        "idr_clusters_over_1000": float(row[2]),
-        "idr_singleton_count": float(row[3]),
-        "idr_avg_cluster_size": float(row[4]),
-        "idr_clusters_over_threshold": float(row[5]),
-        "idr_large_cluster_threshold": float(threshold),
-    }
-
-
 CONFIDENCE_BOUNDS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
-def confidence_snapshot(adapter: Adapter) -> list[tuple[str, dict[str, str], float]]:
-    """(metric, extra dimensions, value) of the clusters of several records (a record alone
-    always scores 1: it would drown the figures)."""
-    counts = ", ".join(f"count(*) FILTER (WHERE confidence_score <= {b})" for b in CONFIDENCE_BOUNDS)
-    row = adapter.fetchone(
-        f"SELECT count(*), avg(confidence_score), min(confidence_score), {counts} "
-        "FROM idr_out.identity_clusters_current WHERE cluster_size > 1"
+def snapshot(adapter: Adapter) -> tuple[dict[str, float], list[tuple[str, dict[str, str], float]]]:
+    """Cluster and confidence metrics of the production tables, computed in the warehouse
+    in one read (a round trip on a warehouse): (cluster metrics, confidence metrics)."""
+    multi = "cluster_size > 1"
+    counts = ", ".join(
+        f"count(CASE WHEN {multi} AND confidence_score <= {b} THEN 1 END) AS le{i}"
+        for i, b in enumerate(CONFIDENCE_BOUNDS)
     )
-    if row is None or not row[0]:
-        return []
-    out = [
-        ("idr_cluster_confidence", {"stat": "mean"}, float(row[1])),
-        ("idr_cluster_confidence", {"stat": "min"}, float(row[2])),
+    # The threshold as the configuration holds it (text); a value that is no integer
+    # means the default, as large_cluster_threshold reads it.
+    threshold = (
+        "coalesce(TRY_CAST(trim((SELECT config_value FROM idr_meta.config WHERE config_key = $k)) AS BIGINT), "
+        f"{DEFAULT_LARGE_CLUSTER_THRESHOLD})"
+    )
+    cols, rows = adapter.fetch_with_columns(
+        "SELECT count(*) AS clusters, coalesce(max(c.cluster_size), 0) AS largest, "
+        "count(CASE WHEN c.cluster_size > 1000 THEN 1 END) AS over_1000, "
+        "count(CASE WHEN c.cluster_size = 1 THEN 1 END) AS singletons, "
+        "coalesce(avg(c.cluster_size), 0) AS avg_size, "
+        "count(CASE WHEN c.cluster_size > t.threshold THEN 1 END) AS over_threshold, "
+        f"{threshold} AS threshold, "
+        "(SELECT count(*) FROM idr_out.identity_resolved_membership_current) AS entities, "
+        f"count(CASE WHEN {multi} THEN 1 END) AS multi, "
+        f"avg(CASE WHEN {multi} THEN confidence_score END) AS conf_mean, "
+        f"min(CASE WHEN {multi} THEN confidence_score END) AS conf_min, {counts} "
+        f"FROM idr_out.identity_clusters_current AS c CROSS JOIN (SELECT {threshold} AS threshold) AS t",
+        {"k": "large_cluster_threshold"},
+    )
+    row = dict(zip(cols, rows[0], strict=True))
+    clusters = {
+        "idr_total_clusters": float(row["clusters"]),
+        "idr_total_entities_resolved": float(row["entities"] or 0),
+        "idr_largest_cluster_size": float(row["largest"]),
+        "idr_clusters_over_1000": float(row["over_1000"]),
+        "idr_singleton_count": float(row["singletons"]),
+        "idr_avg_cluster_size": float(row["avg_size"]),
+        "idr_clusters_over_threshold": float(row["over_threshold"]),
+        "idr_large_cluster_threshold": float(row["threshold"]),
+    }
+    # Clusters of several records only (a record alone always scores 1: it would drown
+    # the figures).
+    if not row["multi"]:
+        return clusters, []
+    confidence = [
+        ("idr_cluster_confidence", {"stat": "mean"}, float(row["conf_mean"])),
+        ("idr_cluster_confidence", {"stat": "min"}, float(row["conf_min"])),
     ]
-    out += [
-        ("idr_clusters_by_confidence", {"upper": str(b)}, float(n))
-        for b, n in zip(CONFIDENCE_BOUNDS, row[3:], strict=True)
+    confidence += [
+        ("idr_clusters_by_confidence", {"upper": str(b)}, float(row[f"le{i}"]))
+        for i, b in enumerate(CONFIDENCE_BOUNDS)
     ]
-    return out
+    return clusters, confidence
+
+
+def cluster_snapshot(adapter: Adapter) -> dict[str, float]:
+    """Cluster metrics of the production tables, computed in the warehouse."""
+    return snapshot(adapter)[0]
+
+
+def confidence_snapshot(adapter: Adapter) -> list[tuple[str, dict[str, str], float]]:
+    """(metric, extra dimensions, value) of the clusters of several records."""
+    return snapshot(adapter)[1]
 
 
 def run_metric_records(
@@ -217,6 +234,5 @@ def _rule_records(rule_stats: Mapping[str, Mapping[str, int]], base: Mapping[str
 
 def record_run_metrics(adapter: Adapter, result: RunResult) -> int:
     """Record every metric of one run (real or dry, any status); returns the row count."""
-    clusters = None if result.dry_run else cluster_snapshot(adapter)
-    confidence = [] if result.dry_run else confidence_snapshot(adapter)
+    clusters, confidence = (None, []) if result.dry_run else snapshot(adapter)
     return insert_metric_rows(adapter, result.run_id, run_metric_records(result, clusters, confidence))

@@ -42,22 +42,38 @@ def read_salt(a: Adapter) -> str | None:
 
 
 def read(a: Adapter) -> Suppression:
+    """The salt, the suppressed kinds, the open erasures and whether any holds a row: one
+    read after the catalog call (each was a round trip on a warehouse)."""
     cols = a.columns("idr_meta", "erasure_request")
     if not cols:  # a schema `idr init` has not upgraded yet
         return Suppression()
-    s = Suppression(salt=read_salt(a))
-    for kind, itype in a.fetchall(f"SELECT DISTINCT match_kind, identifier_type FROM {SUPPRESSION}"):
-        if kind == KEY:
-            s.keys = True
-        elif itype:
-            s.types.add(str(itype))
     # Lifting came with idr_meta.erasure_holds (the same `idr init`).
-    s.tracked = "lifted_run_id" in cols
+    s = Suppression(tracked="lifted_run_id" in cols)
     lifted = " WHERE lifted_at IS NULL" if s.tracked else ""
-    for erasure_id, applied in a.fetchall(f"SELECT erasure_id, applied_run_id FROM idr_meta.erasure_request{lifted}"):
-        (s.in_force if applied else s.pending).append(str(erasure_id))
-    if s.tracked and s.in_force:
-        s.holding = bool(a.scalar(f"SELECT count(*) FROM (SELECT 1 FROM {HOLDS} LIMIT 1) AS t"))
+    none = "CAST(NULL AS VARCHAR)"
+    arms = [
+        f"SELECT 0 AS k, info_value AS a, {none} AS b FROM idr_state.schema_info WHERE info_key = $salt",
+        f"SELECT DISTINCT 1 AS k, match_kind AS a, identifier_type AS b FROM {SUPPRESSION}",
+        f"SELECT 2 AS k, erasure_id AS a, CAST(applied_run_id AS VARCHAR) AS b FROM idr_meta.erasure_request{lifted}",
+    ]
+    if s.tracked:
+        arms.append(
+            f"SELECT 3 AS k, CAST(count(*) AS VARCHAR) AS a, {none} AS b FROM (SELECT 1 FROM {HOLDS} LIMIT 1) AS t"
+        )
+    for k, value, other in a.fetchall(" UNION ALL ".join(arms), {"salt": SALT_KEY}):
+        k = int(k)
+        if k == 0:
+            s.salt = value
+        elif k == 1:
+            if value == KEY:
+                s.keys = True
+            elif other:
+                s.types.add(str(other))
+        elif k == 2:
+            (s.in_force if other else s.pending).append(str(value))
+        else:
+            s.holding = bool(s.tracked and int(value or 0))
+    s.holding = s.holding and bool(s.in_force)
     return s
 
 

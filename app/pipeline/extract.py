@@ -187,7 +187,8 @@ def read_sources(ctx: RunContext) -> None:
     st = ctx.state
     rows_in = 0
     watermarks: dict[str, str | None] = {}
-    for i, src in enumerate(active_sources(ctx)):
+    sources = active_sources(ctx)
+    for i, src in enumerate(sources):
         where: list[str] = live_conditions(ctx, src)
         since = _since(ctx, src)
         if since is not None and src.watermark_column:
@@ -200,9 +201,20 @@ def read_sources(ctx: RunContext) -> None:
             a.create_table_ordered(srct, select, "entity_key")
         else:
             ctx.exec(f"CREATE TABLE {srct} AS {select}")
-        n, distinct, max_ts, lo, hi = a.fetchone(
-            f"SELECT count(*), count(DISTINCT entity_key), max(record_ts), min(entity_key), max(entity_key) FROM {srct}"
-        ) or (0, 0, None, None, None)
+    # Every snapshot's figures in one read (a round trip on a warehouse).
+    stats = {
+        int(r[0]): r[1:]
+        for r in a.fetchall(
+            " UNION ALL ".join(
+                f"SELECT {i} AS sno, count(*) AS n, count(DISTINCT entity_key) AS d, max(record_ts) AS ts, "
+                f"min(entity_key) AS lo, max(entity_key) AS hi FROM {ctx.w(f'src{i}')}"
+                for i in range(len(sources))
+            )
+        )
+    } if sources else {}
+    for i, src in enumerate(sources):
+        srct = ctx.w(f"src{i}")
+        n, distinct, max_ts, lo, hi = stats.get(i) or (0, 0, None, None, None)
         n, distinct = int(n or 0), int(distinct or 0)
         rows_in += n
         if distinct < n:

@@ -135,8 +135,8 @@ def _empty_stats() -> dict[str, int]:
 
 
 _RULE_STATS = (
-    "SELECT rule_id, count(*) FILTER (WHERE linked), coalesce(sum(holders) FILTER (WHERE linked), 0), "
-    "count(*) FILTER (WHERE holders > max_group_size) FROM {t} GROUP BY rule_id"
+    "SELECT rule_id, count(*) FILTER (WHERE linked) AS c1, coalesce(sum(holders) FILTER (WHERE linked), 0) AS c2, "
+    "count(*) FILTER (WHERE holders > max_group_size) AS c3 FROM {t} GROUP BY rule_id"
 )
 
 
@@ -145,23 +145,42 @@ def edge_counts(ctx: RunContext) -> None:
     run's new state (FULL) or of its change (INCR) for the rule audit."""
     a = ctx.adapter
     st = ctx.state
-    per_rule = {
-        rule_id: (int(total), int(kept))
-        for rule_id, total, kept in a.fetchall(
-            f"SELECT rule_id, count(*), count(*) FILTER (WHERE existed) FROM {ctx.w('edges_new')} GROUP BY rule_id"
-        )
+    # Every figure in one read (a round trip on a warehouse): (part, rule_id, c1, c2, c3).
+    none = "CAST(NULL AS BIGINT)"
+    parts = {
+        "per_rule": f"SELECT rule_id, count(*) AS c1, count(*) FILTER (WHERE existed) AS c2, {none} AS c3 "
+        f"FROM {ctx.w('edges_new')} GROUP BY rule_id",
+        "stats": _RULE_STATS.format(t=ctx.w("values_new")),
     }
-    if ctx.full:
-        old_total = (
-            ctx.scalar(
-                "SELECT count(*) FROM idr_state.value_holders AS h JOIN idr_state.identifier_values AS v "
-                "ON v.vid = h.vid AND v.linked AND h.eid <> v.anchor_eid"
-            )
-            if not ctx.kind.fresh
-            else 0
+    if ctx.full and not ctx.kind.fresh:
+        parts["old_total"] = (
+            f"SELECT CAST(NULL AS VARCHAR) AS rule_id, count(*) AS c1, {none} AS c2, {none} AS c3 "
+            "FROM idr_state.value_holders AS h "
+            "JOIN idr_state.identifier_values AS v ON v.vid = h.vid AND v.linked AND h.eid <> v.anchor_eid"
         )
+    if not ctx.full:
+        old = ctx.stmt("graph.incr_edges_old")
+        parts["edges_old"] = f"SELECT rule_id, n AS c1, {none} AS c2, {none} AS c3 FROM ({old}\n) AS o"
+        parts["stats_old"] = (
+            "SELECT r.rule_id, count(*) FILTER (WHERE o.linked) AS c1, "
+            "coalesce(sum(o.holders) FILTER (WHERE o.linked), 0) AS c2, "
+            f"count(*) FILTER (WHERE o.holders > r.max_group_size) AS c3 FROM {ctx.w('values_old')} AS o "
+            f"JOIN {ctx.w('rules')} AS r ON r.type_no = o.type_no GROUP BY r.rule_id"
+        )
+    names = list(parts)
+    arms = [
+        f"SELECT {i} AS part, CAST(x.rule_id AS VARCHAR) AS rule_id, CAST(x.c1 AS BIGINT) AS c1, "
+        f"CAST(x.c2 AS BIGINT) AS c2, CAST(x.c3 AS BIGINT) AS c3 FROM ({parts[n]}\n) AS x"
+        for i, n in enumerate(names)
+    ]
+    got: dict[str, list[tuple]] = {n: [] for n in names}
+    for part, *row in a.fetchall(" UNION ALL ".join(arms)):
+        got[names[int(part)]].append(tuple(row))
+    per_rule = {rule_id: (int(total), int(kept or 0)) for rule_id, total, kept, _ in got["per_rule"]}
+    if ctx.full:
+        old_total = int(got["old_total"][0][1] or 0) if got.get("old_total") else 0
     else:
-        st.rule_edges_old = {rule_id: int(n) for rule_id, n in a.fetchall(ctx.stmt("graph.incr_edges_old"))}
+        st.rule_edges_old = {rule_id: int(n) for rule_id, n, _, _ in got["edges_old"]}
         old_total = sum(st.rule_edges_old.values())
     n_new = sum(total for total, _ in per_rule.values())
     existing = sum(kept for _, kept in per_rule.values())
@@ -170,7 +189,7 @@ def edge_counts(ctx: RunContext) -> None:
     r.edges_updated = existing
     r.edges_removed = old_total - existing
     stats: dict[str, dict[str, int]] = {}
-    for rule_id, matched, ents, skipped in a.fetchall(_RULE_STATS.format(t=ctx.w("values_new"))):
+    for rule_id, matched, ents, skipped in got["stats"]:
         if rule_id is None:
             continue
         stats[rule_id] = {
@@ -187,12 +206,7 @@ def edge_counts(ctx: RunContext) -> None:
     if not ctx.full:
         st.rule_stats_old = {
             rule_id: {"groups_matched": int(m), "entities_matched": int(e), "groups_skipped": int(s)}
-            for rule_id, m, e, s in a.fetchall(
-                "SELECT r.rule_id, count(*) FILTER (WHERE o.linked), "
-                "coalesce(sum(o.holders) FILTER (WHERE o.linked), 0), "
-                f"count(*) FILTER (WHERE o.holders > r.max_group_size) FROM {ctx.w('values_old')} AS o "
-                f"JOIN {ctx.w('rules')} AS r ON r.type_no = o.type_no GROUP BY r.rule_id"
-            )
+            for rule_id, m, e, s in got["stats_old"]
         }
     for rule in active_rules(ctx).values():
         stats.setdefault(rule.rule_id, _empty_stats())

@@ -177,11 +177,13 @@ def _run_pipeline(
     sync_golden(adapter, config)  # the golden columns and views follow the configuration
     if not dry_run:
         entity_lookup.ensure_current(adapter)  # publish adds rows with this engine's hash
-    history.insert(adapter, result, fingerprint, ctx.tag)
     try:
         history.sweep_orphan_work_tables(adapter)
     except Exception:  # noqa: BLE001 - a concurrent run may drop the same table first
         log.debug("work-table sweep skipped", exc_info=True)
+    # After the sweep's catalog call (which sends held statements first): the history
+    # row then travels with the run's first read where the platform batches.
+    history.insert(adapter, result, fingerprint, ctx.tag)
     if dry_run or apply_of:
         ctx.state.input_fingerprint = input_fingerprint(adapter, fingerprint)
         adapter.execute(

@@ -308,15 +308,15 @@ class SparkSessionAdapter(SparkSQLAdapter):
         self.flush()  # the catalog answers after held statements ran
         spark = self.conn
         name = f"`{schema.replace('`', '``')}`.`{table.replace('`', '``')}`"
-        # Catalog calls: statements on a remote Spark Connect / SQL warehouse session.
+        # One catalog call (a statement on a remote Spark Connect / SQL warehouse session);
+        # a missing schema or table is its error, not two more calls to ask first.
         self.count_round_trip()
-        if not spark.catalog.databaseExists(schema):
-            return []
-        self.count_round_trip()
-        if not spark.catalog.tableExists(name):
-            return []
-        self.count_round_trip()
-        return [c.name.lower() for c in spark.catalog.listColumns(name)]
+        try:
+            return [c.name.lower() for c in spark.catalog.listColumns(name)]
+        except Exception as e:  # noqa: BLE001 - AnalysisException, or Spark Connect's own class
+            if _not_found(e):
+                return []
+            raise
 
     def list_tables(self, schema: str, prefix: str = "", views: bool = False) -> list[str]:
         return [n for n, is_view in self.list_relations(schema, prefix) if is_view == views]
@@ -325,14 +325,26 @@ class SparkSessionAdapter(SparkSQLAdapter):
         self.flush()
         spark = self.conn
         self.count_round_trip()
-        if not spark.catalog.databaseExists(schema):
-            return []
-        self.count_round_trip()
+        try:
+            tables = spark.catalog.listTables(schema)
+        except Exception as e:  # noqa: BLE001 - see columns()
+            if _not_found(e):
+                return []
+            raise
         return sorted(
             (t.name.lower(), t.tableType == "VIEW")
-            for t in spark.catalog.listTables(schema)
+            for t in tables
             if not t.isTemporary and t.name.lower().startswith(prefix.lower())
         )
+
+
+def _not_found(e: Exception) -> bool:
+    """A catalog error that says the schema or table does not exist."""
+    text = f"{getattr(e, 'getErrorClass', lambda: '')() or ''} {e}"
+    return any(
+        m in text
+        for m in ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND", "NoSuchTable", "NoSuchDatabase", "not found")
+    )
 
 
 # ---------------------------------------------------------------------------- SQL warehouse

@@ -56,13 +56,11 @@ JOIN {{w.cc_map}} AS pu ON pu.node = e.u
 JOIN {{w.cc_map}} AS pv ON pv.node = e.v
 WHERE pu.p <> pv.p
 
--- ---------------------------------------------------------------- server-side loop
--- The same rounds as one script (BigQuery / Spark scripting): fixed table names, the
--- round's keys in variables idr_ka / idr_kb (from {{w.cc_keys}}, the keys the portable
--- path uses), and {{w.cc_lab}}(node, rnd, rep): where every original node's supernode
--- is, as (round space, id), replacing the per-round maps the portable path joins.
-
 -- name: lab_init
+-- Server-side loop (app.pipeline.components.script_components): the same rounds as one
+-- script, with fixed table names, each round's keys in variables idr_ka / idr_kb and
+-- cc_lab(node, rnd, rep): where every original node's supernode is, as (round space,
+-- id), in place of the per-round maps the portable path joins at the end.
 CREATE TABLE {{w.cc_lab}} AS
 SELECT DISTINCT u AS node, CAST(1 AS BIGINT) AS rnd, u AS rep FROM {{w.cc_cur}}
 

@@ -18,3 +18,15 @@ SELECT COUNT(*) FROM `idr_work`.`wsnap_cc_map` AS a JOIN `idr_work`.`wsnap_cc_ma
 
 -- name: contract
 CREATE TABLE `idr_work`.`wsnap_cc_next` AS SELECT DISTINCT pu.p AS u, pv.p AS v FROM `idr_work`.`wsnap_cc_cur` AS e JOIN `idr_work`.`wsnap_cc_map` AS pu ON pu.node = e.u JOIN `idr_work`.`wsnap_cc_map` AS pv ON pv.node = e.v WHERE pu.p <> pv.p;
+
+-- name: lab_init
+/* Server-side loop (app.pipeline.components.script_components): the same rounds as one */ /* script, with fixed table names, each round's keys in variables idr_ka / idr_kb and */ /* cc_lab(node, rnd, rep): where every original node's supernode is, as (round space, */ /* id), in place of the per-round maps the portable path joins at the end. */ CREATE TABLE `idr_work`.`wsnap_cc_lab` AS SELECT DISTINCT u AS node, CAST(1 AS BIGINT) AS rnd, u AS rep FROM `idr_work`.`wsnap_cc_cur`;
+
+-- name: hook_var
+CREATE TABLE `idr_work`.`wsnap_cc_par` AS SELECT (u * idr_ka + idr_kb) % :p AS x, LEAST((u * idr_ka + idr_kb) % :p, MIN((v * idr_ka + idr_kb) % :p)) AS p, u AS node FROM `idr_work`.`wsnap_cc_cur` GROUP BY u;
+
+-- name: lab_next
+/* Nodes still in this round's space follow the map into the next round's; the others */ /* (their supernode had no edge left) keep where they ended. */ CREATE TABLE `idr_work`.`wsnap_cc_lab2` AS SELECT l.node, CASE WHEN m.node IS NULL THEN l.rnd ELSE l.rnd + 1 END AS rnd, COALESCE(m.p, l.rep) AS rep FROM `idr_work`.`wsnap_cc_lab` AS l LEFT JOIN `idr_work`.`wsnap_cc_map` AS m ON m.node = l.rep AND l.rnd = idr_r;
+
+-- name: labels
+CREATE TABLE `idr_work`.`wsnap_cc_labels` AS SELECT node, rnd * :p + rep AS label FROM `idr_work`.`wsnap_cc_lab`;

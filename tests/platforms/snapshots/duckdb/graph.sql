@@ -209,7 +209,7 @@ LEFT JOIN (
 
 -- name: incr_edges_old
 -- The stored edges of the re-derived values, per rule (the created/removed counts).
-SELECT r.rule_id, count(*)
+SELECT r.rule_id, count(*) AS n
 FROM idr_state.value_holders AS h
 JOIN temp.main."wsnap_values_old" AS v ON v.vid = h.vid AND v.linked AND h.eid <> v.anchor_eid
 JOIN temp.main."wsnap_rules" AS r ON r.type_no = v.type_no

@@ -18,3 +18,15 @@ SELECT COUNT(*) FROM "IDR_WORK"."WSNAP_CC_MAP" AS "A" JOIN "IDR_WORK"."WSNAP_CC_
 
 -- name: contract
 CREATE TABLE "IDR_WORK"."WSNAP_CC_NEXT" AS SELECT DISTINCT "PU"."P" AS "U", "PV"."P" AS "V" FROM "IDR_WORK"."WSNAP_CC_CUR" AS "E" JOIN "IDR_WORK"."WSNAP_CC_MAP" AS "PU" ON "PU"."NODE" = "E"."U" JOIN "IDR_WORK"."WSNAP_CC_MAP" AS "PV" ON "PV"."NODE" = "E"."V" WHERE "PU"."P" <> "PV"."P";
+
+-- name: lab_init
+/* Server-side loop (app.pipeline.components.script_components): the same rounds as one */ /* script, with fixed table names, each round's keys in variables idr_ka / idr_kb and */ /* cc_lab(node, rnd, rep): where every original node's supernode is, as (round space, */ /* id), in place of the per-round maps the portable path joins at the end. */ CREATE TABLE "IDR_WORK"."WSNAP_CC_LAB" AS SELECT DISTINCT "U" AS "NODE", CAST(1 AS BIGINT) AS "RND", "U" AS "REP" FROM "IDR_WORK"."WSNAP_CC_CUR";
+
+-- name: hook_var
+CREATE TABLE "IDR_WORK"."WSNAP_CC_PAR" AS SELECT ("U" * "IDR_KA" + "IDR_KB") % ? AS "X", LEAST_IGNORE_NULLS(("U" * "IDR_KA" + "IDR_KB") % ?, MIN(("V" * "IDR_KA" + "IDR_KB") % ?)) AS "P", "U" AS "NODE" FROM "IDR_WORK"."WSNAP_CC_CUR" GROUP BY "U";
+
+-- name: lab_next
+/* Nodes still in this round's space follow the map into the next round's; the others */ /* (their supernode had no edge left) keep where they ended. */ CREATE TABLE "IDR_WORK"."WSNAP_CC_LAB2" AS SELECT "L"."NODE", CASE WHEN "M"."NODE" IS NULL THEN "L"."RND" ELSE "L"."RND" + 1 END AS "RND", COALESCE("M"."P", "L"."REP") AS "REP" FROM "IDR_WORK"."WSNAP_CC_LAB" AS "L" LEFT JOIN "IDR_WORK"."WSNAP_CC_MAP" AS "M" ON "M"."NODE" = "L"."REP" AND "L"."RND" = "IDR_R";
+
+-- name: labels
+CREATE TABLE "IDR_WORK"."WSNAP_CC_LABELS" AS SELECT "NODE", "RND" * ? + "REP" AS "LABEL" FROM "IDR_WORK"."WSNAP_CC_LAB";

@@ -68,7 +68,7 @@ CREATE TABLE `idr_work`.`wsnap_holders_new` AS SELECT m.vid, m.eid FROM `idr_wor
 CREATE TABLE `idr_work`.`wsnap_edges_new` AS SELECT v.vid, v.rule_id, v.anchor_eid AS left_eid, h.eid AS right_eid, o.first_seen_ts, (NOT o.eid IS NULL) AS existed FROM `idr_work`.`wsnap_holders_new` AS h JOIN `idr_work`.`wsnap_values_new` AS v ON v.vid = h.vid AND v.linked AND h.eid <> v.anchor_eid LEFT JOIN (SELECT sh.vid, sh.eid, sh.first_seen_ts, sv.anchor_eid FROM idr_state.value_holders AS sh JOIN `idr_work`.`wsnap_values_old` AS sv ON sv.vid = sh.vid AND sv.linked AND sh.eid <> sv.anchor_eid) AS o ON o.vid = v.vid AND o.eid = h.eid AND o.anchor_eid = v.anchor_eid;
 
 -- name: incr_edges_old
-/* The stored edges of the re-derived values, per rule (the created/removed counts). */ SELECT r.rule_id, COUNT(*) FROM idr_state.value_holders AS h JOIN `idr_work`.`wsnap_values_old` AS v ON v.vid = h.vid AND v.linked AND h.eid <> v.anchor_eid JOIN `idr_work`.`wsnap_rules` AS r ON r.type_no = v.type_no GROUP BY r.rule_id /* ------------------------------------------------------------------------------- components */;
+/* The stored edges of the re-derived values, per rule (the created/removed counts). */ SELECT r.rule_id, COUNT(*) AS n FROM idr_state.value_holders AS h JOIN `idr_work`.`wsnap_values_old` AS v ON v.vid = h.vid AND v.linked AND h.eid <> v.anchor_eid JOIN `idr_work`.`wsnap_rules` AS r ON r.type_no = v.type_no GROUP BY r.rule_id /* ------------------------------------------------------------------------------- components */;
 
 -- name: full_cc_edges
 /* FULL: every entity is a node and its eid is the node id (a view: no copy). */ CREATE VIEW `idr_work`.`wsnap_cc_edges` AS SELECT left_eid AS u, right_eid AS v FROM `idr_work`.`wsnap_edges_new`;
