@@ -10,7 +10,7 @@ import yaml
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from pydantic import create_model
 
-from app.api.deps import Admin, Reader, Rt, problems
+from app.api.deps import Admin, Reader, Rt, Target, problems
 from app.api.media import YAML_TYPES
 from app.api.schemas import ConfigApplied, SettingIn, SettingOut
 from app.config.model import IdrConfig
@@ -20,7 +20,6 @@ from app.services.warehouse import DEFAULT_TARGET, check_target
 
 router = APIRouter(prefix="/v1/config", tags=["config"], responses=problems())
 
-Target = Annotated[str, Query(min_length=1, max_length=64, description="Named warehouse target.")]
 ItemId = Annotated[str, Path(min_length=1, max_length=512)]
 IfMatch = Annotated[
     str | None,

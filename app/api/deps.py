@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from app.api.schemas import Problem
+from app.api.schemas import TARGET_DESCRIPTION, Problem
 from app.services import auth
 from app.services.runtime import Runtime
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key in X-API-Key.")
+
+
+# The `target` query parameter of every route that reads or writes one warehouse.
+Target = Annotated[str, Query(min_length=1, max_length=64, description=TARGET_DESCRIPTION)]
 
 
 # Dependencies that do no I/O are coroutines: a plain function would cost a worker-thread
@@ -62,7 +66,7 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflict with the current state",
         412: "If-Match does not match the resource's current ETag; nothing was written",
         415: "Unsupported media type",
-        422: "Invalid input (names the field)",
+        422: "Invalid input (names the field), including an unknown `target`",
         500: "Internal error",
         503: "A dependency is busy or down (Retry-After)",
     }

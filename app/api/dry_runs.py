@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app.api.deps import Reader, Rt, Runner, problems
+from app.api.links import DRY_RUN_REVIEWED, RUN_CREATED, links
 from app.api.runs import IdemKey
 from app.api.schemas import ChangePage, ChangeType, ClusterChangeList, DryRunSummary, RunOut
 from app.services import dry_runs
@@ -14,7 +15,7 @@ from app.services import dry_runs
 router = APIRouter(prefix="/v1/dry-runs", tags=["dry-runs"], responses=problems(404))
 
 
-@router.get("/{run_id}/summary", response_model=DryRunSummary)
+@router.get("/{run_id}/summary", response_model=DryRunSummary, responses=links(200, DRY_RUN_REVIEWED))
 def summary(run_id: str, rt: Rt, _: Reader) -> DryRunSummary:
     return DryRunSummary(**dry_runs.summary(rt, run_id))
 
@@ -48,7 +49,9 @@ def clusters(
     return ClusterChangeList(items=rows, next_cursor=nxt)  # type: ignore[arg-type]
 
 
-@router.post("/{run_id}/apply", status_code=202, response_model=RunOut, responses=problems(409))
+@router.post(
+    "/{run_id}/apply", status_code=202, response_model=RunOut, responses={**problems(409), **links(202, RUN_CREATED)}
+)
 def apply(run_id: str, rt: Rt, principal: Runner, response: Response, idempotency_key: IdemKey = None) -> RunOut:
     """Publish exactly the reviewed proposal as a real run; 409 with the reason when its inputs changed."""
     run, _ = dry_runs.apply(rt, principal, run_id, idempotency_key)

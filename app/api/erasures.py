@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Response
 
-from fastapi import APIRouter, Query, Response
-
-from app.api.deps import Admin, Rt, problems
+from app.api.deps import Admin, Rt, Target, problems
 from app.api.schemas import ErasureCreate, ErasureOut
 from app.core.errors import ConflictError
 from app.services import audit, erasures, runs
@@ -14,7 +12,6 @@ from app.services.warehouse import DEFAULT_TARGET, check_target, warehouse
 
 router = APIRouter(prefix="/v1/erasures", tags=["erasures"], responses=problems(404))
 
-Target = Annotated[str, Query(min_length=1, max_length=64, description="Named warehouse target.")]
 
 
 @router.post("", status_code=202, response_model=ErasureOut, responses=problems(409))

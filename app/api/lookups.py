@@ -6,14 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import Reader, Rt, problems
+from app.api.deps import Reader, Rt, Target, problems
 from app.api.schemas import ClusterOut, EntityOut, ExplainOut
 from app.services import lookups
 from app.services.warehouse import DEFAULT_TARGET, check_target, warehouse
 
 router = APIRouter(prefix="/v1", tags=["lookups"], responses=problems(404))
 
-Target = Annotated[str, Query(min_length=1, max_length=64, description="Named warehouse target.")]
 
 
 @router.get("/entities/{entity_key}", response_model=EntityOut)

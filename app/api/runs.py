@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from app.api.deps import Reader, Rt, Runner, problems
+from app.api.links import RUN_CREATED, RUN_POLLED, links
 from app.api.schemas import RunCreate, RunOut, RunPage, RunStatus
 from app.services import runs
 
@@ -20,7 +21,7 @@ IdemKey = Annotated[
 ]
 
 
-@router.post("", status_code=202, response_model=RunOut, responses=problems(409))
+@router.post("", status_code=202, response_model=RunOut, responses={**problems(409), **links(202, RUN_CREATED)})
 def create_run(
     body: RunCreate, rt: Rt, principal: Runner, response: Response, idempotency_key: IdemKey = None
 ) -> RunOut:
@@ -50,7 +51,7 @@ def list_runs(
     return RunPage(items=[RunOut.of(r, redact) for r in items], next_cursor=nxt)
 
 
-@router.get("/{run_id}", response_model=RunOut, responses=problems(404))
+@router.get("/{run_id}", response_model=RunOut, responses={**problems(404), **links(200, RUN_POLLED)})
 def get_run(run_id: str, rt: Rt, principal: Reader) -> RunOut:
     """Status, current stage and progress, per-stage timings, warnings, error (without the values
     it quotes unless the key has scope admin)."""

@@ -51,9 +51,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# A string, not an enum of the configured targets: the contract is one file for every
+# deployment (docs/decisions/0011-target-is-a-name-not-an-enum.md).
+TARGET_DESCRIPTION = (
+    "Named warehouse target: `default`, or a name configured in IDR_TARGETS. An unknown name is "
+    "answered 422 with `field: target`, naming the known targets."
+)
+
+
 # ------------------------------------------------------------------ runs
 class RunCreate(_Strict):
-    target: str = Field("default", min_length=1, max_length=64, description="Named warehouse target.")
+    target: str = Field("default", min_length=1, max_length=64, description=TARGET_DESCRIPTION)
     mode: Literal["FULL", "INCR"] = "INCR"
     dry_run: StrictBool = False
 
@@ -417,7 +425,7 @@ class ErasureCreate(_Strict):
         None, min_length=1, max_length=1000, description="Entity keys ('<table_id>:<key>') to erase."
     )
     identifier: ErasureIdentifier | None = Field(None, description="Erase every record holding this identifier.")
-    target: str = Field("default", min_length=1, max_length=64, description="Named warehouse target.")
+    target: str = Field("default", min_length=1, max_length=64, description=TARGET_DESCRIPTION)
     run: StrictBool = Field(False, description="Start an INCR run at once, which applies the erasure.")
 
 
