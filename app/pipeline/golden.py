@@ -92,19 +92,26 @@ def blocked_types(ctx: RunContext) -> dict[int, str]:
     return out
 
 
+# Up to this many EXACT exclusions of one type are inlined into the attribute check.
+_INLINE_EXACT = 256
+
+
 def _unblocked(ctx: RunContext, j: int, itype: str) -> str:
     """a{j}, or NULL where its normalized value is on the exclusion list of ``itype``."""
     canon = active_rules(ctx)[itype].canonicalize
     norm = canonical_sql(f"a{j}", canon if canon != Canonicalize.NONE else Canonicalize.NONE)
-    likes = sorted(
-        {
-            x.identifier_value_pattern
-            for x in ctx.config.exclusions
-            if x.match_type == "LIKE" and x.identifier_type == itype
-        }
-    )
-    conds = [f"{norm} IN (SELECT x.v FROM {ctx.w('excl_exact')} AS x WHERE x.type_no = {type_numbers(ctx)[itype]})"]
+    mine = [x for x in ctx.config.exclusions if x.identifier_type == itype]
+    likes = sorted({x.identifier_value_pattern for x in mine if x.match_type == "LIKE"})
+    exact = sorted({x.identifier_value_pattern for x in mine if x.match_type == "EXACT"})
+    if len(exact) <= _INLINE_EXACT:
+        # A short list is a constant IN list (canonicalized like the values, folded once):
+        # where the subquery is a join over every row of the scope.
+        conds = [f"{norm} IN ({', '.join(canonical_sql(lit(p), canon) for p in exact)})"] if exact else []
+    else:
+        conds = [f"{norm} IN (SELECT x.v FROM {ctx.w('excl_exact')} AS x WHERE x.type_no = {type_numbers(ctx)[itype]})"]
     conds += [f"{norm} LIKE {lit(p)}" for p in likes]
+    if not conds:
+        return f"a{j}"
     return f"CASE WHEN {' OR '.join(conds)} THEN NULL ELSE a{j} END"
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from app.config.apply import apply_config
 from app.config.store import read_config
+from app.pipeline import golden as golden_step
 from app.pipeline.plan import RunKind
 from app.pipeline.steps import plan_for
 from tests.pipeline.world import World, base_config
@@ -79,7 +80,10 @@ def test_wide_golden_profile_has_a_column_per_attribute_and_follows_the_config()
     assert long == [("555",)]
 
 
-def test_golden_profile_never_picks_a_value_the_exclusion_list_blocks_unless_allowed():
+@pytest.mark.parametrize("inline", [256, 0], ids=["inlined-list", "excluded-values-table"])
+def test_golden_profile_never_picks_a_value_the_exclusion_list_blocks_unless_allowed(monkeypatch, inline):
+    # A short EXACT list is inlined into the check, a long one read from the run's table.
+    monkeypatch.setattr(golden_step, "_INLINE_EXACT", inline)
     excl = [{"identifier_type": "EMAIL", "identifier_value_pattern": "test@test.com", "match_type": "EXACT"}]
     w = World.create(exclusions=excl)
     w.upsert("crm", "1", email="Test@Test.com ", phone="1", name="old")
