@@ -136,6 +136,12 @@ class Settings(BaseSettings):
         60.0, gt=0, description="A RUNNING run without a heartbeat this long is marked FAILED (worker lost)."
     )
     reaper_interval_seconds: float = Field(15.0, gt=0, description="How often stale runs are looked for.")
+    fault_stop_at: str | None = Field(
+        None,
+        max_length=128,
+        description="Debug (bench/faults.py): a run stops its own process (SIGSTOP) at this point of its plan "
+        "(app/core/faults.py), for the bench to kill there.",
+    )
     run_stage_delay_seconds: float = Field(
         0.0, ge=0, description="Debug: pause at every stage boundary (tests use it to catch a run mid-flight)."
     )

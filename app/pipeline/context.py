@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from app.config.model import IdrConfig
+from app.core import faults
 from app.core.run_record import RunResult
 from app.core.settings import Settings
 from app.pipeline import sqltext
@@ -86,6 +87,7 @@ class RunContext:
         )
 
     def run(self, ref: str, params: Params = None, tables: dict[str, str] | None = None) -> None:
+        faults.reached(f"sql:{ref}")
         # Canonical SQL: the adapter translates (and caches) for its platform.
         self.adapter.execute(self.stmt(ref, tables), params)
 

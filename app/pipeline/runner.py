@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from app.config.store import read_config
+from app.core import faults
 from app.core.errors import ConflictError, IdrError, PipelineError
 from app.core.run_record import RunResult, StageResult
 from app.core.settings import Settings, get_settings
@@ -131,6 +132,7 @@ def _run_pipeline(
     fence: Fence | None,
 ) -> RunResult:
     settings = settings or get_settings()
+    faults.arm(settings.fault_stop_at)
     mode = mode.upper()
     if mode not in RUN_MODES:
         raise PipelineError(f"mode must be FULL or INCR, not {mode!r}", stage="init")
@@ -263,6 +265,7 @@ def _execute(ctx: RunContext, plan: Plan, t0: float, observe: StepObserver | Non
             ctx.state.current_stage = step.stage
             if ctx.progress:
                 ctx.progress(step.stage, "start")
+            faults.reached(f"stage:{step.stage}")
         _run_step(ctx, step)
         for name in plan.drops(i):
             _drop(ctx, plan, name)

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import sqlglot
 from sqlglot import exp
 
+from app.core import faults
 from app.platforms.changes import Applied, ChangeSet, OrderedInsert, Rows, Statement, Write
 from app.platforms.strategies import PORTABLE, Strategies
 
@@ -245,11 +246,14 @@ class Adapter(ABC):
         with self.transaction():
             for check in changes.checks:
                 check()
-            for w in changes.writes:
+            for i, w in enumerate(changes.writes):
+                if i == len(changes.writes) // 2:
+                    faults.reached("publish:half")
                 self.send_write(w)
             changes.fence()
             for w in changes.closing(applied):
                 self.send_write(w)
+            faults.reached("publish:commit")
         return applied
 
     def send_write(self, w: Write) -> None:

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 from sqlglot import exp
 
+from app.core import faults
 from app.platforms.base import Params
 from app.platforms.changes import Applied, ChangeSet
 from app.platforms.transpiled import Bound, TranspilingAdapter, dml_target, table_key
@@ -168,10 +169,14 @@ class SparkSQLAdapter(TranspilingAdapter):
             for check in changes.checks:
                 check()
             with self._staged():
-                for w in [*changes.writes, *changes.closing(applied)]:
+                writes = [*changes.writes, *changes.closing(applied)]
+                for i, w in enumerate(writes):
+                    if i == len(writes) // 2:
+                        faults.reached("publish:half")
                     self.send_write(w)
                 self.flush()
                 changes.fence()
+                faults.reached("publish:commit")
         return applied
 
     def transaction(self) -> AbstractContextManager[None]:
@@ -196,7 +201,9 @@ class SparkSQLAdapter(TranspilingAdapter):
                 raise
             shadows, self._shadows = self._shadows, None
             # Everything is staged: now replace each written table from its shadow.
-            for (db, name), shadow in shadows.items():
+            for i, ((db, name), shadow) in enumerate(shadows.items()):
+                if i == 1:
+                    faults.reached("spark:replace")
                 self._send(
                     exp.Insert(
                         this=exp.to_table(f"{db}.{name}"), expression=exp.select("*").from_(shadow), overwrite=True
@@ -214,23 +221,29 @@ class SparkSQLAdapter(TranspilingAdapter):
 
 
 # ---------------------------------------------------------------------------- SparkSession
-def local_spark_session(warehouse_dir: str | None = None, app_name: str = "idr"):
-    """A local SparkSession tuned for many small statements (tests, single machine)."""
+def local_spark_session(warehouse_dir: str | None = None, app_name: str = "idr", metastore_dir: str | None = None):
+    """A local SparkSession tuned for many small statements (tests, single machine);
+    ``metastore_dir``: a Hive catalog in an embedded Derby database there, so tables
+    outlive the process (else the catalog is in memory)."""
     import tempfile
 
     from pyspark.sql import SparkSession
 
     wh = warehouse_dir or tempfile.mkdtemp(prefix="idr-spark-")
     Path(wh).mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder
+    if metastore_dir:
+        url = f"jdbc:derby:;databaseName={Path(metastore_dir).resolve() / 'metastore_db'};create=true"
+        builder = builder.config("spark.hadoop.javax.jdo.option.ConnectionURL", url).enableHiveSupport()
     spark = (
-        SparkSession.builder.master("local[2]")
+        builder.master("local[2]")
         .appName(app_name)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "1")
         .config("spark.default.parallelism", "2")
         .config("spark.sql.warehouse.dir", wh)
-        .config("spark.sql.catalogImplementation", "in-memory")
+        .config("spark.sql.catalogImplementation", "hive" if metastore_dir else "in-memory")
         .config("spark.sql.legacy.createHiveTableByDefault", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.codegen.wholeStage", "false")  # compile time dominates tiny queries
@@ -242,7 +255,9 @@ def local_spark_session(warehouse_dir: str | None = None, app_name: str = "idr")
     return spark
 
 
-def spark_session_factory(master: str | None = None, warehouse_dir: str | None = None) -> Callable[[], Any]:
+def spark_session_factory(
+    master: str | None = None, warehouse_dir: str | None = None, metastore_dir: str | None = None
+) -> Callable[[], Any]:
     """The active SparkSession (spark-submit / a Databricks cluster), or a new one on
     ``master`` (``local[2]`` on one machine)."""
 
@@ -253,7 +268,7 @@ def spark_session_factory(master: str | None = None, warehouse_dir: str | None =
         if active is not None and master is None:
             return active
         if master is None or master.startswith("local"):
-            return local_spark_session(warehouse_dir)
+            return local_spark_session(warehouse_dir, metastore_dir=metastore_dir)
         builder = SparkSession.builder.master(master).appName("idr")
         if warehouse_dir:
             builder = builder.config("spark.sql.warehouse.dir", warehouse_dir)
@@ -342,8 +357,7 @@ def _not_found(e: Exception) -> bool:
     """A catalog error that says the schema or table does not exist."""
     text = f"{getattr(e, 'getErrorClass', lambda: '')() or ''} {e}"
     return any(
-        m in text
-        for m in ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND", "NoSuchTable", "NoSuchDatabase", "not found")
+        m in text for m in ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND", "NoSuchTable", "NoSuchDatabase", "not found")
     )
 
 
@@ -389,8 +403,7 @@ class DatabricksSQLAdapter(SparkSQLAdapter):
 
     def list_tables(self, schema: str, prefix: str = "", views: bool = False) -> list[str]:
         rows = self.fetchall(
-            "SELECT lower(table_name), table_type FROM information_schema.tables WHERE table_schema = $s "
-            "ORDER BY 1",
+            "SELECT lower(table_name), table_type FROM information_schema.tables WHERE table_schema = $s ORDER BY 1",
             {"s": schema.lower()},
         )
         return [n for n, kind in rows if (str(kind).upper() == "VIEW") == views and n.startswith(prefix.lower())]

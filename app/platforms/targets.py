@@ -122,8 +122,15 @@ class SparkTarget(TargetModel):
     platform: Literal["spark"]
     spark_master: str | None = Field(None, description="Spark master URL; unset: the active/default session.")
     spark_warehouse_dir: str | None = None
+    spark_metastore_dir: str | None = Field(
+        None,
+        description="Local sessions: keep the catalog in an embedded Derby metastore here (tables outlive the "
+        "process); unset: an in-memory catalog.",
+    )
 
     def build_adapter(self, settings: Settings) -> Adapter:
         from app.platforms.spark import SparkSessionAdapter, spark_session_factory
 
-        return SparkSessionAdapter(spark_session_factory(self.spark_master, self.spark_warehouse_dir))
+        return SparkSessionAdapter(
+            spark_session_factory(self.spark_master, self.spark_warehouse_dir, self.spark_metastore_dir)
+        )

@@ -112,7 +112,7 @@ OWN_FIELDS = {
                   "role", "host", "port", "protocol"},
     "bigquery": {"project", "location", "credentials_file", "endpoint"},
     "databricks": {"server_hostname", "http_path", "access_token", "access_token_file", "catalog"},
-    "spark": {"spark_master", "spark_warehouse_dir"},
+    "spark": {"spark_master", "spark_warehouse_dir", "spark_metastore_dir"},
 }  # fmt: skip
 
 
