@@ -124,10 +124,10 @@ WRITE_ATTEMPTS = 8
 
 
 def _is_write_conflict(e: BaseException) -> bool:
-    """Two transactions wrote the same rows and the warehouse refused one (DuckDB's
-    'Conflict on tuple ...', BigQuery's 'concurrent update')."""
+    """Two transactions wrote the same rows (or views) and the warehouse refused one (DuckDB's
+    'Conflict on tuple ...' and catalog 'write-write conflict', BigQuery's 'concurrent update')."""
     text = str(e).lower()
-    return "conflict on" in text or "concurrent update" in text or "transaction conflict" in text
+    return any(m in text for m in ("conflict on", "write-write conflict", "concurrent update", "transaction conflict"))
 
 
 def _lock_config(a: Adapter) -> None:
