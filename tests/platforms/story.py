@@ -217,6 +217,13 @@ def story_steps(wh: Warehouse) -> list[tuple[str, dict[str, Any]]]:
     out.append(("INCR with an erasure", observe(wh.adapter, wh.run("INCR"))))
     wh.upsert_many([("shop", "q2", "o'brien@x.example", None, "O'Brien re-sent")])
     out.append(("INCR with a re-sent erased row", observe(wh.adapter, wh.run("INCR"))))
+    # The sources delete both rows holding the email (crm's is gone: reconciliation; shop's
+    # is flagged deleted): the erasure lifts, and a new record with the email resolves.
+    wh.delete("crm", EVIL)
+    wh.upsert_many([("shop", "q2", "o'brien@x.example", None, "O'Brien re-sent")], deleted=True)
+    out.append(("INCR lifting the erasure", observe(wh.adapter, wh.run("INCR"))))
+    wh.upsert_many([("shop", "q9", "O'Brien@X.example", None, "O'Brien anew")])
+    out.append(("INCR after the lift", observe(wh.adapter, wh.run("INCR"))))
     return out
 
 
@@ -287,6 +294,14 @@ def observe(a: Adapter, r: RunResult) -> dict[str, Any]:
             sorted(w for w in r.warnings if NOT_ATOMIC not in w),
             sorted(r.entities_removed.items()),
             sorted(r.erasures_applied.values()),
+            len(r.erasures_lifted),
+        ),
+        # The removals in run_history's own columns.
+        "removals": _rows(
+            a,
+            "SELECT entities_removed_soft_delete, entities_removed_erasure, entities_removed_reconciliation "
+            "FROM idr_out.run_history WHERE run_id = $r",
+            p,
         ),
         "history": [
             (row[0], _neutral_status(row[1], r.warnings), *row[2:])

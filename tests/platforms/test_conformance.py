@@ -50,13 +50,19 @@ def test_reference_story_on_duckdb_shows_each_scenario(make_adapter):
     after = dict(steps["INCR with deletes"]["production"]["membership"])
     assert "shop:bridge" not in after and "crm:s1" not in after
     assert after["shop:a00"] == incr["shop:a00"] and after["crm:b00"] not in (incr["crm:b00"], m["crm:b00"])
-    assert steps["INCR with deletes"]["result"][-2] == [("erasure", 0), ("reconciliation", 1), ("soft_delete", 1)]
+    assert steps["INCR with deletes"]["result"][-3] == [("erasure", 0), ("reconciliation", 1), ("soft_delete", 1)]
+    assert steps["INCR with deletes"]["removals"] == [(1, 0, 1)]
     erased = {k: t for k, _c, _p, t, _a, _b in steps["dry INCR with an erasure"]["dry_run_results"]}
     assert erased[f"crm:{EVIL}"] == erased["shop:q2"] == "REMOVED"
     for step in ("INCR with an erasure", "INCR with a re-sent erased row"):
         gone = dict(steps[step]["production"]["membership"])
         assert f"crm:{EVIL}" not in gone and "shop:q2" not in gone, step
-    assert steps["INCR with an erasure"]["result"][-1] == [2]
+    assert steps["INCR with an erasure"]["result"][-2:] == ([2], 0)
+    assert steps["INCR with an erasure"]["removals"] == [(0, 2, 0)]
+    # Both sources deleted their row holding the email: lifted; the new record then resolves.
+    assert steps["INCR with a re-sent erased row"]["result"][-1] == 0
+    assert steps["INCR lifting the erasure"]["result"][-1] == 1
+    assert "shop:q9" in dict(steps["INCR after the lift"]["production"]["membership"])
 
 
 # Round trips per run of the story (FULL, dry INCR, INCR, dry FULL), as measured with the
