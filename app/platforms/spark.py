@@ -58,8 +58,24 @@ class SparkSQLAdapter(TranspilingAdapter):
         self._shadow_tag = ""
 
     # ------------------------------------------------------------ planning
+    def _table_columns(self, t: exp.Table) -> list[str]:
+        """A table's columns for a rebuilt UPDATE, asked once per run (batched block): a
+        catalog call is a round trip, and the run's history row is updated several times.
+        Any DDL naming the table forgets them."""
+        cache: dict[tuple[str, str], list[str]] = self.__dict__.setdefault("_cols_seen", {})
+        key = table_key(t)
+        if key not in cache or not self._batch_depth:
+            cache[key] = self.columns(t.db, t.name)
+        return cache[key]
+
+    def _end_batch(self) -> None:
+        self.__dict__.pop("_cols_seen", None)
+
     def plan(self, e: exp.Expression) -> list[exp.Expression]:
         """One rewritten statement -> what the platform actually runs."""
+        if isinstance(e, exp.Create | exp.Drop | exp.Alter) and self.__dict__.get("_cols_seen"):
+            for t in e.find_all(exp.Table):
+                self._cols_seen.pop(table_key(t), None)
         if self._shadows is not None:
             e = self._redirect(e)
         if not self.native_dml and isinstance(e, exp.Delete | exp.Update):
@@ -103,7 +119,7 @@ class SparkSQLAdapter(TranspilingAdapter):
             if e.args.get("from"):
                 raise RuntimeError("UPDATE ... FROM is not supported on plain Spark tables")
             sets = {eq.this.name.lower(): eq.expression for eq in e.expressions}
-            cols = self.columns(plain.db, plain.name)
+            cols = self._table_columns(plain)
             select = exp.select(
                 *[
                     exp.alias_(exp.If(this=cond.copy(), true=sets[c].copy(), false=exp.column(c)), c)
@@ -320,7 +336,7 @@ class SparkSessionAdapter(SparkSQLAdapter):
         self._conn = None  # the session belongs to whoever built the factory
 
     def columns(self, schema: str, table: str) -> list[str]:
-        self.flush()  # the catalog answers after held statements ran
+        self._flush_for(schema)  # the catalog answers after held statements ran
         spark = self.conn
         name = f"`{schema.replace('`', '``')}`.`{table.replace('`', '``')}`"
         # One catalog call (a statement on a remote Spark Connect / SQL warehouse session);
@@ -337,7 +353,7 @@ class SparkSessionAdapter(SparkSQLAdapter):
         return [n for n, is_view in self.list_relations(schema, prefix) if is_view == views]
 
     def list_relations(self, schema: str, prefix: str = "") -> list[tuple[str, bool]]:
-        self.flush()
+        self._flush_for(schema)
         spark = self.conn
         self.count_round_trip()
         try:

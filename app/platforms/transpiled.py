@@ -249,7 +249,19 @@ class TranspilingAdapter(Adapter):
             finally:
                 self._batch_depth -= 1
                 if not self._batch_depth:
+                    self._end_batch()
                     self.flush()
+
+    def _end_batch(self) -> None:
+        """The outermost ``batched`` block (one run) ends: forget what it cached."""
+
+    def _flush_for(self, schema: str) -> None:
+        """Send held statements before a catalog call about ``schema`` when one of them
+        names it; otherwise the catalog's answer cannot depend on them, and they wait for
+        the next read (a round trip saved)."""
+        with self._lock:
+            if any(schema.lower() in text.lower() for text in self._pending):
+                self.flush()
 
     def _holding(self) -> bool:
         """Whether a statement sent now may be held (a subclass's transaction says no)."""

@@ -92,10 +92,25 @@ def view_sql(adapter: Adapter, config: IdrConfig, columns: dict[str, int]) -> tu
     return long, wide
 
 
-def ensure_columns(adapter: Adapter, config: IdrConfig) -> tuple[dict[str, int], bool]:
+def _columns_and_digest(adapter: Adapter) -> tuple[dict[str, int], str | None]:
+    """golden_columns and the recorded views digest in one read (a round trip each on a
+    warehouse)."""
+    rows = adapter.fetchall(
+        "SELECT attribute_name, column_no, CAST(NULL AS VARCHAR) AS digest FROM idr_state.golden_columns "
+        "UNION ALL SELECT CAST(NULL AS VARCHAR), CAST(NULL AS INTEGER), info_value FROM idr_state.schema_info "
+        "WHERE info_key = $k",
+        {"k": _INFO_KEY},
+    )
+    columns = {str(n): int(k) for n, k, _ in rows if n is not None}
+    return columns, next((str(d) for n, _, d in rows if n is None and d is not None), None)
+
+
+def ensure_columns(
+    adapter: Adapter, config: IdrConfig, columns: dict[str, int] | None = None
+) -> tuple[dict[str, int], bool]:
     """Give every configured attribute its columns in idr_state.golden. Returns (the
-    mapping, whether columns were added)."""
-    columns = golden_columns(adapter)
+    mapping, whether columns were added); ``columns``: the mapping if already read."""
+    columns = golden_columns(adapter) if columns is None else dict(columns)
     names = sorted({m.attribute_name for m in config.attribute_mappings})
     missing = [n for n in names if n not in columns]
     if missing:
@@ -122,11 +137,11 @@ def sync_golden(adapter: Adapter, config: IdrConfig, force: bool = False) -> boo
     when something changed. The views are re-created when their definition differs from
     the one recorded in idr_state.schema_info (or with ``force``: `idr init`), so runs do
     not replace them needlessly while others read them. DDL: run it outside a transaction."""
-    columns, added = ensure_columns(adapter, config)
+    stored, current = _columns_and_digest(adapter)
+    columns, added = ensure_columns(adapter, config, stored)
     names = sorted({m.attribute_name for m in config.attribute_mappings})
     long, wide = view_sql(adapter, config, columns)
     digest = hashlib.sha256((long + wide).encode()).hexdigest()
-    current = adapter.scalar("SELECT info_value FROM idr_state.schema_info WHERE info_key = $k", {"k": _INFO_KEY})
     views = {n for n, is_view in adapter.list_relations("idr_out", "golden_profile_") if is_view}
     views_exist = {"golden_profile_current", "golden_profile_wide"} <= views
     if current == digest and views_exist and not added and not force:

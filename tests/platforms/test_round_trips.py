@@ -125,3 +125,44 @@ def test_config_in_one_read_equals_the_per_table_read(platform, make_adapter):
     assert a.round_trips - before == 1
     assert one == store._read_per_table(a)
     assert one.exclusions and one.survivorship_rules[1].source_priority_list == "shop,crm"
+
+
+class RecordingBigQuery:
+    """A bigquery.Client stand-in: records query texts; the catalog lists one table."""
+
+    project = "p"
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def query(self, sql: str, job_config: Any = None) -> Any:
+        self.queries.append(sql)
+
+        class Job:
+            def result(self) -> list:
+                return []
+
+        return Job()
+
+    def list_tables(self, ref: str) -> list:
+        class T:
+            table_id, table_type = "w1_t", "TABLE"
+
+        return [T()]
+
+
+def test_catalog_calls_send_held_statements_only_when_they_name_the_schema():
+    """A catalog answer can only depend on held statements about its schema: others keep
+    waiting for the next read (one round trip fewer)."""
+    from app.platforms.bigquery import BigQueryAdapter
+
+    client = RecordingBigQuery()
+    a = BigQueryAdapter(lambda: client)
+    with a.batched():
+        a.execute("UPDATE idr_out.run_history SET status = 'X' WHERE run_id = 'r'")
+        assert a.list_relations("idr_work", "w1_") == [("w1_t", False)]
+        assert client.queries == [] and a.round_trips == 1  # the catalog call alone
+        a.execute("DROP TABLE IF EXISTS idr_work.w1_t")
+        a.list_relations("idr_work", "w1_")
+        assert len(client.queries) == 1 and "DROP TABLE" in client.queries[0] and "run_history" in client.queries[0]
+    assert a.round_trips == 3
