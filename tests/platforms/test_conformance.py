@@ -65,10 +65,12 @@ def test_reference_story_on_duckdb_shows_each_scenario(make_adapter):
     assert "shop:q9" in dict(steps["INCR after the lift"]["production"]["membership"])
 
 
-# Round trips per run of the story (FULL, dry INCR, INCR, dry FULL), as measured with the
-# batching of decision 0007, plus headroom: a change that adds requests fails here. The
-# issue's target is 40; Snowflake's stand-in takes one statement per request (README).
-ROUND_TRIP_BUDGET = {"snowflake": 230, "bigquery": 60, "spark": 80}
+# Round trips per run of the story, (published runs, dry runs): the target is 40
+# per FULL / INCR run (the bench's demo data); a dry run also reads its proposal's
+# figures, and on Spark the story's INCRs with deletions and erasures reach 43. Snowflake's stand-in
+# takes one statement per request (README, Platforms): its budget is what it measures,
+# plus a little headroom, so a change that adds requests fails here.
+ROUND_TRIP_BUDGET = {"snowflake": (225, 225), "bigquery": (40, 45), "spark": (45, 45)}
 
 
 @pytest.mark.parametrize("platform", [p for p in PLATFORMS if p != "duckdb"])
@@ -88,4 +90,5 @@ def test_story_matches_duckdb(platform, make_adapter):
             assert r.status == "SUCCESS_WITH_WARNINGS" and "per-table swaps" in flagged[0]
     trips = ", ".join(f"{r.mode}{' dry' if r.dry_run else ''} {r.statements}" for r in wh.runs)
     print(f"{platform}: story of {len(got)} runs in {wh.seconds:.1f}s; round trips per run: {trips}")
-    assert all(0 < r.statements <= ROUND_TRIP_BUDGET[platform] for r in wh.runs), trips
+    published, dry = ROUND_TRIP_BUDGET[platform]
+    assert all(0 < r.statements <= (dry if r.dry_run else published) for r in wh.runs), trips
