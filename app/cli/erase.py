@@ -43,6 +43,17 @@ def erase(
         out = erasures.request(
             a, entity_keys=key, identifier_type=itype, identifier_value=ivalue, requested_by=f"cli:{getpass.getuser()}"
         )
+    from app.cli.api_keys import state_session
+    from app.services import audit
+
+    # The same trail as the API's: the kind asked for, never the keys or the value (a --db
+    # file is no service target: no target then).
+    diff = {"kind": out["kind"], "identifier_type": out["identifier_type"], "entries": out["entries"]}
+    with state_session() as s:
+        audit.record(
+            s, kind="erasure", action="erasure.request", actor=audit.local_actor(),
+            target=None if db else (target or "default"), subject=out["id"], diff=diff,
+        )  # fmt: skip
     console.print(f"erasure {out['id']} recorded ({out['entries']} {out['kind'].lower()} hash(es)); ", end="")
     console.print("the next real run applies it: idr run --mode INCR", highlight=False)
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import select
+
+from app.db.models import AuditEvent
+from app.db.session import make_engine, make_session_factory, session_scope
 from app.platforms.duckdb import DuckDBAdapter
 
 
-def test_idr_erase(cli, demo_db):
+def test_idr_erase(cli, demo_db, tmp_path):
     path, _ = demo_db
     db = ("--db", str(path))
     with DuckDBAdapter.from_path(str(path)) as a:
@@ -26,6 +30,11 @@ def test_idr_erase(cli, demo_db):
     r = cli("erase", "--key", key, *db)
     assert r.exit_code == 0, r.output
     erasure_id = re.search(r"erasure (er_[0-9a-f]+)", r.stdout).group(1)
+    # In the service's audit trail like an API request: who and what kind, never the key.
+    with session_scope(make_session_factory(make_engine(f"sqlite:///{tmp_path}/state.db"))) as s:
+        events = [(e.action, e.subject, e.actor, e.diff) for e in s.scalars(select(AuditEvent))]
+    assert [(a, subj) for a, subj, _, _ in events] == [("erasure.request", erasure_id)]
+    assert events[0][2].startswith("cli:") and key not in str(events[0][3])
     assert "PENDING" in cli("erase", "--show", erasure_id, *db).stdout
     r = cli("run", "--mode", "INCR", *db)
     assert r.exit_code == 0, r.output
