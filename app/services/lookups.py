@@ -21,13 +21,21 @@ _CONFIDENCE = ("confidence_score", "edge_diversity", "match_density", "primary_r
 _CLUSTER = ("cluster_size", *_CONFIDENCE)
 
 
-def _member(a: Adapter, entity_key: str, field: str) -> tuple[int, int, dict[str, Any] | None]:
-    """(eid, rid, its cluster's row) of a resolved key, read together."""
-    found = entity_lookup.find(a, entity_key, _CLUSTER)
+def _member(a: Adapter, entity_key: str, field: str) -> int:
+    """The resolved id of a key."""
+    found = entity_lookup.find(a, entity_key)
     if found is None or found[1] is None:
         raise NotFoundError(f"entity {entity_key!r} is not in the resolved membership", field=field)
-    eid, rid, *cluster = found
-    return eid, rid, (dict(zip(_CLUSTER, cluster, strict=True)) if cluster[0] is not None else None)
+    return found[1]
+
+
+def _member_cluster(a: Adapter, entity_key: str) -> tuple[int, dict[str, Any] | None]:
+    """The resolved id of a key and its cluster's row, read together."""
+    found = entity_lookup.find(a, entity_key, _CLUSTER)
+    if found is None or found[1] is None:
+        raise NotFoundError(f"entity {entity_key!r} is not in the resolved membership", field="entity_key")
+    _, rid, *cluster = found
+    return rid, (dict(zip(_CLUSTER, cluster, strict=True)) if cluster[0] is not None else None)
 
 
 def _cluster_row(a: Adapter, rid: int) -> dict[str, Any] | None:
@@ -86,7 +94,7 @@ def golden(a: Adapter, rid: int) -> list[dict[str, Any]]:
 
 
 def entity(a: Adapter, entity_key: str) -> dict[str, Any]:
-    _, rid, c = _member(a, entity_key, "entity_key")
+    rid, c = _member_cluster(a, entity_key)
     return {
         "entity_key": entity_key,
         "resolved_id": format_resolved_id(rid),
@@ -163,8 +171,8 @@ def explain(a: Adapter, from_key: str, to_key: str, max_edges: int = EXPLAIN_MAX
     cluster's edges in memory: a cluster with more than ``max_edges`` is refused (422)
     after reading at most one edge more, rather than loaded.
     """
-    _, rid_a, _ = _member(a, from_key, "entity_key")
-    _, rid_b, _ = _member(a, to_key, "to")
+    rid_a = _member(a, from_key, "entity_key")
+    rid_b = _member(a, to_key, "to")
     ra, rb = format_resolved_id(rid_a), format_resolved_id(rid_b)
     if rid_a != rid_b:
         raise NotFoundError(f"{from_key!r} ({ra}) and {to_key!r} ({rb}) are not in one cluster", field="to")
