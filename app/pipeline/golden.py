@@ -125,13 +125,25 @@ def _row_cols(ctx: RunContext) -> str:
 
 def scope_rows(ctx: RunContext) -> None:
     """Step golden_rows: {w.gsrc}(comp, kr, eid, table_id, record_ts, a0..), the wide rows
-    of every entity in the proposal. INCR re-reads the impacted clusters' other members
-    from their sources (rows the watermark already passed: as last seen)."""
+    of the entities whose clusters the strategy profiles. INCR: every entity of the
+    proposal, re-reading the impacted clusters' other members from their sources (rows
+    the watermark already passed: as last seen). FULL: only the clusters of several
+    records; a record no edge links (comp < 0, which is -1 - eid on a FULL run) is a
+    cluster of its own whose profile is its own values, written straight to
+    {w.golden_single}(rid, v0, e0, ...) without the strategy."""
     cols = _row_cols(ctx)
     if ctx.full:
         ctx.exec(
             f"CREATE TABLE {ctx.w('gsrc')} AS SELECT p.comp, p.kr, e.eid, e.table_id, e.record_ts{cols} "
-            f"FROM {ctx.w('entities')} AS e JOIN {ctx.w('proposed')} AS p ON p.eid = e.eid"
+            f"FROM {ctx.w('entities')} AS e JOIN {ctx.w('proposed')} AS p ON p.eid = e.eid WHERE p.comp >= 0"
+        )
+        n = len(attribute_names(ctx))
+        own = "".join(f", a{j} AS v{j}, CASE WHEN a{j} IS NOT NULL THEN eid END AS e{j}" for j in range(n))
+        some = " OR ".join(f"a{j} IS NOT NULL" for j in range(n))
+        ctx.exec(
+            f"CREATE TABLE {ctx.w('golden_single')} AS SELECT rid{own} FROM "
+            f"(SELECT c.rid, e.eid{cols} FROM {ctx.w('entities')} AS e "
+            f"JOIN {ctx.w('comp_ids')} AS c ON c.comp = -1 - e.eid WHERE c.comp < 0) AS x WHERE {some}"
         )
         release_attribute_columns(ctx)  # copied: the profile's steps get the memory
         return
@@ -166,5 +178,10 @@ def build(ctx: RunContext) -> None:
         ctx.exec(f"CREATE TABLE {ctx.w('golden_new')} (rid BIGINT)")
         ctx.state.count(STAGE, rows_out=0)
         return
-    ctx.adapter.strategies.golden.build(ctx, attrs, full=ctx.full)
-    ctx.state.count(STAGE, rows_in=ctx.count(ctx.w("gsrc")), rows_out=ctx.count(ctx.w("golden_new")))
+    ctx.adapter.strategies.golden.build(ctx, attrs)
+    n = ctx.scalars(
+        {"rows_in": f"SELECT count(*) FROM {ctx.w('gsrc')}", "rows_out": f"SELECT count(*) FROM {ctx.w('golden_new')}"}
+        | ({"single": f"SELECT count(*) FROM {ctx.w('golden_single')}"} if ctx.full else {})
+    )
+    single = n.get("single", 0)
+    ctx.state.count(STAGE, rows_in=n["rows_in"] + single, rows_out=n["rows_out"] + single)

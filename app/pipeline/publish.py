@@ -59,17 +59,18 @@ def _rule_audit_rows(ctx: RunContext) -> list[dict]:
     return rows
 
 
-def _golden_insert(ctx: RunContext) -> str | None:
+def _golden_inserts(ctx: RunContext) -> list[str]:
+    """The profiles the strategy built, and on a FULL run the one-record clusters'."""
     names = attribute_names(ctx)
     if not names:
-        return None
+        return []
     cols = golden_columns(ctx.adapter)
     target = ", ".join(f"v{cols[n]}, e{cols[n]}" for n in names)
     source = ", ".join(f"v{j}, e{j}" for j in range(len(names)))
-    return (
-        f"INSERT INTO idr_state.golden (rid, updated_ts, {target}) "
-        f"SELECT rid, $now, {source} FROM {ctx.w('golden_new')}"
-    )
+    return [
+        f"INSERT INTO idr_state.golden (rid, updated_ts, {target}) SELECT rid, $now, {source} FROM {ctx.w(t)}"
+        for t in (("golden_new", "golden_single") if ctx.full else ("golden_new",))
+    ]
 
 
 def _erasures(ctx: RunContext, cs: ChangeSet) -> None:
@@ -150,7 +151,6 @@ def changes(ctx: RunContext, outcome: Callable[[], Write]) -> ChangeSet:
     def run(ref: str, params: dict | None = None) -> None:
         cs.execute(ctx.stmt(ref), params)
 
-    golden_sql = _golden_insert(ctx)
     next_vid = max(st.next_vid, ctx.scalar(f"SELECT coalesce(max(vid), -1) + 1 FROM {ctx.w('values_new')}"))
     if ctx.kind.fresh:
         run("publish.fresh_entities_insert", p)
@@ -168,8 +168,8 @@ def changes(ctx: RunContext, outcome: Callable[[], Write]) -> ChangeSet:
     run(f"publish.clusters_delete_{scope}")
     run("publish.clusters_insert", p)
     run(f"publish.golden_delete_{scope}")
-    if golden_sql:
-        cs.execute(golden_sql, p)
+    for sql in _golden_inserts(ctx):
+        cs.execute(sql, p)
     run("publish.skipped_insert", {"run_id": ctx.run_id, "now": ctx.now})
     run("publish.sequence_update", {"next": st.next_rid + st.new_ids})
     run("publish.counters_delete")

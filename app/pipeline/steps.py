@@ -377,8 +377,8 @@ STEPS: tuple[Step, ...] = (
     S(
         "golden_rows",
         "golden_profile",
-        ("entities", "proposed", "excl_exact"),
-        ("gsrc",),
+        ("entities", "proposed", "comp_ids", "excl_exact"),
+        ("gsrc", "golden_single"),
         runs_in=both(FULL, REAL),
         build=golden.scope_rows,
         when=_has_attributes,
@@ -446,6 +446,7 @@ PUBLISH_INPUTS_FULL = (
     "edges_new",
     "clusters_new",
     "golden_new",
+    "golden_single",
     "comp_ids",
     "changed_rids",
     "skipped",

@@ -79,13 +79,9 @@ class PackedKeyGolden:
     """One GROUP BY comp with an integer ``min`` per attribute over a packed HUGEINT key (a
     MOST_FREQUENT attribute first counts its values per cluster, keeping each value's best
     key, and picks with ``arg_min``); the winning records are then picked out of the entity
-    rows by one join on comp.
+    rows by one join on comp."""
 
-    FULL runs aggregate only the clusters of several records: a record no edge links is
-    a cluster of its own (comp < 0) and wins every attribute it has."""
-
-    def build(self, run: StepRunner, attrs: Sequence[GoldenAttr], full: bool) -> None:
-        multi = "comp >= 0" if full else "TRUE"
+    def build(self, run: StepRunner, attrs: Sequence[GoldenAttr]) -> None:
         plain, picks, joins = [], [], []
         for at in attrs:
             col = f"a{at.j}"
@@ -94,7 +90,7 @@ class PackedKeyGolden:
                 run.exec(
                     f"CREATE TABLE {f} AS SELECT comp, arg_min(best, row(-n, best)) AS m "
                     f"FROM (SELECT comp, count(*) AS n, min({_key(at)}) AS best "
-                    f"FROM {run.w('gsrc')} WHERE {multi} AND {col} IS NOT NULL GROUP BY comp, {col}) AS v "
+                    f"FROM {run.w('gsrc')} WHERE {col} IS NOT NULL GROUP BY comp, {col}) AS v "
                     "GROUP BY comp"
                 )
                 joins.append(f"LEFT JOIN {f} AS f{at.j} ON f{at.j}.comp = c.comp")
@@ -105,12 +101,12 @@ class PackedKeyGolden:
         if plain:
             run.exec(
                 f"CREATE TABLE {run.w('golden_wide')} AS SELECT comp, {', '.join(plain)} "
-                f"FROM {run.w('gsrc')} WHERE {multi} GROUP BY comp"
+                f"FROM {run.w('gsrc')} GROUP BY comp"
             )
             joins.insert(0, f"JOIN {run.w('golden_wide')} AS g ON g.comp = c.comp")
         run.exec(
             f"CREATE TABLE {run.w('golden_k')} AS SELECT c.comp, c.rid, {', '.join(picks)} "
-            f"FROM (SELECT * FROM {run.w('comp_ids')} WHERE {multi}) AS c {' '.join(joins)}"
+            f"FROM {run.w('comp_ids')} AS c {' '.join(joins)}"
         )
         ks = ", ".join(f"k.k{at.j}" for at in attrs)
         sql = pivot(
@@ -119,15 +115,6 @@ class PackedKeyGolden:
             lambda at: f"x.kr = k.k{at.j}",
             f"x.kr IN ({ks})",
         )
-        if full:  # one-record clusters: every attribute of the record
-            own = ", ".join(
-                f"x.a{at.j} AS v{at.j}, CASE WHEN x.a{at.j} IS NOT NULL THEN x.eid END AS e{at.j}" for at in attrs
-            )
-            some = " OR ".join(f"x.a{at.j} IS NOT NULL" for at in attrs)
-            sql += (
-                f" UNION ALL SELECT c.rid, {own} FROM {run.w('gsrc')} AS x "
-                f"JOIN {run.w('comp_ids')} AS c ON c.comp = x.comp WHERE x.comp < 0 AND ({some})"
-            )
         run.exec(f"CREATE TABLE {run.w('golden_new')} AS {sql}")
         run.drop("golden_wide", "golden_k", *(f"freq{at.j}" for at in attrs))
 

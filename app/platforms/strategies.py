@@ -108,12 +108,11 @@ class GoldenAttr:
 
 
 class GoldenBuilder(Protocol):
-    def build(self, run: StepRunner, attrs: Sequence[GoldenAttr], full: bool) -> None:
+    def build(self, run: StepRunner, attrs: Sequence[GoldenAttr]) -> None:
         """{w.golden_new}(rid, v0, e0, ...) from {w.gsrc}(comp, kr, eid, table_id, record_ts,
-        a0..) and {w.comp_ids}(comp, rid): per cluster, attribute j's winning value in
-        ``v{j}`` and its record's eid in ``e{j}`` (no row for a cluster without a value).
-        A NULL never wins; ties fall to the next criterion, then to the smallest ``kr``.
-        ``full``: a FULL run, where a record no edge links is a cluster of its own (comp < 0)."""
+        a0..) and {w.comp_ids}(comp, rid): per cluster in {w.gsrc}, attribute j's winning
+        value in ``v{j}`` and its record's eid in ``e{j}`` (no row for a cluster without a
+        value). A NULL never wins; ties fall to the next criterion, then to the smallest ``kr``."""
         ...
 
 
@@ -130,7 +129,7 @@ def pivot(attrs: Sequence[GoldenAttr], winners: str, won: Callable[[GoldenAttr],
 class WindowGolden:
     """Portable default: one ranked window per attribute, then one row per cluster."""
 
-    def build(self, run: StepRunner, attrs: Sequence[GoldenAttr], full: bool) -> None:
+    def build(self, run: StepRunner, attrs: Sequence[GoldenAttr]) -> None:
         parts = []
         for at in attrs:
             col = f"a{at.j}"

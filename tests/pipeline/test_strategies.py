@@ -95,7 +95,7 @@ def test_key_rankers_write_the_same_table(entity_keys):
 
 # ---------------------------------------------------------------------------- golden
 row = st.tuples(
-    st.integers(0, 4),  # cluster (FULL: a record of its own when it draws 4)
+    st.integers(0, 4),  # cluster (with `own`: a record of its own, comp < 0, when it draws 4)
     st.sampled_from(["crm", "shop", "web"]),
     st.one_of(st.none(), st.integers(0, 2)),  # timestamp bucket: ties and NULLs
     st.one_of(st.none(), st.sampled_from(["x", "y", "z"])),
@@ -106,7 +106,7 @@ attr = st.tuples(st.sampled_from([RECENCY, SOURCE_PRIORITY, MOST_FREQUENT]), st.
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(row, min_size=1, max_size=25), attr, attr, st.booleans())
-def test_golden_builders_write_the_same_table(rows, at0, at1, full):
+def test_golden_builders_write_the_same_table(rows, at0, at1, own):
     runs = _runners()
     a = runs[0].adapter
     rank = "CASE table_id WHEN 'shop' THEN 0 WHEN 'crm' THEN 1 ELSE 2 END"
@@ -116,7 +116,7 @@ def test_golden_builders_write_the_same_table(rows, at0, at1, full):
     ]
     data = []
     for kr, (c, table, bucket, v0, v1) in enumerate(rows, start=1):
-        comp = -kr if full and c == 4 else c
+        comp = -kr if own and c == 4 else c
         ts = None if bucket is None else T0 + timedelta(hours=bucket)
         data.append({"c": comp, "kr": kr, "e": 100 + kr, "t": table, "ts": ts, "v0": v0, "v1": v1})
     for r in runs:
@@ -129,8 +129,8 @@ def test_golden_builders_write_the_same_table(rows, at0, at1, full):
             f"CREATE TABLE {r.w('comp_ids')} AS SELECT comp, 1000 + row_number() OVER (ORDER BY comp) AS rid "
             f"FROM (SELECT DISTINCT comp FROM {r.w('gsrc')})"
         )
-    WindowGolden().build(runs[0], attrs, full)
-    PackedKeyGolden().build(runs[1], attrs, full)
+    WindowGolden().build(runs[0], attrs)
+    PackedKeyGolden().build(runs[1], attrs)
     got = [a.fetchall(f"SELECT * FROM {r.w('golden_new')} ORDER BY ALL") for r in runs]
     assert got[0] == got[1]
     # Every cluster with a value has its row (the comparison is not between two empties).
