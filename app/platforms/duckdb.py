@@ -35,8 +35,10 @@ def duckdb_connector(path: str, settings: Settings | None = None):
         if settings.duckdb_threads:
             sets.append(f"SET threads = {int(settings.duckdb_threads)}")
         optional = [_keep_blocks_sql(settings.duckdb_block_memory or limit), _SAFE_OPTIMIZERS]
-        if not settings.duckdb_compact_strings:
+        if settings.duckdb_string_compression == "uncompressed":
             optional.append(_FAST_STRINGS)
+        elif settings.duckdb_string_compression == "zstd" and _has_zstd(conn):
+            optional.append(_ZSTD_STRINGS)
         if not settings.duckdb_vacuum:
             optional.append(_NO_VACUUM)
         try:  # one call: the service opens a connection per request
@@ -91,6 +93,28 @@ def _keep_blocks_sql(size: str) -> str:
 # Store strings without DICT_FSST (opt-in, IDR_DUCKDB_COMPACT_STRINGS=false): DuckDB 1.3+
 # writes strings as DICT_FSST, whose encoding is most of the cost of writing the state.
 _FAST_STRINGS = "SET disabled_compression_methods = 'dict_fsst'"
+
+# ZSTD for every string column (other types keep DuckDB's choice): DICT_FSST's analysis
+# and encoding were most of the CPU of writing the state tables (bench/README.md), for a
+# file only somewhat smaller.
+_ZSTD_STRINGS = "SET force_compression = 'zstd'"
+_ZSTD_SINCE = (1, 2)
+
+
+def _has_zstd(conn: duckdb.DuckDBPyConnection) -> bool:
+    """The database's storage format has ZSTD strings (DuckDB 1.2+). An older format would
+    take the forced codec as 'uncompressed' instead, a much larger file."""
+    try:
+        row = conn.execute(
+            "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchone()
+    except duckdb.Error:  # a DuckDB without the tag
+        return False
+    version = row[0] if row else None
+    if isinstance(version, list):  # older DuckDBs answer a map lookup with a list
+        version = version[0] if version else None
+    found = re.match(r"v(\d+)\.(\d+)", version or "")
+    return bool(found) and (int(found[1]), int(found[2])) >= _ZSTD_SINCE
 
 # DuckDB's common-subplan optimizer returns wrong rows on 1.5.1-2.0.1 when two arms of a
 # UNION read different columns of the same join (duckdb#25819), as a query over both ends

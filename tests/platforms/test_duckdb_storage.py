@@ -2,33 +2,51 @@
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 
 from app.core.settings import Settings
 from app.platforms.duckdb import DuckDBAdapter
 
 
-def _string_codecs(tmp_path, compact: bool) -> set[str]:
-    a = DuckDBAdapter.from_path(str(tmp_path / f"s{compact}.duckdb"), Settings(duckdb_compact_strings=compact))
+def _string_codecs(path, settings: Settings) -> set[str]:
+    a = DuckDBAdapter.from_path(str(path), settings)
     # Repetitive keys, as entity keys and identifier values are: DICT_FSST's best case.
-    a.execute("CREATE TABLE t AS SELECT 'crm_customers:' || (i % 5000) AS k FROM range(300000) AS r(i)")
+    a.execute("CREATE TABLE t AS SELECT 'crm_customers:' || (i % 5000) AS k, i FROM range(300000) AS r(i)")
     a.execute("CHECKPOINT")
     rows = a.fetchall("SELECT DISTINCT compression FROM pragma_storage_info('t') WHERE segment_type = 'VARCHAR'")
+    ints = a.fetchall("SELECT DISTINCT compression FROM pragma_storage_info('t') WHERE segment_type = 'BIGINT'")
+    assert "ZSTD" not in {r[0] for r in ints}  # other types keep DuckDB's own codecs
     return {r[0] for r in rows}
 
 
-@pytest.mark.parametrize("compact", [False, True])
-def test_string_compression_follows_the_setting(tmp_path, compact):
-    codecs = _string_codecs(tmp_path, compact)
+@pytest.mark.parametrize("codec", ["zstd", "dict_fsst", "uncompressed"])
+def test_string_compression_follows_the_setting(tmp_path, codec):
+    codecs = _string_codecs(tmp_path / f"s_{codec}.duckdb", Settings(duckdb_string_compression=codec))
     assert codecs, "no VARCHAR segment was written"
-    if compact:
-        assert codecs != {"Uncompressed"}, codecs  # DuckDB picks its string codecs
+    if codec == "zstd":
+        assert "ZSTD" in codecs and "DICT_FSST" not in codecs, codecs
+    elif codec == "dict_fsst":
+        assert "ZSTD" not in codecs and codecs != {"Uncompressed"}, codecs  # DuckDB picks its string codecs
     else:
-        assert "DICT_FSST" not in codecs, codecs  # opted out of the slow-to-write codec
+        assert "DICT_FSST" not in codecs and "ZSTD" not in codecs, codecs  # opted out of the slow-to-write codec
 
 
-def test_compact_strings_is_the_default():
-    assert Settings().duckdb_compact_strings is True
+def test_an_older_storage_format_keeps_compressed_strings(tmp_path):
+    """Forcing ZSTD on a format without it would store strings uncompressed: not done there."""
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect() as c:
+        c.execute(f"ATTACH '{path}' AS o (STORAGE_VERSION 'v1.0.0')")
+    codecs = _string_codecs(path, Settings(duckdb_string_compression="zstd"))
+    assert codecs and codecs != {"Uncompressed"} and "ZSTD" not in codecs, codecs
+
+
+def test_zstd_strings_are_the_default_and_the_former_switch_still_works():
+    assert Settings().duckdb_string_compression == "zstd"
+    assert Settings(duckdb_compact_strings=False).duckdb_string_compression == "uncompressed"
+    assert Settings(duckdb_compact_strings=True).duckdb_string_compression == "dict_fsst"
+    both = Settings(duckdb_compact_strings=False, duckdb_string_compression="zstd")
+    assert both.duckdb_string_compression == "zstd"  # the new setting wins where both are set
 
 
 def _row_groups(a: DuckDBAdapter) -> int:
