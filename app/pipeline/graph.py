@@ -99,14 +99,15 @@ def group_rows(ctx: RunContext) -> None:
     repeat = ctx.state.identifiers_may_repeat
     parts = []
     for j, t in enumerate(types):
-        tvid = "min(i.rn) OVER w" if repeat else f"min(i.kr) OVER w * {len(types)} + {j}"
         rn_col = f", {rn} AS rn" if repeat else ""
-        parts.append(
-            "SELECT i.eid, i.type_no, i.value_norm, i.kr, count(*) OVER w AS n, min(i.kr) OVER w AS anchor_kr, "
-            f"{tvid} AS tvid "
+        window = (
+            "SELECT i.eid, i.type_no, i.value_norm, i.kr, count(*) OVER w AS n, min(i.kr) OVER w AS anchor_kr"
+            f"{', min(i.rn) OVER w AS tvid' if repeat else ''} "
             f"FROM (SELECT x.eid, x.type_no, x.value_norm, {kr} AS kr{rn_col} FROM {src} AS x {join}) AS i "
             f"WHERE i.type_no = {t} WINDOW w AS (PARTITION BY i.value_norm)"
         )
+        # tvid from the anchor outside the window: one window aggregate fewer to compute.
+        parts.append(window if repeat else f"SELECT *, anchor_kr * {len(types)} + {j} AS tvid FROM ({window}) AS g")
     ctx.exec(f"CREATE TABLE {ctx.w('grp_rows')} AS " + " UNION ALL ".join(parts))
 
 
