@@ -71,6 +71,13 @@ def _load(dst: Adapter, schema: str, table: str, names: list[str], rows: list[di
         )
         job.result()
         return
+    if dst.platform == "snowflake":  # write_pandas (PUT + COPY INTO on Snowflake; fakesnow loads in place)
+        import pandas as pd
+        from snowflake.connector.pandas_tools import write_pandas
+
+        df = pd.DataFrame([[r[c] for c in names] for r in rows], columns=[c.upper() for c in names])
+        write_pandas(dst.conn, df, table.upper(), schema=schema.upper())
+        return
     if dst.platform == "databricks" and hasattr(dst.conn, "createDataFrame"):
         schema_ddl = dst.conn.table(f"{schema}.{table}").schema
         df = dst.conn.createDataFrame([tuple(r[c] for c in names) for r in rows], schema=schema_ddl)
@@ -123,11 +130,10 @@ def membership(a: Adapter) -> dict[str, str]:
 
 def make_platform(name: str, stack: ExitStack) -> Adapter:
     if name == "snowflake":
-        import fakesnow
-
         from app.platforms.snowflake import SnowflakeAdapter, snowflake_connector
+        from tests.platforms import snowflake_standin  # fakesnow + multi-statement requests
 
-        stack.enter_context(fakesnow.patch())
+        stack.enter_context(snowflake_standin.patch())
         return SnowflakeAdapter(snowflake_connector({"account": "fake", "user": "u", "password": "p", "database": "B"}))
     if name == "bigquery":
         from tests.platforms.bq_emulator import start_emulator

@@ -86,11 +86,10 @@ def main() -> int:
     with ExitStack() as stack:
         factories: dict[str, Callable[[], Adapter]] = {}
         if "snowflake" in args.platforms:
-            import fakesnow
-
             from app.platforms.snowflake import SnowflakeAdapter, snowflake_connector
+            from tests.platforms import snowflake_standin  # fakesnow + multi-statement requests
 
-            stack.enter_context(fakesnow.patch())
+            stack.enter_context(snowflake_standin.patch())
             factories["snowflake"] = lambda: SnowflakeAdapter(
                 snowflake_connector({"account": "fake", "user": "u", "password": "p", "database": "BENCH"})
             )

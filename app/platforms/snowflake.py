@@ -11,17 +11,24 @@ What differs from the canonical SQL, all declared as flags of ``TranspilingAdapt
   the session's current schema);
 - transactions: ``BEGIN`` / ``COMMIT`` / ``ROLLBACK``. Snowflake commits implicitly
   on DDL, so nothing inside ``transaction()`` may be DDL (publish and config apply
-  are DML only); ``_run`` refuses DDL inside a transaction to keep that true.
+  are DML only); DDL inside a transaction is refused to keep that true;
+- several statements per request: inside ``batched()`` (a run), statements whose results
+  nobody reads are held and sent with the next read as one multi-statement request
+  (``cursor.execute(text, num_statements=N)``: Snowflake runs them in order, stops at the
+  first error, and the read's result is the last statement's, fetched by its query id).
+  ``BEGIN`` and ``COMMIT`` travel with the statements held before them. Values of held
+  statements are inlined as sqlglot-built literals (decision 0013).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from sqlglot import exp
 
-from app.platforms.transpiled import Bound, TranspilingAdapter
+from app.platforms.transpiled import Bound, TranspilingAdapter, statement_kind
 
 
 def snowflake_connector(params: dict[str, Any]) -> Callable[[], Any]:
@@ -45,6 +52,9 @@ class SnowflakeAdapter(TranspilingAdapter):
     param_style = "qmark"
     upper_identifiers = True
     qualify_rename_target = True
+    # Multi-statement requests (MULTI_STATEMENT_COUNT / num_statements): one round trip
+    # carries the statements held since the last read.
+    batch_statements = True
 
     def __init__(self, connect: Callable[[], Any]) -> None:
         super().__init__(connect)
@@ -61,13 +71,29 @@ class SnowflakeAdapter(TranspilingAdapter):
         if self._tx_depth and stmt.kind == "ddl":
             raise RuntimeError("DDL inside a Snowflake transaction would commit it implicitly")
 
+    def _join_script(self, texts: list[str]) -> str:
+        return ";\n".join(texts)
+
+    def _dispatch(self, e: exp.Expression, params: Mapping[str, Any], fetch: bool) -> tuple[list[str], list[tuple]]:
+        # A held statement reaches _run only inside a joined request: check it here.
+        if self._tx_depth and statement_kind(e) == "ddl":
+            raise RuntimeError("DDL inside a Snowflake transaction would commit it implicitly")
+        return super()._dispatch(e, params, fetch)
+
     def _run(self, stmt: Bound, fetch: bool) -> tuple[list[str], list[tuple]]:
         self._refuse_ddl_in_transaction(stmt)
         cur = self.conn.cursor()
         self._running = cur
         try:
             self.count_round_trip()
-            cur.execute(stmt.sql, stmt.params)
+            if stmt.statements > 1:
+                # The exact count: a request split differently than intended fails instead
+                # of running something else.
+                cur.execute(stmt.sql, stmt.params, num_statements=stmt.statements)
+                if fetch:  # the cursor holds the first statement's result; ours is the last's
+                    cur.query_result(cur.multi_statement_savedIds[-1])
+            else:
+                cur.execute(stmt.sql, stmt.params)
             if not fetch:
                 return [], []
             cols = [d[0] for d in cur.description] if cur.description else []
@@ -90,9 +116,48 @@ class SnowflakeAdapter(TranspilingAdapter):
             return False
         return True
 
-    def transaction(self):
-        # One cursor for the whole transaction, as Snowflake sessions expect.
-        return self._session_transaction(self.conn.cursor().execute, "BEGIN")
+    def _send_with_held(self, text: str) -> None:
+        """``text`` (BEGIN / COMMIT) as one request with the statements held before it."""
+        texts, self._pending = [*self._pending, text], []
+        self._run(Bound(self._join_script(texts), None, "other", statements=len(texts)), False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN ... COMMIT in this session; nested use joins the outer transaction. Inside a
+        run's ``batched`` block the block's writes are held and travel with its reads or its
+        COMMIT; if the block raises they are dropped unsent and the transaction rolls back."""
+        with self._lock:
+            if self._tx_depth:
+                self._tx_depth += 1
+                try:
+                    yield
+                finally:
+                    self._tx_depth -= 1
+                return
+            # Held, BEGIN travels with the block's first read (or its COMMIT).
+            held, mark, sent = self._holding(), len(self._pending), self.round_trips
+            if held:
+                self._pending.append("BEGIN")
+            else:
+                self._send_with_held("BEGIN")
+            self._tx_depth = 1
+            try:
+                yield
+                self._tx_depth = 0
+                self._send_with_held("COMMIT")
+            except BaseException:
+                self._tx_depth = 0
+                if held and self.round_trips == sent:
+                    # Nothing of the block was sent: drop its statements, keep those before it.
+                    del self._pending[mark:]
+                    raise
+                self._pending = []
+                self.count_round_trip()
+                try:
+                    self.conn.cursor().execute("ROLLBACK")
+                except Exception:  # noqa: BLE001 - a late interrupt (cancel) may hit the rollback itself
+                    self.conn.cursor().execute("ROLLBACK")
+                raise
 
     # ------------------------------------------------------------ catalog
     def columns(self, schema: str, table: str) -> list[str]:
@@ -123,7 +188,9 @@ class SnowparkAdapter(SnowflakeAdapter):
     """Snowflake through a Snowpark session: inside a stored procedure, the session the
     procedure is called with (``app.inwarehouse.snowflake``). The SQL is the Snowflake
     adapter's; only how a statement is sent differs (``session.sql(text, params).collect()``,
-    qmark values bound by Snowflake)."""
+    qmark values bound by Snowflake). ``session.sql`` takes one statement: nothing is held."""
+
+    batch_statements = False
 
     def _run(self, stmt: Bound, fetch: bool) -> tuple[list[str], list[tuple]]:
         self._refuse_ddl_in_transaction(stmt)

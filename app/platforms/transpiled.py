@@ -33,9 +33,12 @@ class Bound:
     params: Any  # dict (named styles), list (qmark) or None
     kind: str  # "select" | "dml" | "ddl" | "other"
     target: exp.Table | None = None  # written table, for DML
+    # Statements joined into ``sql`` by ``_join_script`` (a driver that must be told how
+    # many a request carries, Snowflake's num_statements, reads it).
+    statements: int = 1
 
 
-def _kind(e: exp.Expression) -> str:
+def statement_kind(e: exp.Expression) -> str:
     if isinstance(e, exp.Query):
         return "select"
     if isinstance(e, exp.Insert | exp.Update | exp.Delete | exp.Merge):
@@ -217,7 +220,7 @@ class TranspilingAdapter(Adapter):
             nulls = frozenset(n for n in used if params[n] is None)
             text, order = self._render(e, nulls)
             values = {n: self.convert_param(params[n]) for n in used if n not in nulls}
-            out.append(Bound(text, self._pack(values, order), _kind(e), dml_target(e)))
+            out.append(Bound(text, self._pack(values, order), statement_kind(e), dml_target(e)))
         return out
 
     def _pack(self, values: dict[str, Any], order: tuple[str, ...]) -> Any:
@@ -287,7 +290,7 @@ class TranspilingAdapter(Adapter):
             return [], []
         if self._pending:
             texts, self._pending = [*self._pending, self.inline(e, params)], []
-            return self._run(Bound(self._join_script(texts), None, "other"), fetch)
+            return self._run(Bound(self._join_script(texts), None, "other", statements=len(texts)), fetch)
         used = {p.name for p in e.find_all(exp.Placeholder) if p.name}
         missing = used - params.keys()
         if missing:
@@ -295,7 +298,7 @@ class TranspilingAdapter(Adapter):
         nulls = frozenset(n for n in used if params[n] is None)
         text, order = self._render(e, nulls, cache=False)
         values = {n: self.convert_param(params[n]) for n in used if n not in nulls}
-        return self._run(Bound(text, self._pack(values, order), _kind(e), dml_target(e)), fetch)
+        return self._run(Bound(text, self._pack(values, order), statement_kind(e), dml_target(e)), fetch)
 
     # ------------------------------------------------------------ scripts
     script_int_type: ClassVar[str] = "BIGINT"  # type of a script's DECLAREd variables
@@ -335,14 +338,15 @@ class TranspilingAdapter(Adapter):
         with self._lock:
             texts, self._pending = [*self._pending, text], []
             body = self._join_script(texts) if len(texts) > 1 else text
-            _, rows = self._run(Bound(body, None, "other"), True)
+            _, rows = self._run(Bound(body, None, "other", statements=len(texts)), True)
         return tuple(rows[0]) if rows else None
 
     def flush(self) -> None:
         with self._lock:
             if self._pending:
                 texts, self._pending = self._pending, []
-                self._run(Bound(self._join_script(texts) if len(texts) > 1 else texts[0], None, "other"), False)
+                text = self._join_script(texts) if len(texts) > 1 else texts[0]
+                self._run(Bound(text, None, "other", statements=len(texts)), False)
 
     def execute(self, sql: str, params: Params = None) -> None:
         with self._lock:
@@ -409,7 +413,7 @@ class TranspilingAdapter(Adapter):
         text, order = self._render(e, nulls, cache=False)
         values = {n: self.convert_param(params[n]) for n in used if n not in nulls}
         with self._lock:
-            self._run(Bound(text, self._pack(values, order), _kind(e), dml_target(e)), False)
+            self._run(Bound(text, self._pack(values, order), statement_kind(e), dml_target(e)), False)
 
     # ------------------------------------------------------------ catalog
     def table_fingerprint(self, table_fqn: str) -> str:

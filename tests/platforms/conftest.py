@@ -29,11 +29,14 @@ def unavailable(what: str, err: BaseException | str) -> None:
 
 @pytest.fixture(scope="session")
 def fakesnow_patch() -> Iterator[None]:
+    """fakesnow, taking multi-statement requests as Snowflake does (snowflake_standin)."""
     try:
-        import fakesnow
+        import fakesnow  # noqa: F401
     except ImportError as e:  # pragma: no cover - the platforms extra is not installed
         unavailable("fakesnow", e)
-    with fakesnow.patch():
+    from tests.platforms import snowflake_standin
+
+    with snowflake_standin.patch():
         yield
 
 
