@@ -406,6 +406,7 @@ def deletions(ctx: RunContext) -> None:
     ctx.exec(f"CREATE TABLE {erased} (entity_key VARCHAR, erasure_id VARCHAR)")
     erasure.scratch(ctx)
     st = ctx.state
+    flagged_srcs: list[tuple[int, SourceTable]] = []
     for i, src in enumerate(active_sources(ctx)):
         live = st.source_tables[i]
         since = _since(ctx, src)
@@ -420,11 +421,7 @@ def deletions(ctx: RunContext) -> None:
                 f"INSERT INTO {gone} SELECT DISTINCT entity_key, {REASON_NO['soft_delete']} FROM {flagged} "
                 f"WHERE entity_key NOT IN (SELECT entity_key FROM {live})"
             )
-            newest = a.scalar(f"SELECT max(record_ts) FROM {flagged}")
-            ctx.drop(f"flagged{i}")
-            old = ctx.result.watermarks.get(src.table_id)
-            if newest is not None and (old is None or newest > datetime.fromisoformat(old)):
-                ctx.result.watermarks[src.table_id] = newest.isoformat(sep=" ")
+            flagged_srcs.append((i, src))
         if reconcile_due(ctx, src):
             prefix = src.table_id + ":"
             current = key_select(ctx, src, live_conditions(ctx, src))
@@ -435,6 +432,17 @@ def deletions(ctx: RunContext) -> None:
                 f"AND e.entity_key NOT IN (SELECT entity_key FROM ({current}) AS c)"
             )
             st.reconciled.append(src.table_id)
+    if flagged_srcs:  # every source's newest flagged row in one read (a round trip each on a warehouse)
+        reads = " UNION ALL ".join(
+            f"SELECT {i} AS i, max(record_ts) AS ts FROM {ctx.w(f'flagged{i}')}" for i, _ in flagged_srcs
+        )
+        newest_of = {int(i): ts for i, ts in a.fetchall(reads)}
+        for i, src in flagged_srcs:
+            ctx.drop(f"flagged{i}")
+            newest = newest_of.get(i)
+            old = ctx.result.watermarks.get(src.table_id)
+            if newest is not None and (old is None or newest > datetime.fromisoformat(old)):
+                ctx.result.watermarks[src.table_id] = newest.isoformat(sep=" ")
     if not ctx.full:  # (FULL reads every row: the source scan found them)
         erasure.stored_matches(ctx, erased)
         for src in active_sources(ctx):

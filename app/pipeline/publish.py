@@ -17,11 +17,16 @@ from app.schema.golden import golden_columns
 
 def prepare(ctx: RunContext) -> None:
     """Step publish_prepare: everything publish reads but does not write, computed
-    outside the transaction: the rule audit rows and the membership rows that change."""
+    outside the transaction: the rule audit rows, the membership rows that change and the
+    next value id (the two counts in one read: a round trip each on a warehouse)."""
     ctx.state.audit_rows = _rule_audit_rows(ctx)
-    ctx.state.membership_changed = ctx.scalar(
-        f"SELECT count(*) FROM {ctx.w('membership')} WHERE old_rid IS DISTINCT FROM rid"
+    n = ctx.scalars(
+        {
+            "changed": f"SELECT count(*) FROM {ctx.w('membership')} WHERE old_rid IS DISTINCT FROM rid",
+            "vid": f"SELECT coalesce(max(vid), -1) + 1 FROM {ctx.w('values_new')}",
+        }
     )
+    ctx.state.membership_changed, ctx.state.values_next_vid = n["changed"], n["vid"]
 
 
 def _rule_audit_rows(ctx: RunContext) -> list[dict]:
@@ -64,7 +69,7 @@ def _golden_inserts(ctx: RunContext) -> list[str]:
     names = attribute_names(ctx)
     if not names:
         return []
-    cols = golden_columns(ctx.adapter)
+    cols = ctx.state.golden_columns or golden_columns(ctx.adapter)
     target = ", ".join(f"v{cols[n]}, e{cols[n]}" for n in names)
     source = ", ".join(f"v{j}, e{j}" for j in range(len(names)))
     return [
@@ -151,7 +156,7 @@ def changes(ctx: RunContext, outcome: Callable[[], Write]) -> ChangeSet:
     def run(ref: str, params: dict | None = None) -> None:
         cs.execute(ctx.stmt(ref), params)
 
-    next_vid = max(st.next_vid, ctx.scalar(f"SELECT coalesce(max(vid), -1) + 1 FROM {ctx.w('values_new')}"))
+    next_vid = max(st.next_vid, st.values_next_vid)
     if ctx.kind.fresh:
         run("publish.fresh_entities_insert", p)
         entity_lookup.write(ctx.adapter, f"SELECT eid, entity_key FROM {ctx.w('entities')}", cs)

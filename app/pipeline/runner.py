@@ -30,7 +30,7 @@ from app.pipeline.plan import Plan, RunKind, Step
 from app.pipeline.steps import plan_for
 from app.platforms.base import Adapter
 from app.schema import entity_lookup
-from app.schema.golden import sync_golden
+from app.schema.golden import sync_golden_columns
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,8 @@ def _run_pipeline(
     if apply_of:
         ctx.state.apply_of = apply_of
         ctx.state.expected_fingerprint = get_dry_run(adapter, apply_of).fingerprint
-    sync_golden(adapter, config)  # the golden columns and views follow the configuration
+    # The golden columns and views follow the configuration; publish reuses the mapping.
+    _, ctx.state.golden_columns = sync_golden_columns(adapter, config)
     if not dry_run:
         entity_lookup.ensure_current(adapter)  # publish adds rows with this engine's hash
     try:

@@ -80,6 +80,9 @@ class RunState:
     # Publish --------------------------------------------------------------------------
     audit_rows: list[dict[str, Any]] = field(default_factory=list)
     membership_changed: int = 0
+    values_next_vid: int = 0  # past the largest vid in values_new
+    # attribute -> golden column number, as the run's sync ensured it (numbers never change)
+    golden_columns: dict[str, int] = field(default_factory=dict)
     stage_counts: dict[str, StageCounts] = field(default_factory=dict)
     current_stage: str | None = None
 

@@ -433,7 +433,7 @@ STEPS: tuple[Step, ...] = (
         runs_in=both(INCR, REAL),
         sql="publish.incr_entity_changes",
     ),
-    S("publish_prepare", "publish", ("membership",), runs_in=REAL, build=_prepare),
+    S("publish_prepare", "publish", ("membership", "values_new"), runs_in=REAL, build=_prepare),
 )
 
 # Tables the publish transaction reads, per kind of run.

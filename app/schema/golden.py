@@ -137,6 +137,12 @@ def sync_golden(adapter: Adapter, config: IdrConfig, force: bool = False) -> boo
     when something changed. The views are re-created when their definition differs from
     the one recorded in idr_state.schema_info (or with ``force``: `idr init`), so runs do
     not replace them needlessly while others read them. DDL: run it outside a transaction."""
+    return sync_golden_columns(adapter, config, force)[0]
+
+
+def sync_golden_columns(adapter: Adapter, config: IdrConfig, force: bool = False) -> tuple[bool, dict[str, int]]:
+    """``sync_golden``, also returning the attribute -> column number mapping it ensured:
+    a run keeps it for its publish (a number, once given, never changes)."""
     stored, current = _columns_and_digest(adapter)
     columns, added = ensure_columns(adapter, config, stored)
     names = sorted({m.attribute_name for m in config.attribute_mappings})
@@ -145,7 +151,7 @@ def sync_golden(adapter: Adapter, config: IdrConfig, force: bool = False) -> boo
     views = {n for n, is_view in adapter.list_relations("idr_out", "golden_profile_") if is_view}
     views_exist = {"golden_profile_current", "golden_profile_wide"} <= views
     if current == digest and views_exist and not added and not force:
-        return False
+        return False, columns
     adapter.execute(long)
     adapter.execute(wide)
     strategies = {s.attribute_name: str(Strategy(s.strategy)) for s in config.survivorship_rules}
@@ -158,4 +164,4 @@ def sync_golden(adapter: Adapter, config: IdrConfig, force: bool = False) -> boo
     adapter.execute(
         "INSERT INTO idr_state.schema_info (info_key, info_value) VALUES ($k, $v)", {"k": _INFO_KEY, "v": digest}
     )
-    return True
+    return True, columns
