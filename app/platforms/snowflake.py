@@ -17,7 +17,7 @@ What differs from the canonical SQL, all declared as flags of ``TranspilingAdapt
   (``cursor.execute(text, num_statements=N)``: Snowflake runs them in order, stops at the
   first error, and the read's result is the last statement's, fetched by its query id).
   ``BEGIN`` and ``COMMIT`` travel with the statements held before them. Values of held
-  statements are inlined as sqlglot-built literals (decision 0013).
+  statements are inlined as sqlglot-built literals (decision 0014).
 """
 
 from __future__ import annotations
