@@ -148,7 +148,10 @@ class _KeepOpen:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="idr-duckdb-release", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            elif held is None:
+                # Only a newly held file can be due before what the thread waits for; a later
+                # deadline is seen when it wakes (waking it per request cost thread switches).
+                self._wake.notify()
 
     def _loop(self) -> None:
         with self._lock:
