@@ -20,6 +20,11 @@ def arm(point: str | None) -> None:
     _armed = point or None
 
 
+def armed(point: str) -> bool:
+    """Whether a run will stop at ``point`` (where reaching it needs work sent first)."""
+    return _armed is not None and point == _armed
+
+
 def reached(point: str) -> None:
     if _armed is not None and point == _armed:
         print(f"idr-fault: stopped at {point} (pid {os.getpid()})", file=sys.stderr, flush=True)

@@ -34,6 +34,16 @@ def status(adapter: Adapter, run_id: str) -> str | None:
     return adapter.scalar("SELECT status FROM idr_out.run_history WHERE run_id = $r", {"r": run_id})
 
 
+def last_published_and_status(adapter: Adapter, run_id: str) -> tuple[str | None, str | None]:
+    """``last_published`` and ``status(run_id)`` in one read (a round trip each on a warehouse)."""
+    row = adapter.fetchone(
+        f"SELECT ({LAST_PUBLISHED_SQL}) AS last_published, "
+        "(SELECT status FROM idr_out.run_history WHERE run_id = $r) AS status",
+        {"r": run_id},
+    )
+    return (row[0], row[1]) if row else (None, None)
+
+
 def insert(adapter: Adapter, r: RunResult, fingerprint: str, tag: str) -> None:
     adapter.execute(
         "INSERT INTO idr_out.run_history (run_id, run_mode, status, started_at, dry_run, platform, "

@@ -32,13 +32,18 @@ def prepare(ctx: RunContext) -> None:
 def _rule_audit_rows(ctx: RunContext) -> list[dict]:
     a = ctx.adapter
     st = ctx.state
-    current = {
-        r[0]: r
-        for r in a.fetchall(
-            "SELECT rule_id, identifier_type, edges, entities_matched, groups_matched, groups_skipped "
-            "FROM idr_out.rule_match_audit_current"
-        )
-    }
+    # A FULL run's audit starts from zero: the stored rows are not read.
+    current = (
+        {}
+        if ctx.full
+        else {
+            r[0]: r
+            for r in a.fetchall(
+                "SELECT rule_id, identifier_type, edges, entities_matched, groups_matched, groups_skipped "
+                "FROM idr_out.rule_match_audit_current"
+            )
+        }
+    )
     types = {r.rule_id: r.identifier_type for r in ctx.config.rules}
     zero = {"edges": 0, "entities_matched": 0, "groups_matched": 0, "groups_skipped": 0}
     rows = []
@@ -117,10 +122,10 @@ def _replace_rows(cs: ChangeSet, table: str, column: str, rows: list[dict], inse
 def _still_current(ctx: RunContext) -> None:
     """Inside the publish: nothing else was published since this run read the state, and
     its history row is still its own."""
-    a = ctx.adapter
-    if history.last_published(a) != ctx.state.last_published:
+    last, status = history.last_published_and_status(ctx.adapter, ctx.run_id)
+    if last != ctx.state.last_published:
         raise ConflictError("another run was published while this one ran; nothing was written, run it again")
-    if history.status(a, ctx.run_id) != "RUNNING":
+    if status != "RUNNING":
         # The reaper marked this run FAILED in the warehouse too: its lease was taken.
         raise ConflictError("this run was given up as lost (its lease was taken); nothing was written")
 

@@ -235,7 +235,7 @@ class BigQueryAdapter(TranspilingAdapter):
     def columns(self, schema: str, table: str) -> list[str]:
         from google.api_core.exceptions import NotFound
 
-        self._flush_for(schema)  # the catalog answers after held statements ran
+        self._flush_for(schema, table, exact=True)  # the catalog answers after held DDL ran
         self.count_round_trip()
         try:
             t = self.conn.get_table(self._ref(schema, table))
@@ -249,7 +249,7 @@ class BigQueryAdapter(TranspilingAdapter):
     def list_relations(self, schema: str, prefix: str = "") -> list[tuple[str, bool]]:
         from google.api_core.exceptions import NotFound
 
-        self._flush_for(schema)
+        self._flush_for(schema, prefix)
         self.count_round_trip()
         try:
             tables = list(self.conn.list_tables(self._ref(schema)))

@@ -35,7 +35,7 @@ from sqlglot import exp
 from app.core import faults
 from app.platforms.base import Params
 from app.platforms.changes import Applied, ChangeSet
-from app.platforms.transpiled import Bound, TranspilingAdapter, dml_target, table_key
+from app.platforms.transpiled import ANYWHERE, Bound, TranspilingAdapter, ddl_targets, dml_target, table_key
 
 
 class SparkSQLAdapter(TranspilingAdapter):
@@ -61,11 +61,16 @@ class SparkSQLAdapter(TranspilingAdapter):
     def _table_columns(self, t: exp.Table) -> list[str]:
         """A table's columns for a rebuilt UPDATE, asked once per run (batched block): a
         catalog call is a round trip, and the run's history row is updated several times.
-        Any DDL naming the table forgets them."""
-        cache: dict[tuple[str, str], list[str]] = self.__dict__.setdefault("_cols_seen", {})
+        A shadow (``_staged``) is a ``SELECT *`` copy: its table's columns are asked, so
+        the held statements that made it need not be sent first. DDL on a table forgets
+        its columns (``plan``)."""
         key = table_key(t)
+        for orig, shadow in (self._shadows or {}).items():
+            if table_key(shadow) == key:
+                key = orig
+        cache: dict[tuple[str, str], list[str]] = self.__dict__.setdefault("_cols_seen", {})
         if key not in cache or not self._batch_depth:
-            cache[key] = self.columns(t.db, t.name)
+            cache[key] = self.columns(*key)
         return cache[key]
 
     def _end_batch(self) -> None:
@@ -73,9 +78,12 @@ class SparkSQLAdapter(TranspilingAdapter):
 
     def plan(self, e: exp.Expression) -> list[exp.Expression]:
         """One rewritten statement -> what the platform actually runs."""
-        if isinstance(e, exp.Create | exp.Drop | exp.Alter) and self.__dict__.get("_cols_seen"):
-            for t in e.find_all(exp.Table):
-                self._cols_seen.pop(table_key(t), None)
+        if self.__dict__.get("_cols_seen"):
+            changed = ddl_targets(e)
+            if ANYWHERE in changed:
+                self._cols_seen.clear()
+            for key in changed:
+                self._cols_seen.pop(key, None)
         if self._shadows is not None:
             e = self._redirect(e)
         if not self.native_dml and isinstance(e, exp.Delete | exp.Update):
@@ -190,7 +198,10 @@ class SparkSQLAdapter(TranspilingAdapter):
                     if i == len(writes) // 2:
                         faults.reached("publish:half")
                     self.send_write(w)
-                self.flush()
+                # Inside a run the writes are held: the fence is checked before they are
+                # sent, with the swaps after them, as one request (``_staged``); it stays
+                # held until that request ended (the caller's ``with fence``), as with
+                # BigQuery's publish script. Outside one, every write has run by now.
                 changes.fence()
                 faults.reached("publish:commit")
         return applied
@@ -210,23 +221,32 @@ class SparkSQLAdapter(TranspilingAdapter):
             self._shadow_tag = f"tx{secrets.token_hex(5)}"
             try:
                 yield
-                self.flush()  # every staged write has succeeded before any table is replaced
             except BaseException:
                 shadows, self._shadows = self._shadows, None
                 self._drop_all(shadows.values())
                 raise
             shadows, self._shadows = self._shadows, None
-            # Everything is staged: now replace each written table from its shadow.
-            for i, ((db, name), shadow) in enumerate(shadows.items()):
-                if i == 1:
-                    faults.reached("spark:replace")
-                self._send(
-                    exp.Insert(
-                        this=exp.to_table(f"{db}.{name}"), expression=exp.select("*").from_(shadow), overwrite=True
-                    ),
-                    {},
-                )
-            self._drop_all(shadows.values())
+            # Everything is staged: now replace each written table from its shadow. Inside a
+            # run the staged writes are still held, and the swaps join them in one request:
+            # a script stops at its first error, so no table is replaced unless every staged
+            # write succeeded. Outside a run each was sent (and succeeded) already.
+            try:
+                for i, ((db, name), shadow) in enumerate(shadows.items()):
+                    if i == 1 and faults.armed("spark:replace"):
+                        self.flush()  # the kill point is after the first swap has run
+                    if i == 1:
+                        faults.reached("spark:replace")
+                    self._send(
+                        exp.Insert(
+                            this=exp.to_table(f"{db}.{name}"), expression=exp.select("*").from_(shadow), overwrite=True
+                        ),
+                        {},
+                    )
+                self._drop_all(shadows.values())
+                self.flush()  # the block's outcome is known when it ends
+            except BaseException:
+                self._drop_all(shadows.values())  # a rerun repairs tables a failed swap left old
+                raise
 
     def _drop_all(self, tables) -> None:
         for t in tables:
@@ -336,24 +356,33 @@ class SparkSessionAdapter(SparkSQLAdapter):
         self._conn = None  # the session belongs to whoever built the factory
 
     def columns(self, schema: str, table: str) -> list[str]:
-        self._flush_for(schema)  # the catalog answers after held statements ran
+        # Inside a run (batched block) a table's columns are asked once: its own DDL
+        # forgets them (``plan``), and another process's DDL during a run is not expected.
+        key = (schema.lower(), table.lower())
+        seen: dict[tuple[str, str], list[str]] | None = self.__dict__.get("_cols_seen") if self._batch_depth else None
+        if seen is not None and seen.get(key):
+            return list(seen[key])
+        self._flush_for(schema, table, exact=True)  # the catalog answers after held DDL ran
         spark = self.conn
         name = f"`{schema.replace('`', '``')}`.`{table.replace('`', '``')}`"
         # One catalog call (a statement on a remote Spark Connect / SQL warehouse session);
         # a missing schema or table is its error, not two more calls to ask first.
         self.count_round_trip()
         try:
-            return [c.name.lower() for c in spark.catalog.listColumns(name)]
+            cols = [c.name.lower() for c in spark.catalog.listColumns(name)]
         except Exception as e:  # noqa: BLE001 - AnalysisException, or Spark Connect's own class
             if _not_found(e):
                 return []
             raise
+        if self._batch_depth:
+            self.__dict__.setdefault("_cols_seen", {})[key] = cols
+        return list(cols)
 
     def list_tables(self, schema: str, prefix: str = "", views: bool = False) -> list[str]:
         return [n for n, is_view in self.list_relations(schema, prefix) if is_view == views]
 
     def list_relations(self, schema: str, prefix: str = "") -> list[tuple[str, bool]]:
-        self._flush_for(schema)
+        self._flush_for(schema, prefix)
         spark = self.conn
         self.count_round_trip()
         try:

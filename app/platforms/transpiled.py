@@ -62,6 +62,31 @@ def table_key(t: exp.Table) -> tuple[str, str]:
     return (t.db or "").lower(), t.name.lower()
 
 
+ANYWHERE = ("*", "")  # a DDL target that could not be told: the catalog may change anywhere
+
+
+def ddl_targets(e: exp.Expression) -> set[tuple[str, str]]:
+    """The tables and views whose catalog entry (existence, columns) ``e`` changes: none
+    for a query or DML; ``ANYWHERE`` for DDL whose target cannot be told (a schema)."""
+    if isinstance(e, exp.Create):
+        t = e.this.this if isinstance(e.this, exp.Schema) else e.this
+        kind = str(e.args.get("kind") or "").upper()
+        ok = kind in ("TABLE", "VIEW") and isinstance(t, exp.Table) and t.db
+        return {table_key(t)} if ok else {ANYWHERE}
+    if isinstance(e, exp.Drop):
+        tables = [t for t in (e.args.get("tables") or [e.this]) if isinstance(t, exp.Table)]
+        kind = str(e.args.get("kind") or "").upper()
+        ok = kind in ("TABLE", "VIEW") and tables and all(t.db for t in tables)
+        return {table_key(t) for t in tables} if ok else {ANYWHERE}
+    if isinstance(e, exp.Alter):
+        src = e.this
+        if not (isinstance(src, exp.Table) and src.db):
+            return {ANYWHERE}
+        # The altered table, and a rename's new name (unqualified: the same schema).
+        return {(table_key(t)[0] or src.db.lower(), t.name.lower()) for t in e.find_all(exp.Table)}
+    return set()
+
+
 class TranspilingAdapter(Adapter):
     # ---- flags (what differs, declared, not coded) --------------------------
     param_style: ClassVar[str] = "named"  # "named": the dialect's :name / @name; "qmark": ?
@@ -81,6 +106,7 @@ class TranspilingAdapter(Adapter):
         self._parsed: dict[str, tuple[exp.Expression, ...]] = {}
         self._rendered: dict[tuple[int, frozenset[str]], tuple[str, tuple[str, ...]]] = {}
         self._pending: list[str] = []  # platform text of held statements (values inlined)
+        self._pending_ddl: set[tuple[str, str]] = set()  # what held DDL changes in the catalog
         self._batch_depth = 0
 
     # ------------------------------------------------------------ translation
@@ -258,13 +284,24 @@ class TranspilingAdapter(Adapter):
     def _end_batch(self) -> None:
         """The outermost ``batched`` block (one run) ends: forget what it cached."""
 
-    def _flush_for(self, schema: str) -> None:
-        """Send held statements before a catalog call about ``schema`` when one of them
-        names it; otherwise the catalog's answer cannot depend on them, and they wait for
-        the next read (a round trip saved)."""
+    def _flush_for(self, schema: str, prefix: str = "", exact: bool = False) -> None:
+        """Send held statements before a catalog call about the relations of ``schema``
+        whose name starts with ``prefix`` (is ``prefix``, with ``exact``) when held DDL
+        creates, drops or alters one of them; otherwise the catalog's answer cannot depend
+        on the held statements (DML changes no catalog entry), and they wait for the next
+        read (a round trip saved)."""
+        s, p = schema.lower(), prefix.lower()
         with self._lock:
-            if any(schema.lower() in text.lower() for text in self._pending):
+            if ANYWHERE in self._pending_ddl or any(
+                d == s and (n == p if exact else n.startswith(p)) for d, n in self._pending_ddl
+            ):
                 self.flush()
+
+    def _take_pending(self) -> list[str]:
+        """The held statements' texts, which the caller sends now."""
+        texts, self._pending = self._pending, []
+        self._pending_ddl = set()
+        return texts
 
     def _holding(self) -> bool:
         """Whether a statement sent now may be held (a subclass's transaction says no)."""
@@ -287,9 +324,10 @@ class TranspilingAdapter(Adapter):
         """Hold ``e`` (batched, result unread), send it with the held ones, or alone."""
         if not fetch and self._holding():
             self._pending.append(self.inline(e, params))
+            self._pending_ddl |= ddl_targets(e)
             return [], []
         if self._pending:
-            texts, self._pending = [*self._pending, self.inline(e, params)], []
+            texts = [*self._take_pending(), self.inline(e, params)]
             return self._run(Bound(self._join_script(texts), None, "other", statements=len(texts)), fetch)
         used = {p.name for p in e.find_all(exp.Placeholder) if p.name}
         missing = used - params.keys()
@@ -336,7 +374,7 @@ class TranspilingAdapter(Adapter):
             return super().fetch_script(script)
         text = self.render_script(script)
         with self._lock:
-            texts, self._pending = [*self._pending, text], []
+            texts = [*self._take_pending(), text]
             body = self._join_script(texts) if len(texts) > 1 else text
             _, rows = self._run(Bound(body, None, "other", statements=len(texts)), True)
         return tuple(rows[0]) if rows else None
@@ -344,7 +382,7 @@ class TranspilingAdapter(Adapter):
     def flush(self) -> None:
         with self._lock:
             if self._pending:
-                texts, self._pending = self._pending, []
+                texts = self._take_pending()
                 text = self._join_script(texts) if len(texts) > 1 else texts[0]
                 self._run(Bound(text, None, "other", statements=len(texts)), False)
 

@@ -151,18 +151,24 @@ class RecordingBigQuery:
         return [T()]
 
 
-def test_catalog_calls_send_held_statements_only_when_they_name_the_schema():
-    """A catalog answer can only depend on held statements about its schema: others keep
-    waiting for the next read (one round trip fewer)."""
+def test_catalog_calls_send_held_statements_only_when_held_ddl_changes_what_they_ask():
+    """A catalog answer (tables, columns) can only depend on held DDL about the relations
+    it asks for: DML, and DDL on other tables, keep waiting for the next read (a round
+    trip fewer each); DDL whose target cannot be told (a schema) sends them."""
     from app.platforms.bigquery import BigQueryAdapter
 
     client = RecordingBigQuery()
     a = BigQueryAdapter(lambda: client)
     with a.batched():
         a.execute("UPDATE idr_out.run_history SET status = 'X' WHERE run_id = 'r'")
+        a.execute("INSERT INTO idr_work.w1_t SELECT 1")  # DML on a listed table: no catalog change
+        a.execute("CREATE TABLE idr_work.tmp_x AS SELECT 1 AS x")  # another run's prefix
         assert a.list_relations("idr_work", "w1_") == [("w1_t", False)]
         assert client.queries == [] and a.round_trips == 1  # the catalog call alone
         a.execute("DROP TABLE IF EXISTS idr_work.w1_t")
         a.list_relations("idr_work", "w1_")
         assert len(client.queries) == 1 and "DROP TABLE" in client.queries[0] and "run_history" in client.queries[0]
-    assert a.round_trips == 3
+        a.execute("CREATE SCHEMA IF NOT EXISTS idr_other")
+        a.list_relations("idr_work", "w1_")
+        assert len(client.queries) == 2
+    assert a.round_trips == 5
