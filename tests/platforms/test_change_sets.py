@@ -1,8 +1,10 @@
 """A publish's change set is applied by the adapter in the strongest form its platform has:
 DuckDB in one transaction (a failed fence leaves nothing written), BigQuery as exactly one
-script job after its checks and fence (a failed fence sends no job). Spark's per-table
-swaps run in the conformance story (tests/platforms/test_conformance.py), which checks
-each Spark run reports atomic=False in its warnings."""
+script job after its checks and fence (a failed fence sends no job), Spark inside a run as
+one request of staged writes and per-table swaps after its fence (a failed fence replaces
+no table). The swaps on real Spark run in the conformance story
+(tests/platforms/test_conformance.py), which checks each Spark run reports atomic=False
+in its warnings."""
 
 from __future__ import annotations
 
@@ -101,3 +103,90 @@ def test_duckdb_applies_a_change_set_in_one_transaction_and_a_failed_fence_write
         ("b", None, datetime(2026, 1, 2, 3, 4, 5)),
         ("outcome", "done", None),
     ]
+
+
+class RecordingSpark:
+    """A SparkSession stand-in: records each ``spark.sql`` request; the catalog knows
+    ``s.t``'s columns and records what it was asked."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        self.asked: list[str] = []
+        outer = self
+
+        class Catalog:
+            def listColumns(self, name: str) -> list:  # noqa: N802 - PySpark's name
+                outer.asked.append(name)
+
+                class Col:
+                    def __init__(self, n: str) -> None:
+                        self.name = n
+
+                return [Col("k"), Col("v"), Col("ts")]
+
+        class Context:
+            def setJobGroup(self, *a: Any, **k: Any) -> None:  # noqa: N802 - PySpark's name
+                pass
+
+        self.catalog, self.sparkContext = Catalog(), Context()
+
+    def sql(self, text: str, args: Any = None) -> Any:
+        self.requests.append(text)
+
+        class Frame:
+            columns = ["x"]
+
+            def collect(self) -> list:
+                return [(1,)]
+
+        return Frame()
+
+
+def _spark_changes(order: list[str], fence_ok: bool = True) -> ChangeSet:
+    cs = _changes(order, fence_ok)
+    cs.writes = [
+        Statement(w.sql.replace(" t ", " s.t ").replace("FROM t", "FROM s.t").replace("INTO t", "INTO s.t"), w.params)
+        if isinstance(w, Statement)
+        else type(w)(w.sql.replace("INTO t", "INTO s.t"), w.rows)  # type: ignore[call-arg]
+        for w in cs.writes
+    ]
+    closing = cs.closing
+    cs.closing = lambda applied: [
+        Statement(w.sql.replace("UPDATE t", "UPDATE s.t"), w.params) for w in closing(applied)
+    ]
+    return cs
+
+
+def test_spark_in_a_run_sends_its_staged_writes_and_swaps_as_one_request_after_the_fence():
+    """Inside a run (batched) Spark's publish is one request: the shadows, every write,
+    then the swaps (a script stops at its first error: no table is replaced unless every
+    write succeeded); the fence is checked before it is sent; a rebuilt UPDATE asks the
+    table's columns, not its shadow's (which only the held statements create)."""
+    from app.platforms.spark import SparkSessionAdapter
+
+    fake = RecordingSpark()
+    a = SparkSessionAdapter(lambda: fake)
+    order: list[str] = []
+    cs = _spark_changes(order)
+    cs.fence = lambda: order.append(f"fence saw {len(fake.requests)} requests")
+    with a.batched():
+        applied = a.apply_changes(cs)
+        assert applied == Applied(atomic=False, how="per-table swaps")
+        assert order == ["closing atomic=False", "fence saw 0 requests"]
+        assert len(fake.requests) == 1 and a.round_trips == 2  # the request, one catalog call
+    assert fake.asked == ["`s`.`t`"]
+    script = fake.requests[0]
+    assert script.startswith("BEGIN") and script.rstrip().endswith("END")
+    shadow = script.index("CREATE TABLE idr_work.tx")
+    swap = script.index("INSERT OVERWRITE TABLE s.t SELECT * FROM idr_work.tx")
+    assert shadow < script.index("'x\\'y'") < script.index("'done'") < swap, script
+
+
+def test_spark_in_a_run_replaces_no_table_when_the_fence_fails():
+    from app.platforms.spark import SparkSessionAdapter
+
+    fake = RecordingSpark()
+    a = SparkSessionAdapter(lambda: fake)
+    with a.batched(), pytest.raises(ConflictError):
+        a.apply_changes(_spark_changes([], fence_ok=False))
+    assert not any("INSERT OVERWRITE TABLE s.t " in r for r in fake.requests), fake.requests
