@@ -1,10 +1,11 @@
 """Connected components of an integer edge list, exact, in O(log n) rounds.
 
-Three strategies, chosen by ``solver_for``: ``SQLRounds``, the portable default, runs in
-the warehouse (every platform), one request per round; ``ServerLoop`` runs the same
-rounds as one script where the platform has scripting with loops (BigQuery, Spark 4 /
-Databricks: no round trip per round); ``UnionFind`` is the override for an adapter that
-is an ``ArrowExchange`` (DuckDB hands the edges to scipy as numpy arrays). Both write
+Three solvers, chosen by ``solver_for`` from the setting cc_engine or, when it is ``auto``,
+the adapter's strategy (``Adapter.strategies.components``): ``SQLRounds``, the portable
+default, runs in the warehouse (every platform), one request per round; ``ServerLoop`` runs
+the same rounds as one script where the platform has scripting with loops (BigQuery,
+Spark 4 / Databricks: no round trip per round); ``UnionFind`` is DuckDB's override (an
+``ArrowExchange`` hands the edges to scipy as numpy arrays). Both write
 ``{w.cc_labels}(node, label)`` for every node that has an edge; the partition they give
 is identical (tests check), labels are arbitrary.
 """
@@ -210,20 +211,21 @@ class UnionFind:
 
 
 def solver_for(adapter: Adapter, engine: str = "auto") -> ComponentsSolver:
-    """``engine`` (setting cc_engine): auto = the adapter's best, sql, script or unionfind."""
+    """``engine`` (setting cc_engine): sql, script, unionfind, or auto: the one the adapter's
+    strategy names (``Adapter.strategies.components``)."""
+    if engine == "auto":
+        engine = adapter.strategies.components.engine(adapter.server_loops)
     if engine == "sql":
         return SQLRounds()
     if engine == "script":
         if not adapter.server_loops:
             raise PipelineError(f"cc_engine=script needs a warehouse with server-side loops, not {adapter.platform}")
         return ServerLoop()
-    if isinstance(adapter, ArrowExchange):
-        return UnionFind(adapter)
     if engine == "unionfind":
-        raise PipelineError(f"cc_engine=unionfind needs an in-process warehouse, not {adapter.platform}")
-    if adapter.server_loops:
-        return ServerLoop()
-    return SQLRounds()
+        if not isinstance(adapter, ArrowExchange):  # what union-find needs of the adapter
+            raise PipelineError(f"cc_engine=unionfind needs an in-process warehouse, not {adapter.platform}")
+        return UnionFind(adapter)
+    raise PipelineError(f"unknown cc_engine {engine!r} (auto, sql, script, unionfind)")
 
 
 def unionfind_components(ctx: RunContext, exchange: ArrowExchange) -> int:

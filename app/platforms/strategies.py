@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from sqlglot import exp
 
@@ -158,6 +158,27 @@ class WindowGolden:
         run.drop("golden_k")
 
 
+# ---------------------------------------------------------------------------- components
+# The connected-components solvers (app/pipeline/components.py): SQL rounds, one request
+# each; the same rounds as one server-side loop; union-find in process.
+ComponentsEngine = Literal["sql", "script", "unionfind"]
+
+
+class ComponentsChoice(Protocol):
+    def engine(self, server_loops: bool) -> ComponentsEngine:
+        """The solver a run uses when the setting cc_engine is ``auto``; ``server_loops``:
+        the platform runs scripts with loops in one request (``Adapter.server_loops``)."""
+        ...
+
+
+class SQLComponents:
+    """Portable default: SQL rounds in the warehouse, as one server-side loop where the
+    platform has one (no round trip per round)."""
+
+    def engine(self, server_loops: bool) -> ComponentsEngine:
+        return "script" if server_loops else "sql"
+
+
 # ---------------------------------------------------------------------------- the set
 @dataclass(frozen=True)
 class Strategies:
@@ -166,6 +187,7 @@ class Strategies:
     golden: GoldenBuilder = field(default_factory=WindowGolden)
     key_rank: KeyRanker = field(default_factory=SortedKeyRank)
     staging: EntityStaging = field(default_factory=PortableStaging)
+    components: ComponentsChoice = field(default_factory=SQLComponents)
 
 
 PORTABLE = Strategies()

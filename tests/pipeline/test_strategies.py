@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from app.platforms.bigquery import BigQueryAdapter
 from app.platforms.duckdb import DuckDBAdapter
-from app.platforms.duckdb_strategies import DuckDBStaging, PackedKeyGolden, SuffixKeyRank
+from app.platforms.duckdb_strategies import DuckDBStaging, InProcessComponents, PackedKeyGolden, SuffixKeyRank
 from app.platforms.snowflake import SnowflakeAdapter
 from app.platforms.spark import DatabricksSQLAdapter, SparkSessionAdapter
 from app.platforms.strategies import (
@@ -26,6 +26,7 @@ from app.platforms.strategies import (
     GoldenAttr,
     PortableStaging,
     SortedKeyRank,
+    SQLComponents,
     Strategies,
     WindowGolden,
 )
@@ -64,6 +65,7 @@ def test_adapters_provide_their_strategies():
     assert isinstance(duck.golden, PackedKeyGolden) and not isinstance(duck.golden, WindowGolden)
     assert isinstance(duck.key_rank, SuffixKeyRank)
     assert isinstance(duck.staging, DuckDBStaging)
+    assert isinstance(duck.components, InProcessComponents)
     for field in dataclasses.fields(Strategies):  # every override differs from its default
         assert type(getattr(duck, field.name)) is not type(getattr(PORTABLE, field.name)), field.name
     for cls in (SnowflakeAdapter, BigQueryAdapter, SparkSessionAdapter, DatabricksSQLAdapter):
@@ -197,3 +199,31 @@ def test_runs_with_the_portable_strategy_publish_the_same_state(name, repeat, fi
 def test_portable_staging_names_the_cte_without_materializing():
     assert PortableStaging().computed_once("t", "SELECT 1") == "t AS (SELECT 1)"
     assert DuckDBStaging().computed_once("t", "SELECT 1") == "t AS MATERIALIZED (SELECT 1)"
+
+
+def test_components_choice_portable_sql_rounds_and_duckdb_union_find_publish_the_same_state():
+    """The components solver is the adapter's strategy: SQL rounds by default (a loop
+    server-side where the platform has one), union-find in process on DuckDB; both
+    publish the same state (a chain needs several SQL rounds)."""
+    from app.pipeline.components import ServerLoop, SQLRounds, UnionFind, solver_for
+
+    assert SQLComponents().engine(server_loops=False) == "sql"
+    assert SQLComponents().engine(server_loops=True) == "script"
+    override = _world(False)
+    for i in range(40):  # a chain: record i shares an email with i-1 and a phone with i+1
+        email, phone = f"e{i // 2}@x.com", f"{(i + 1) // 2:04d}"
+        override.upsert("crm" if i % 2 else "shop", str(i), email=email, phone=phone, name="n")
+    portable = clone(override)
+    portable.adapter.strategies = dataclasses.replace(override.adapter.strategies, components=SQLComponents())
+    assert isinstance(solver_for(override.adapter), UnionFind)
+    assert type(solver_for(portable.adapter)) is SQLRounds and ServerLoop is not SQLRounds
+    rounds = []
+    for mode in ("FULL", "INCR"):
+        if mode == "INCR":
+            for w in (override, portable):
+                w.upsert("crm", "x", email="e3@x.com", phone="9999", name="m")
+        r1, r2 = override.run(mode), portable.run(mode)
+        assert r1.ok and r2.ok, (r1.error_message, r2.error_message)
+        assert _state(override) == _state(portable), mode
+        rounds.append((r1.lp_iterations, r2.lp_iterations))
+    assert rounds[0][0] == 1 < rounds[0][1], rounds  # union-find: one pass; SQL: several rounds
