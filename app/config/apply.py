@@ -105,7 +105,9 @@ def apply_config(
                     f"{key}[].{c}: this warehouse's idr schema predates it; run `idr init` first", field=f"{key}.{c}"
                 )
     summary = ApplySummary()
-    with adapter.transaction():
+    # The golden columns and views follow the configuration: DDL, which the adapter runs
+    # after the transaction or, where DDL is transactional (DuckDB), inside it.
+    with adapter.transaction_then(lambda: _sync_golden_views(adapter, cfg)):
         # Read before anything is written (BigQuery's transaction script cannot read its writes).
         stored = {str(k): v for k, v in adapter.fetchall("SELECT config_key, config_value FROM idr_meta.config")}
         if guard is not None:
@@ -129,10 +131,6 @@ def apply_config(
             if _upsert_setting(adapter, k, v, actor, stored):
                 summary.settings_changed.append(k)
         summary.counts["settings"] = len(cfg.settings)
-        if adapter.transactional_ddl:
-            _sync_golden_views(adapter, cfg)
-    if not adapter.transactional_ddl:  # DDL would commit the transaction early: right after it
-        _sync_golden_views(adapter, cfg)
     summary.config = cfg
     return summary
 

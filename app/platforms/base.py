@@ -103,8 +103,6 @@ class Adapter(ABC):
     # staging): portable defaults; an adapter overrides the ones it computes better. An
     # instance may be given others (tests run the defaults on DuckDB).
     strategies: Strategies = PORTABLE
-    # CREATE / ALTER / DROP take part in a transaction (else they commit it, or are refused).
-    transactional_ddl: ClassVar[bool] = False
     # A read inside transaction() sees the database as the transaction does (BigQuery: the
     # transaction is one script sent when the block ends, so reads inside run before it).
     reads_in_transaction: ClassVar[bool] = True
@@ -236,6 +234,16 @@ class Adapter(ABC):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """All statements inside commit together or not at all."""
+
+    @contextmanager
+    def transaction_then(self, ddl: Callable[[], None]) -> Iterator[None]:
+        """A transaction (the block) followed by ``ddl``, statements that CREATE / ALTER /
+        DROP. Portable default: ``ddl`` runs after the commit, since on most warehouses DDL
+        commits an open transaction early or is refused inside one; an adapter whose DDL
+        takes part in transactions (DuckDB) runs it inside, so both commit together."""
+        with self.transaction():
+            yield
+        ddl()
 
     # ------------------------------------------------------------ publish
     def apply_changes(self, changes: ChangeSet) -> Applied:

@@ -7,7 +7,7 @@ import functools
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +142,6 @@ class DuckDBAdapter(Adapter):
     platform = "duckdb"
     dialect = "duckdb"
     strategies = DUCKDB
-    transactional_ddl = True
 
     def __init__(self, connect) -> None:
         super().__init__(connect)
@@ -270,6 +269,13 @@ class DuckDBAdapter(Adapter):
 
     def transaction(self):
         return self._session_transaction(self.conn.execute, "BEGIN TRANSACTION")
+
+    @contextlib.contextmanager
+    def transaction_then(self, ddl: Callable[[], None]) -> Iterator[None]:
+        """DDL takes part in DuckDB's transactions: ``ddl`` commits with the block."""
+        with self.transaction():
+            yield
+            ddl()
 
     def table_fingerprint(self, table_fqn: str) -> str:
         from app.platforms.names import parse_table_fqn

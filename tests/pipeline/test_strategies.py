@@ -227,3 +227,43 @@ def test_components_choice_portable_sql_rounds_and_duckdb_union_find_publish_the
         assert _state(override) == _state(portable), mode
         rounds.append((r1.lp_iterations, r2.lp_iterations))
     assert rounds[0][0] == 1 < rounds[0][1], rounds  # union-find: one pass; SQL: several rounds
+
+
+def test_config_ddl_after_the_transaction_or_inside_it_on_duckdb_gives_the_same_state():
+    """Applying a configuration ends with DDL (the golden columns and views follow the
+    attributes): the portable ``transaction_then`` runs it after the commit, DuckDB's
+    inside the transaction; both leave the same configuration, golden columns and views,
+    and the runs after them publish the same state."""
+    import types
+
+    from app.config.apply import apply_config
+    from app.platforms.base import Adapter
+    from app.platforms.duckdb import DuckDBAdapter
+
+    assert DuckDBAdapter.transaction_then is not Adapter.transaction_then
+    override = World.create(tables=("crm", "shop"))
+    for i in range(6):
+        override.upsert("crm" if i % 2 else "shop", str(i), email=f"e{i // 2}@x.com", phone=f"{i:04d}", name=f"n{i}")
+    portable = clone(override)
+    portable.adapter.transaction_then = types.MethodType(Adapter.transaction_then, portable.adapter)  # type: ignore[method-assign]
+    doc = base_config(("crm", "shop"))
+    doc["attribute_mappings"] += [
+        {"table_id": t, "attribute_name": "phone", "attribute_expr": "phone"} for t in ("crm", "shop")
+    ]
+    for w in (override, portable):
+        apply_config(w.adapter, doc)
+        assert w.run("FULL").ok
+    seen = []
+    for w in (override, portable):
+        a = w.adapter
+        seen.append(
+            (
+                a.fetchall("SELECT attribute_name, column_no, active FROM idr_state.golden_columns ORDER BY 1"),
+                a.fetchall("SELECT info_value FROM idr_state.schema_info WHERE info_key = 'golden_views'"),
+                a.columns("idr_out", "golden_profile_wide"),
+                a.fetchall("SELECT * EXCLUDE (updated_ts) FROM idr_out.golden_profile_wide ORDER BY ALL"),
+                _state(w),
+            )
+        )
+    assert "phone" in seen[0][2]
+    assert seen[0] == seen[1]
