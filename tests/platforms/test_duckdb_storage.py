@@ -41,8 +41,8 @@ def test_an_older_storage_format_keeps_compressed_strings(tmp_path):
     assert codecs and codecs != {"Uncompressed"} and "ZSTD" not in codecs, codecs
 
 
-def test_zstd_strings_are_the_default_and_the_former_switch_still_works():
-    assert Settings().duckdb_string_compression == "zstd"
+def test_dict_fsst_strings_are_the_default_and_the_former_switch_still_works():
+    assert Settings().duckdb_string_compression == "dict_fsst"
     assert Settings(duckdb_compact_strings=False).duckdb_string_compression == "uncompressed"
     assert Settings(duckdb_compact_strings=True).duckdb_string_compression == "dict_fsst"
     both = Settings(duckdb_compact_strings=False, duckdb_string_compression="zstd")
