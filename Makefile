@@ -31,7 +31,7 @@ test: $(STAMP)
 	bash scripts/system-deps.sh
 	bash scripts/bq-emulator-venv.sh >/dev/null  # cached outside the clone
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -q --durations=15
 
 # The web console's pictures in docs/console/ (README), taken by its browser tests.
 screenshots: $(STAMP)
