@@ -280,11 +280,8 @@ class Adapter(ABC):
         the outer transaction. Needs ``self._lock`` (RLock) and ``self._tx_depth`` (int)."""
         with self._lock:  # type: ignore[attr-defined]
             if self._tx_depth:  # type: ignore[has-type]
-                self._tx_depth += 1
-                try:
+                with self._join_open_transaction():
                     yield
-                finally:
-                    self._tx_depth -= 1
                 return
             self.count_round_trip()
             run(begin)
@@ -292,16 +289,29 @@ class Adapter(ABC):
             try:
                 yield
             except BaseException:
-                self._tx_depth = 0
-                self.count_round_trip()
-                try:
-                    run("ROLLBACK")
-                except Exception:  # noqa: BLE001 - a late interrupt (cancel, lost lease) may hit the rollback itself
-                    run("ROLLBACK")
+                self._rollback(run)
                 raise
             self._tx_depth = 0
             self.count_round_trip()
             run("COMMIT")
+
+    @contextmanager
+    def _join_open_transaction(self) -> Iterator[None]:
+        """A nested ``transaction()`` block: it joins the open one, which commits or rolls back."""
+        self._tx_depth += 1  # type: ignore[has-type]
+        try:
+            yield
+        finally:
+            self._tx_depth -= 1
+
+    def _rollback(self, run: Callable[[str], None]) -> None:
+        """End the open transaction with ROLLBACK (``run`` sends a statement)."""
+        self._tx_depth = 0
+        self.count_round_trip()
+        try:
+            run("ROLLBACK")
+        except Exception:  # noqa: BLE001 - a late interrupt (cancel, lost lease) may hit the rollback itself
+            run("ROLLBACK")
 
     # ------------------------------------------------------------ catalog
     @abstractmethod

@@ -118,7 +118,7 @@ class SnowflakeAdapter(TranspilingAdapter):
 
     def _send_with_held(self, text: str) -> None:
         """``text`` (BEGIN / COMMIT) as one request with the statements held before it."""
-        texts, self._pending = [*self._pending, text], []
+        texts = [*self._take_pending(), text]
         self._run(Bound(self._join_script(texts), None, "other", statements=len(texts)), False)
 
     @contextmanager
@@ -128,11 +128,8 @@ class SnowflakeAdapter(TranspilingAdapter):
         COMMIT; if the block raises they are dropped unsent and the transaction rolls back."""
         with self._lock:
             if self._tx_depth:
-                self._tx_depth += 1
-                try:
+                with self._join_open_transaction():
                     yield
-                finally:
-                    self._tx_depth -= 1
                 return
             # Held, BEGIN travels with the block's first read (or its COMMIT).
             held, mark, sent = self._holding(), len(self._pending), self.round_trips
@@ -151,12 +148,8 @@ class SnowflakeAdapter(TranspilingAdapter):
                     # Nothing of the block was sent: drop its statements, keep those before it.
                     del self._pending[mark:]
                     raise
-                self._pending = []
-                self.count_round_trip()
-                try:
-                    self.conn.cursor().execute("ROLLBACK")
-                except Exception:  # noqa: BLE001 - a late interrupt (cancel) may hit the rollback itself
-                    self.conn.cursor().execute("ROLLBACK")
+                self._take_pending()  # dropped: the transaction they belong to rolls back
+                self._rollback(lambda sql: self.conn.cursor().execute(sql))
                 raise
 
     # ------------------------------------------------------------ catalog
